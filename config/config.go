@@ -1,0 +1,192 @@
+// Package config is tailbox's configuration: the YAML schema as Go types, the
+// defaults, loading with environment expansion, and validation. It is plain
+// data; connector/ maps it onto each stage's own options.
+package config
+
+import "time"
+
+// Config is one connector's whole configuration, one YAML file.
+type Config struct {
+	// Name identifies the connector (checkpoint, logs, envelope source). Required.
+	Name       string     `yaml:"name"`
+	Source     Source     `yaml:"source"`
+	Start      Start      `yaml:"start"`
+	Outbox     Outbox     `yaml:"outbox"`
+	Kafka      Kafka      `yaml:"kafka"`
+	Checkpoint Checkpoint `yaml:"checkpoint"`
+	// Delivery is at_least_once (default) or exactly_once (not implemented yet).
+	Delivery string `yaml:"delivery"`
+	HA       HA     `yaml:"ha"`
+	HTTP     HTTP   `yaml:"http"`
+	Log      Log    `yaml:"log"`
+}
+
+// Secret is a password or other credential. Its String, GoString, YAML and
+// JSON forms are redacted so that it never reaches a log or an error by
+// accident; use Reveal to read it.
+type Secret string
+
+// Duration is a time.Duration written in YAML as a Go duration string ("10s", "1m30s").
+type Duration time.Duration
+
+// Source is the MySQL/MariaDB server tailbox reads the binlog from.
+type Source struct {
+	// Addr is host:port. Required.
+	Addr string `yaml:"addr"`
+	// User is the replication user. Required.
+	User string `yaml:"user"`
+	// Password is the user's password; mutually exclusive with PasswordFile.
+	Password Secret `yaml:"password"`
+	// PasswordFile names a file whose content (trailing newline trimmed) is the password.
+	PasswordFile string `yaml:"password_file"`
+	// ServerID is the replica server_id tailbox registers with; non-zero and
+	// unique among the server's replicas. Default 5401.
+	ServerID uint32 `yaml:"server_id"`
+	// Flavor is auto (default), mysql or mariadb.
+	Flavor string    `yaml:"flavor"`
+	TLS    SourceTLS `yaml:"tls"`
+	// Heartbeat is the replication heartbeat period the server is asked for;
+	// the read timeout is 3× it. Default 10s.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// AllowMinimalMetadata lets tailbox run without binlog_row_metadata=FULL,
+	// taking column names from information_schema. Default false.
+	AllowMinimalMetadata bool `yaml:"allow_minimal_metadata"`
+}
+
+// SourceTLS is the TLS setting of the MySQL connection.
+type SourceTLS struct {
+	// Mode is disabled, preferred (default), required, verify_ca or verify_identity.
+	Mode     string `yaml:"mode"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Start is where a connector without a checkpoint begins.
+type Start struct {
+	// From is latest (default), earliest, FILE:POS, gtid:SET or time:RFC3339.
+	From string `yaml:"from"`
+}
+
+// Outbox says which tables are outbox tables and how their rows become events.
+type Outbox struct {
+	// Tables are the captured tables as schema.table. Required, at least one.
+	Tables []string `yaml:"tables"`
+	Fields Fields   `yaml:"fields"`
+	// Additional are extra columns copied to headers or the envelope.
+	Additional []Additional `yaml:"additional"`
+	Route      Route        `yaml:"route"`
+	// Format is envelope (default), debezium or cloudevents.
+	Format string `yaml:"format"`
+	// PayloadType is auto (default), json, string or bytes.
+	PayloadType string `yaml:"payload_type"`
+	// TimestampZone is the IANA zone DATETIME timestamp columns are read in. Default UTC.
+	TimestampZone string `yaml:"timestamp_zone"`
+	// OnUpdate is warn (default), ignore or fail.
+	OnUpdate string `yaml:"on_update"`
+	// OnError is fail (default) or dead_letter.
+	OnError string `yaml:"on_error"`
+	// DeadLetterTopic receives events on_error sends aside; required with dead_letter.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// TombstoneOnEmptyPayload sends a record with a NULL value (a tombstone)
+	// when the payload column is NULL, instead of an event whose payload is null.
+	// Only meaningful with the debezium format. Default false.
+	TombstoneOnEmptyPayload bool `yaml:"tombstone_on_empty_payload"`
+}
+
+// Fields maps the outbox roles to column names. Defaults follow Debezium's
+// Outbox Event Router: id, aggregateid, type, payload, aggregatetype, and no
+// timestamp column.
+type Fields struct {
+	ID        string `yaml:"id"`
+	Key       string `yaml:"key"`
+	Type      string `yaml:"type"`
+	Payload   string `yaml:"payload"`
+	RouteBy   string `yaml:"route_by"`
+	Timestamp string `yaml:"timestamp"`
+}
+
+// Additional copies one more column into each event.
+type Additional struct {
+	// Column is the outbox column to copy. Required.
+	Column string `yaml:"column"`
+	// Placement is header (default) or envelope.
+	Placement string `yaml:"placement"`
+	// As is the header or envelope field name; default the column name.
+	As string `yaml:"as"`
+}
+
+// Route computes each event's topic.
+type Route struct {
+	// Topic is a template; ${routedByValue} is replaced by the route_by
+	// column's value. Default "outbox.event.${routedByValue}".
+	Topic string `yaml:"topic"`
+}
+
+// Kafka is the cluster events are produced to.
+type Kafka struct {
+	// Brokers are host:port bootstrap addresses. Required.
+	Brokers []string `yaml:"brokers"`
+	// Acks is all (default), 1 or 0.
+	Acks string `yaml:"acks"`
+	// Compression is none, gzip, snappy, lz4 (default) or zstd.
+	Compression string `yaml:"compression"`
+	// ClientID is the Kafka client id. Default "tailbox-" + name.
+	ClientID string `yaml:"client_id"`
+	// MaxMessageBytes is the largest record the producer sends. Default 1000000.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Linger is how long the producer waits to fill a batch. Default 5ms.
+	Linger Duration `yaml:"linger"`
+	TLS    KafkaTLS `yaml:"tls"`
+	SASL   SASL     `yaml:"sasl"`
+}
+
+// KafkaTLS is the TLS setting of the Kafka connections.
+type KafkaTLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASL is Kafka authentication. An empty Mechanism means none.
+type SASL struct {
+	// Mechanism is "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism    string `yaml:"mechanism"`
+	User         string `yaml:"user"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Checkpoint is where the binlog position is stored.
+type Checkpoint struct {
+	// Store is file (default) or kafka (not implemented yet).
+	Store string `yaml:"store"`
+	// File is the checkpoint file path. Default ./data/<name>.checkpoint.json.
+	File string `yaml:"file"`
+	// Interval is how often the checkpoint is written while running. Default 1s.
+	Interval Duration `yaml:"interval"`
+	// Topic is the compacted topic of the kafka store. Default tailbox.checkpoints.
+	Topic string `yaml:"topic"`
+}
+
+// HA is the replicated mode (not implemented yet).
+type HA struct {
+	Enabled        bool     `yaml:"enabled"`
+	SessionTimeout Duration `yaml:"session_timeout"`
+}
+
+// HTTP is the metrics/health endpoint (not implemented yet).
+type HTTP struct {
+	// Listen is host:port; default 127.0.0.1:8080, "" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is json (default) or console.
+	Format string `yaml:"format"`
+}

@@ -1,0 +1,34 @@
+package binlog
+
+import "errors"
+
+// Sentinel errors of the binlog package. Errors returned by this package wrap
+// one of them where the caller has a decision to make; test with errors.Is.
+var (
+	// ErrClosed is returned by Next and Start after Close.
+	ErrClosed = errors.New("binlog reader closed")
+
+	// ErrNotStarted is returned by Next before Start.
+	ErrNotStarted = errors.New("binlog reader not started")
+
+	// ErrPositionUnavailable is returned when the server cannot stream from
+	// the requested position: purged, beyond the end, or not a valid
+	// position in that file (server error 1236). Fatal: a retry cannot fix it.
+	ErrPositionUnavailable = errors.New("binlog position not available on the server")
+
+	// ErrUnsupported is returned when the binlog holds something tailbox
+	// must not skip and cannot process: an XA transaction, a DML statement
+	// in STATEMENT format, a MINIMAL row image, or a schema change without
+	// FULL row metadata on a captured table. Fatal.
+	ErrUnsupported = errors.New("unsupported binlog content for a captured table")
+
+	// ErrMetadata is returned when column names are not in the binlog
+	// (binlog_row_metadata is not FULL) and Config.AllowMinimalMetadata is
+	// false, or when information_schema does not match the TABLE_MAP. Fatal.
+	ErrMetadata = errors.New("binlog row metadata missing or inconsistent")
+
+	// ErrConnection wraps failures to reach or talk to the server. The
+	// Reader retries these itself while streaming; Open returns them.
+	// Retriable.
+	ErrConnection = errors.New("mysql connection failed")
+)

@@ -1,0 +1,760 @@
+// Package binlog reads a MySQL or MariaDB binary log over the replication
+// protocol (go-mysql's BinlogSyncer) and yields the row changes of captured
+// tables, interleaved with transaction-end markers that are safe resume
+// positions. It reconnects by itself after connection failures, always from
+// the last transaction end it read, passing over the rows of the partially
+// re-read transaction that it already handed out.
+package binlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/rs/zerolog"
+)
+
+// ItemKind tells what an Item carries.
+type ItemKind int
+
+// Item kinds.
+const (
+	// ItemChange is a row change of a captured table.
+	ItemChange ItemKind = iota + 1
+	// ItemMarker is a transaction end: every event before Marker has been read.
+	ItemMarker
+)
+
+// Item is what Reader.Next returns: a Change or a Marker.
+type Item struct {
+	Kind ItemKind
+	// Change is set for ItemChange.
+	Change Change
+	// Marker is set for ItemMarker: the position after a transaction end
+	// (XID, COMMIT, DDL or standalone statement) or {next file, 4} at a rotate.
+	Marker Position
+}
+
+// Reader streams one server's binlog. Its methods must be called from one
+// goroutine. The zero value is not usable; call Open.
+type Reader struct {
+	cfg      Config
+	log      zerolog.Logger
+	slog     *slog.Logger
+	srv      Server
+	meta     *conn
+	captured map[string]map[string]struct{} // exact names (lower_case_table_names=0)
+	capList  [][2]string
+
+	syncer *replication.BinlogSyncer
+	stream *replication.BinlogStreamer
+	closed bool
+
+	// stream state
+	file       string
+	gset       mysql.GTIDSet
+	lastEnd    Position
+	txn        *Txn
+	txnGTID    string
+	txnBegun   bool // inside BEGIN ... COMMIT
+	txnXA      bool
+	txnRows    int // captured row images seen in the current transaction
+	skip       int // captured rows to pass over at the head of the next transaction
+	skipTxn    string
+	failures   int
+	tables     map[uint64]*table // captured tables by table id
+	byName     map[string]*table
+	infoSchema map[string][]string
+	pending    []Item
+	head       int
+}
+
+// Open validates cfg, connects a metadata connection, detects the flavor and
+// reads the server's identity. It does not start streaming. log receives the
+// reader's own warnings; slogger receives go-mysql's logs (nil discards them).
+func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Logger) (*Reader, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("binlog config: %w", err)
+	}
+	if slogger == nil {
+		slogger = slog.New(slog.DiscardHandler)
+	}
+	r := &Reader{cfg: cfg, log: log, slog: slogger, infoSchema: map[string][]string{}}
+	c, err := dial(ctx, &r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.meta = &conn{cfg: &r.cfg, c: c}
+	if r.srv, err = r.meta.server(cfg.Flavor); err != nil {
+		r.meta.close()
+		return nil, fmt.Errorf("read server identity: %w", err)
+	}
+	r.captured = map[string]map[string]struct{}{}
+	for _, t := range cfg.Tables {
+		s, n, _ := strings.Cut(t, ".")
+		if r.srv.LowerCaseTableNames != 0 {
+			s, n = strings.ToLower(s), strings.ToLower(n)
+		}
+		r.capList = append(r.capList, [2]string{s, n})
+		if r.captured[s] == nil {
+			r.captured[s] = map[string]struct{}{}
+		}
+		r.captured[s][n] = struct{}{}
+	}
+	return r, nil
+}
+
+// Server returns what Open learned about the server.
+func (r *Reader) Server() Server { return r.srv }
+
+func (r *Reader) metaConn(ctx context.Context) (*conn, error) {
+	if r.meta != nil && r.meta.c != nil {
+		if err := r.meta.c.Ping(); err == nil {
+			return r.meta, nil
+		}
+		r.meta.close()
+	}
+	c, err := dial(ctx, &r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.meta = &conn{cfg: &r.cfg, c: c}
+	return r.meta, nil
+}
+
+// isCaptured reports whether schema.table is captured. Safe for concurrent
+// use (go-mysql decodes compressed transaction payloads in parallel).
+func (r *Reader) isCaptured(schema, table []byte) bool {
+	if r.srv.LowerCaseTableNames == 0 {
+		_, ok := r.captured[string(schema)][string(table)]
+		return ok
+	}
+	for _, c := range r.capList {
+		if strings.EqualFold(c[0], string(schema)) && strings.EqualFold(c[1], string(table)) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeRows is go-mysql's RowsEventDecodeFunc: rows of tables that are not
+// captured are left undecoded.
+func (r *Reader) decodeRows(e *replication.RowsEvent, data []byte) error {
+	pos, err := e.DecodeHeader(data)
+	if err != nil {
+		return err
+	}
+	if e.Table == nil || !r.isCaptured(e.Table.Schema, e.Table.Table) {
+		return nil
+	}
+	return e.DecodeData(pos, data)
+}
+
+// Start begins streaming after from, a transaction boundary (a Marker or a
+// resolved start position). skip captured row images at the head of the
+// first transaction are passed over; when skipTxn is a GTID, that first
+// transaction must carry it, else Next fails with ErrPositionUnavailable.
+// On a MariaDB server a FILE:POS without GTID is converted to the GTID
+// state at that position.
+func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn string) error {
+	if r.closed {
+		return ErrClosed
+	}
+	if from.File == "" && from.GTID == "" {
+		return fmt.Errorf("start binlog sync: empty position")
+	}
+	if r.srv.Flavor == FlavorMariaDB && from.GTID == "" {
+		c, err := r.metaConn(ctx)
+		if err != nil {
+			return err
+		}
+		g, err := c.mariadbGTIDAt(from.File, from.Pos)
+		if err != nil {
+			return fmt.Errorf("start binlog sync at %s: %w", from, err)
+		}
+		from.GTID = g
+	}
+	r.gset = nil
+	if from.GTID != "" || r.srv.Flavor == FlavorMariaDB {
+		g, err := mysql.ParseGTIDSet(r.srv.Flavor.String(), from.GTID)
+		if err != nil {
+			return fmt.Errorf("start binlog sync: parse gtid set %q: %w", from.GTID, err)
+		}
+		r.gset = g
+	}
+	r.lastEnd = from
+	r.file = from.File
+	r.skip, r.skipTxn = skip, skipTxn
+	return r.startSync(from)
+}
+
+func (r *Reader) startSync(from Position) error {
+	r.closeSyncer()
+	host, portS, _ := net.SplitHostPort(r.cfg.Addr)
+	port, _ := strconv.ParseUint(portS, 10, 16)
+	flavor := mysql.MySQLFlavor
+	if r.srv.Flavor == FlavorMariaDB {
+		flavor = mysql.MariaDBFlavor
+	}
+	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID:                r.cfg.ServerID,
+		Flavor:                  flavor,
+		Host:                    host,
+		Port:                    uint16(port),
+		User:                    r.cfg.User,
+		Password:                r.cfg.Password,
+		Localhost:               "tailbox",
+		TLSConfig:               r.cfg.TLS,
+		ParseTime:               true,
+		TimestampStringLocation: time.UTC,
+		RenderJSONAsMySQLText:   true,
+		HeartbeatPeriod:         r.cfg.heartbeat(),
+		ReadTimeout:             r.cfg.readTimeout(),
+		DisableRetrySync:        true,
+		VerifyChecksum:          true,
+		SemiSyncEnabled:         false,
+		Logger:                  r.slog,
+		RowsEventDecodeFunc:     r.decodeRows,
+		EventCacheCount:         64,
+		// MariaDB 11.4+ writes LogPos=0 inside transactions; markers only
+		// come from transaction ends, which carry real positions.
+		FillZeroLogPos: flavor == mysql.MariaDBFlavor,
+	})
+	var err error
+	if r.gset != nil && from.GTID != "" {
+		r.stream, err = r.syncer.StartSyncGTID(r.gset.Clone())
+	} else {
+		r.stream, err = r.syncer.StartSync(mysql.Position{Name: from.File, Pos: from.Pos})
+	}
+	if err != nil {
+		return fmt.Errorf("start binlog sync at %s: %w: %w", from, ErrConnection, err)
+	}
+	r.txn, r.txnBegun, r.txnXA, r.txnRows = nil, false, false, 0
+	r.tables = map[uint64]*table{}
+	if r.byName == nil {
+		r.byName = map[string]*table{}
+	}
+	r.pending, r.head = r.pending[:0], 0
+	return nil
+}
+
+// Next returns the next change or marker, blocking until one is read or ctx
+// is done. Connection failures are retried with back-off from the last
+// transaction end; errors it returns are fatal for this stream (ctx errors,
+// ErrPositionUnavailable, ErrUnsupported, ErrMetadata, or ErrConnection
+// after Config.MaxReconnects failed attempts).
+func (r *Reader) Next(ctx context.Context) (Item, error) {
+	for {
+		if r.closed {
+			return Item{}, ErrClosed
+		}
+		if r.stream == nil {
+			return Item{}, ErrNotStarted
+		}
+		if r.head < len(r.pending) {
+			it := r.pending[r.head]
+			r.pending[r.head] = Item{}
+			r.head++
+			if r.head == len(r.pending) {
+				r.pending, r.head = r.pending[:0], 0
+			}
+			return it, nil
+		}
+		ev, err := r.stream.GetEvent(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Item{}, ctx.Err()
+			}
+			if err := r.recover(ctx, err); err != nil {
+				return Item{}, err
+			}
+			continue
+		}
+		r.failures = 0
+		if err := r.handle(ctx, ev, ev.Header.LogPos); err != nil {
+			return Item{}, err
+		}
+	}
+}
+
+// recover handles a stream error: fatal server errors are returned, others
+// lead to a reconnect from the last transaction end.
+func (r *Reader) recover(ctx context.Context, cause error) error {
+	var me *mysql.MyError
+	if errors.As(cause, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+		return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.available(ctx))
+	}
+	r.failures++
+	if r.cfg.MaxReconnects > 0 && r.failures > r.cfg.MaxReconnects {
+		return fmt.Errorf("stream binlog from %s: %w: giving up after %d attempts: %w", r.lastEnd, ErrConnection, r.failures-1, cause)
+	}
+	if r.txn != nil {
+		// Re-read the partial transaction, passing over what was handed out.
+		r.skip, r.skipTxn = r.txnRows, r.txnGTID
+	}
+	wait := r.cfg.ReconnectBackoff
+	if wait <= 0 {
+		wait = 500 * time.Millisecond
+	}
+	for i := 1; i < r.failures && wait < 30*time.Second; i++ {
+		wait *= 2
+	}
+	wait = min(wait, 30*time.Second)
+	r.log.Warn().Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
+		Str("gtid", r.lastEnd.GTID).Dur("backoff", wait).Int("attempt", r.failures).
+		Msg("binlog connection lost, reconnecting from last transaction end")
+	r.closeSyncer()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	if r.gset != nil && r.lastEnd.GTID != "" {
+		g, err := mysql.ParseGTIDSet(r.srv.Flavor.String(), r.lastEnd.GTID)
+		if err != nil {
+			return fmt.Errorf("reconnect: parse gtid set %q: %w", r.lastEnd.GTID, err)
+		}
+		r.gset = g
+	}
+	r.file = r.lastEnd.File
+	if err := r.startSync(r.lastEnd); err != nil {
+		// startSync only fails before any I/O; GetEvent reports I/O errors.
+		return err
+	}
+	return nil
+}
+
+// available describes the oldest and newest positions for an error message.
+func (r *Reader) available(ctx context.Context) string {
+	oldest, newest, err := r.Bounds(ctx)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" (oldest available position %s, newest %s)", oldest, newest)
+}
+
+func (r *Reader) marker(pos uint32) {
+	p := Position{File: r.file, Pos: pos}
+	if r.gset != nil {
+		p.GTID = r.gset.String()
+	}
+	r.lastEnd = p
+	r.pending = append(r.pending, Item{Kind: ItemMarker, Marker: p})
+}
+
+func (r *Reader) beginTxn(gtid string, when time.Time, micros bool) {
+	r.txn = &Txn{Begin: r.lastEnd, GTID: gtid, CommitTime: when, CommitTimeMicros: micros}
+	r.txnGTID = gtid
+	r.txnBegun, r.txnXA, r.txnRows = false, false, 0
+}
+
+func (r *Reader) endTxn(pos uint32) error {
+	if r.txnGTID != "" && r.gset != nil {
+		if err := r.gset.Update(r.txnGTID); err != nil {
+			return fmt.Errorf("add gtid %s to the executed set: %w", r.txnGTID, err)
+		}
+	}
+	r.txn, r.txnGTID, r.txnBegun, r.txnXA, r.txnRows = nil, "", false, false, 0
+	r.skip, r.skipTxn = 0, ""
+	r.marker(pos)
+	return nil
+}
+
+func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos uint32) error {
+	h := ev.Header
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		r.file = string(e.NextLogName)
+		if h.Timestamp == 0 || h.Flags&replication.LOG_EVENT_ARTIFICIAL_F != 0 {
+			// The artificial rotate at stream start only names the file.
+			if r.lastEnd.File == "" {
+				r.lastEnd.File = r.file
+				r.lastEnd.Pos = uint32(e.Position)
+			}
+			return nil
+		}
+		if r.txn == nil {
+			r.marker(uint32(e.Position))
+		}
+	case *replication.GTIDEvent:
+		when, micros := time.Unix(int64(h.Timestamp), 0).UTC(), false
+		if e.OriginalCommitTimestamp != 0 {
+			when, micros = e.OriginalCommitTime().UTC(), true
+		} else if e.ImmediateCommitTimestamp != 0 {
+			when, micros = e.ImmediateCommitTime().UTC(), true
+		}
+		gtid := ""
+		if h.EventType != replication.ANONYMOUS_GTID_EVENT {
+			gtid = gtidOf(e.SID, "", e.GNO)
+		}
+		r.beginTxn(gtid, when, micros)
+	case *replication.GtidTaggedLogEvent:
+		when, micros := time.Unix(int64(h.Timestamp), 0).UTC(), false
+		if e.OriginalCommitTimestamp != 0 {
+			when, micros = e.OriginalCommitTime().UTC(), true
+		}
+		r.beginTxn(gtidOf(e.SID, e.Tag.String(), e.GNO), when, micros)
+	case *replication.MariadbGTIDEvent:
+		r.beginTxn(e.GTID.String(), time.Unix(int64(h.Timestamp), 0).UTC(), false)
+		// MariaDB writes no BEGIN: the GTID event opens the group, which a
+		// standalone statement (DDL) closes by itself.
+		r.txnBegun = !e.IsStandalone()
+		if e.Flags&64 != 0 { // FL_PREPARED_XA
+			r.txnXA = true
+		}
+	case *replication.QueryEvent:
+		return r.query(ctx, e, h, pos)
+	case *replication.XIDEvent:
+		return r.endTxn(pos)
+	case *replication.TableMapEvent:
+		return r.tableMap(ctx, e)
+	case *replication.RowsEvent:
+		return r.rows(e, h, pos)
+	case *replication.TransactionPayloadEvent:
+		// The inner events of a compressed transaction share its position.
+		for _, inner := range e.Events {
+			if err := r.handle(ctx, inner, pos); err != nil {
+				return err
+			}
+		}
+	default:
+		if h.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return r.endTxn(pos)
+		}
+	}
+	return nil
+}
+
+func (r *Reader) query(ctx context.Context, e *replication.QueryEvent, h *replication.EventHeader, pos uint32) error {
+	q := bytes.TrimSpace(e.Query)
+	switch {
+	case bytes.EqualFold(q, []byte("BEGIN")):
+		if r.txn == nil {
+			r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+		}
+		r.txnBegun = true
+		return nil
+	case bytes.EqualFold(q, []byte("COMMIT")), bytes.EqualFold(q, []byte("ROLLBACK")):
+		return r.endTxn(pos)
+	case hasPrefixFold(q, "XA START"), hasPrefixFold(q, "XA BEGIN"):
+		if r.txn == nil {
+			r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+		}
+		r.txnBegun, r.txnXA = true, true
+		return nil
+	case hasPrefixFold(q, "XA END"):
+		return nil
+	case hasPrefixFold(q, "XA PREPARE"):
+		return r.endTxn(pos)
+	case hasPrefixFold(q, "SAVEPOINT"), hasPrefixFold(q, "ROLLBACK TO"), hasPrefixFold(q, "RELEASE SAVEPOINT"):
+		return nil
+	}
+	if t := r.namesCaptured(e.Schema, q); t != "" {
+		if isDML(q) {
+			return fmt.Errorf("%w: statement-format DML on captured table %s at %s:%d (a session uses binlog_format=STATEMENT or MIXED): %.200s", ErrUnsupported, t, r.file, pos, q)
+		}
+		if !r.srv.FullMetadata {
+			return fmt.Errorf("%w: schema change on captured table %s at %s:%d without binlog_row_metadata=FULL: %.200s", ErrUnsupported, t, r.file, pos, q)
+		}
+		// The next TABLE_MAP carries the new shape; forget cached names.
+		delete(r.infoSchema, t)
+	}
+	if r.txnBegun {
+		// A statement inside BEGIN ... COMMIT on another table.
+		return nil
+	}
+	// A DDL or other standalone statement is its own transaction.
+	if r.txn == nil {
+		r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+	}
+	return r.endTxn(pos)
+}
+
+func hasPrefixFold(b []byte, p string) bool {
+	return len(b) >= len(p) && strings.EqualFold(string(b[:len(p)]), p)
+}
+
+func isDML(q []byte) bool {
+	for _, p := range []string{"INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD DATA"} {
+		if hasPrefixFold(q, p) {
+			return true
+		}
+	}
+	// WITH ... UPDATE/DELETE and comments before the verb.
+	return hasPrefixFold(q, "WITH") || hasPrefixFold(q, "/*")
+}
+
+// namesCaptured returns "schema.table" of a captured table the statement
+// mentions (a conservative word match), or "".
+func (r *Reader) namesCaptured(defSchema []byte, q []byte) string {
+	lq := strings.ToLower(string(q))
+	for _, c := range r.capList {
+		name := strings.ToLower(c[1])
+		for i := 0; ; {
+			j := strings.Index(lq[i:], name)
+			if j < 0 {
+				break
+			}
+			start, end := i+j, i+j+len(name)
+			i = end
+			if start > 0 && isIdentByte(lq[start-1]) || end < len(lq) && isIdentByte(lq[end]) {
+				continue
+			}
+			// qualified by a schema?
+			schema := strings.ToLower(string(defSchema))
+			if start > 0 && lq[start-1] == '.' {
+				k := start - 1
+				for k > 0 && (isIdentByte(lq[k-1]) || lq[k-1] == '`') {
+					k--
+				}
+				schema = strings.Trim(lq[k:start-1], "`")
+			}
+			if schema == strings.ToLower(c[0]) {
+				return c[0] + "." + c[1]
+			}
+		}
+	}
+	return ""
+}
+
+func isIdentByte(b byte) bool {
+	return b == '_' || b == '$' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 0x80
+}
+
+func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) error {
+	if !r.isCaptured(tm.Schema, tm.Table) {
+		return nil
+	}
+	key := string(tm.Schema) + "." + string(tm.Table)
+	if t, ok := r.tables[tm.TableID]; ok && t.sameShape(tm) {
+		return nil
+	}
+	if t, ok := r.byName[key]; ok && t.sameShape(tm) {
+		r.tables[tm.TableID] = t
+		return nil
+	}
+	var names []string
+	if len(tm.ColumnName) > 0 {
+		names = tm.ColumnNameString()
+	} else {
+		if !r.cfg.AllowMinimalMetadata {
+			return fmt.Errorf("%w: the TABLE_MAP of %s carries no column names: set binlog_row_metadata=FULL on the server (SET GLOBAL binlog_row_metadata = 'FULL'), or allow_minimal_metadata to read names from information_schema", ErrMetadata, key)
+		}
+		if old, ok := r.byName[key]; ok && len(old.pub.Columns) != int(tm.ColumnCount) {
+			return fmt.Errorf("%w: %s changed from %d to %d columns without binlog_row_metadata=FULL", ErrUnsupported, key, len(old.pub.Columns), tm.ColumnCount)
+		} else if ok && !bytes.Equal(old.types, tm.ColumnType) {
+			return fmt.Errorf("%w: column types of %s changed without binlog_row_metadata=FULL", ErrUnsupported, key)
+		}
+		names = r.infoSchema[key]
+		if names == nil {
+			c, err := r.metaConn(ctx)
+			if err != nil {
+				return err
+			}
+			if names, err = c.columnNames(string(tm.Schema), string(tm.Table)); err != nil {
+				return fmt.Errorf("read column names of %s: %w", key, err)
+			}
+			r.log.Warn().Str("table", key).Msg("binlog has no column names (binlog_row_metadata is not FULL), using information_schema")
+			r.infoSchema[key] = names
+		}
+		if len(names) != int(tm.ColumnCount) {
+			return fmt.Errorf("%w: information_schema lists %d columns for %s, the binlog %d", ErrMetadata, len(names), key, tm.ColumnCount)
+		}
+	}
+	t := newTable(tm, names)
+	r.tables[tm.TableID] = t
+	r.byName[key] = t
+	return nil
+}
+
+func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos uint32) error {
+	if e.Table == nil || !r.isCaptured(e.Table.Schema, e.Table.Table) {
+		return nil
+	}
+	t := r.tables[e.TableID]
+	if t == nil {
+		return fmt.Errorf("rows event for table id %d of %s.%s without a table map", e.TableID, e.Table.Schema, e.Table.Table)
+	}
+	if r.txn == nil {
+		// Rows outside any transaction marker (should not happen).
+		r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+	}
+	if r.txnXA {
+		return fmt.Errorf("%w: XA transaction touching captured table %s at %s:%d (XA is not supported)", ErrUnsupported, t.pub, r.file, pos)
+	}
+	var op Op
+	step := 1
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		op = OpInsert
+	case replication.EnumRowsEventTypeDelete:
+		op = OpDelete
+	case replication.EnumRowsEventTypeUpdate:
+		op, step = OpUpdate, 2
+	default:
+		if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
+			op, step = OpUpdate, 2
+		} else {
+			return fmt.Errorf("unknown rows event type %s", h.EventType)
+		}
+	}
+	for i := 0; i+step-1 < len(e.Rows); i += step {
+		img := i + step - 1 // the after image of an update
+		for _, sk := range e.SkippedColumns[i : i+step] {
+			if len(sk) > 0 {
+				return fmt.Errorf("%w: row image of %s at %s:%d misses columns (a session uses binlog_row_image=MINIMAL or NOBLOB)", ErrUnsupported, t.pub, r.file, pos)
+			}
+		}
+		idx := r.txnRows
+		r.txnRows++
+		if r.skip > 0 {
+			if idx == 0 && r.skipTxn != "" && r.txnGTID != "" && r.skipTxn != r.txnGTID {
+				return fmt.Errorf("%w: expected transaction %s at %s, found %s: the binlog does not match the checkpoint", ErrPositionUnavailable, r.skipTxn, r.lastEnd, r.txnGTID)
+			}
+			if idx < r.skip {
+				continue
+			}
+		}
+		row, err := t.convertRow(e.Rows[img])
+		if err != nil {
+			return fmt.Errorf("decode row at %s:%d: %w", r.file, pos, err)
+		}
+		r.pending = append(r.pending, Item{Kind: ItemChange, Change: Change{
+			Table: t.pub, Op: op, Row: row, Txn: r.txn, Index: idx,
+			ServerID: h.ServerID, File: r.file, Pos: pos,
+		}})
+	}
+	return nil
+}
+
+// Bounds returns the oldest and newest positions the server can stream from.
+func (r *Reader) Bounds(ctx context.Context) (oldest, newest Position, err error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return oldest, newest, err
+	}
+	logs, err := c.binaryLogs()
+	if err != nil {
+		return oldest, newest, err
+	}
+	if len(logs) == 0 {
+		return oldest, newest, fmt.Errorf("SHOW BINARY LOGS is empty: binary logging (log_bin) is off")
+	}
+	oldest = Position{File: logs[0].Name, Pos: 4}
+	newest, err = r.Latest(ctx)
+	return oldest, newest, err
+}
+
+// Latest returns the current end of the binlog with its GTID set.
+func (r *Reader) Latest(ctx context.Context) (Position, error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	file, pos, gtid, err := c.status(r.srv.Flavor)
+	if err != nil {
+		return Position{}, fmt.Errorf("read binlog status: %w", err)
+	}
+	p := Position{File: file, Pos: pos}
+	switch {
+	case r.srv.Flavor == FlavorMariaDB:
+		if p.GTID, err = c.mariadbGTIDAt(file, pos); err != nil {
+			return Position{}, err
+		}
+	case r.srv.GTIDMode:
+		p.GTID = gtid
+	}
+	return p, nil
+}
+
+// Earliest returns the start of the oldest binlog file still on the server.
+func (r *Reader) Earliest(ctx context.Context) (Position, error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	logs, err := c.binaryLogs()
+	if err != nil {
+		return Position{}, err
+	}
+	if len(logs) == 0 {
+		return Position{}, fmt.Errorf("SHOW BINARY LOGS is empty: binary logging (log_bin) is off")
+	}
+	p := Position{File: logs[0].Name, Pos: 4}
+	switch {
+	case r.srv.Flavor == FlavorMariaDB:
+		if p.GTID, err = c.mariadbGTIDAt(p.File, 4); err != nil {
+			return Position{}, err
+		}
+	case r.srv.GTIDMode:
+		if p.GTID, err = c.variable("gtid_purged"); err != nil {
+			return Position{}, err
+		}
+		p.GTID = strings.ReplaceAll(p.GTID, "\n", "")
+	}
+	return p, nil
+}
+
+// Resolve checks that FILE:POS exists on the server and, on MariaDB, adds
+// the GTID state at that position.
+func (r *Reader) Resolve(ctx context.Context, p Position) (Position, error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	if p.File != "" {
+		logs, err := c.binaryLogs()
+		if err != nil {
+			return Position{}, err
+		}
+		found := false
+		for _, l := range logs {
+			if l.Name == p.File {
+				found = true
+				if uint64(p.Pos) > l.Size {
+					return Position{}, fmt.Errorf("%s is beyond the end of %s (%d bytes): %w%s", p, l.Name, l.Size, ErrPositionUnavailable, r.available(ctx))
+				}
+			}
+		}
+		if !found {
+			return Position{}, fmt.Errorf("binlog file %s is not on the server: %w%s", p.File, ErrPositionUnavailable, r.available(ctx))
+		}
+		if p.Pos < 4 {
+			return Position{}, fmt.Errorf("position %d in %s is before the first event (4): %w", p.Pos, p.File, ErrPositionUnavailable)
+		}
+	}
+	if r.srv.Flavor == FlavorMariaDB && p.GTID == "" {
+		if p.GTID, err = c.mariadbGTIDAt(p.File, p.Pos); err != nil {
+			return Position{}, fmt.Errorf("resolve %s: %w%s", p, err, r.available(ctx))
+		}
+	}
+	return p, nil
+}
+
+func (r *Reader) closeSyncer() {
+	if r.syncer != nil {
+		r.syncer.Close()
+		r.syncer, r.stream = nil, nil
+	}
+}
+
+// Close stops streaming and closes both connections. It is idempotent.
+func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.closeSyncer()
+	r.meta.close()
+	return nil
+}

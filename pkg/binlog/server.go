@@ -1,0 +1,283 @@
+package binlog
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Server describes the server the Reader is connected to.
+type Server struct {
+	// Flavor is MySQL or MariaDB, detected from the version string unless configured.
+	Flavor Flavor
+	// Version is the server's VERSION().
+	Version string
+	// ServerID is @@server_id.
+	ServerID uint32
+	// ServerUUID is @@server_uuid (MySQL only).
+	ServerUUID string
+	// BinlogBasename is the base name of @@log_bin_basename ("mysql-bin").
+	BinlogBasename string
+	// GTIDMode reports whether positions carry GTID sets: always on MariaDB,
+	// gtid_mode=ON on MySQL.
+	GTIDMode bool
+	// FullMetadata reports binlog_row_metadata=FULL.
+	FullMetadata bool
+	// LowerCaseTableNames is @@lower_case_table_names (0, 1 or 2).
+	LowerCaseTableNames int
+}
+
+// LogFile is one entry of SHOW BINARY LOGS.
+type LogFile struct {
+	Name string
+	Size uint64
+}
+
+// conn is a plain SQL connection for metadata queries.
+type conn struct {
+	cfg *Config
+	c   *client.Conn
+}
+
+func dial(ctx context.Context, cfg *Config) (*client.Conn, error) {
+	d := &net.Dialer{Timeout: cfg.dialTimeout()}
+	var opts []client.Option
+	if cfg.TLS != nil {
+		tc := cfg.TLS
+		opts = append(opts, func(c *client.Conn) error { c.SetTLSConfig(tc); return nil })
+	}
+	c, err := client.ConnectWithDialer(ctx, "tcp", cfg.Addr, cfg.User, cfg.Password, "", d.DialContext, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s as %s: %w: %w", cfg.Addr, cfg.User, ErrConnection, err)
+	}
+	return c, nil
+}
+
+func (c *conn) query(q string, args ...any) (*mysql.Result, error) {
+	r, err := c.c.Execute(q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query %q: %w", q, err)
+	}
+	return r, nil
+}
+
+// str returns the first row's column col as a string ("" when there is no row).
+func str(r *mysql.Result, col int) string {
+	if r == nil || r.Resultset == nil || r.RowNumber() == 0 {
+		return ""
+	}
+	s, _ := r.GetString(0, col)
+	return s
+}
+
+func (c *conn) variable(name string) (string, error) {
+	r, err := c.query("SELECT @@GLOBAL." + name)
+	if err != nil {
+		return "", err
+	}
+	return str(r, 0), nil
+}
+
+func (c *conn) server(configured Flavor) (Server, error) {
+	var s Server
+	r, err := c.query("SELECT VERSION(), @@GLOBAL.server_id, @@GLOBAL.log_bin_basename, @@GLOBAL.lower_case_table_names")
+	if err != nil {
+		return s, err
+	}
+	s.Version = str(r, 0)
+	id, _ := r.GetUint(0, 1)
+	s.ServerID = uint32(id)
+	base := str(r, 2)
+	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
+		base = base[i+1:]
+	}
+	s.BinlogBasename = base
+	lc, _ := r.GetInt(0, 3)
+	s.LowerCaseTableNames = int(lc)
+
+	s.Flavor = configured
+	if s.Flavor == FlavorUnknown {
+		s.Flavor = FlavorMySQL
+		if strings.Contains(strings.ToLower(s.Version), "mariadb") {
+			s.Flavor = FlavorMariaDB
+		}
+	}
+	if meta, err := c.variable("binlog_row_metadata"); err == nil {
+		s.FullMetadata = strings.EqualFold(meta, "FULL")
+	}
+	switch s.Flavor {
+	case FlavorMariaDB:
+		s.GTIDMode = true
+	case FlavorMySQL:
+		if v, err := c.variable("server_uuid"); err == nil {
+			s.ServerUUID = v
+		}
+		if v, err := c.variable("gtid_mode"); err == nil {
+			s.GTIDMode = strings.EqualFold(v, "ON")
+		}
+	}
+	return s, nil
+}
+
+// binaryLogs runs SHOW BINARY LOGS.
+func (c *conn) binaryLogs() ([]LogFile, error) {
+	r, err := c.query("SHOW BINARY LOGS")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LogFile, 0, r.RowNumber())
+	for i := 0; i < r.RowNumber(); i++ {
+		name, _ := r.GetString(i, 0)
+		size, _ := r.GetUint(i, 1)
+		out = append(out, LogFile{Name: name, Size: size})
+	}
+	return out, nil
+}
+
+// status returns the current end of the binlog (file, pos) and, where the
+// server reports it in the same statement, the executed GTID set.
+func (c *conn) status(f Flavor) (file string, pos uint32, gtid string, err error) {
+	var r *mysql.Result
+	if f == FlavorMySQL {
+		// MySQL 8.4 removed SHOW MASTER STATUS; 8.0 before 8.2 lacks the new name.
+		r, err = c.query("SHOW BINARY LOG STATUS")
+		if err != nil {
+			r, err = c.query("SHOW MASTER STATUS")
+		}
+	} else {
+		r, err = c.query("SHOW MASTER STATUS")
+	}
+	if err != nil {
+		return "", 0, "", err
+	}
+	if r.RowNumber() == 0 {
+		return "", 0, "", fmt.Errorf("SHOW MASTER STATUS returned no row: binary logging (log_bin) is off")
+	}
+	file = str(r, 0)
+	p, _ := r.GetUint(0, 1)
+	if f == FlavorMySQL && r.ColumnNumber() >= 5 {
+		gtid = strings.ReplaceAll(str(r, 4), "\n", "")
+	}
+	return file, uint32(p), gtid, nil
+}
+
+// mariadbGTIDAt returns BINLOG_GTID_POS(file, pos): the GTID state a
+// replica starting at file:pos would have.
+func (c *conn) mariadbGTIDAt(file string, pos uint32) (string, error) {
+	r, err := c.query("SELECT BINLOG_GTID_POS(?, ?)", file, pos)
+	if err != nil {
+		return "", err
+	}
+	if r.RowNumber() == 0 {
+		return "", nil
+	}
+	v, _ := r.GetValue(0, 0)
+	if v == nil {
+		return "", fmt.Errorf("%s:%d is not a valid position in the binlog: %w", file, pos, ErrPositionUnavailable)
+	}
+	return str(r, 0), nil
+}
+
+// columnNames reads column names from information_schema in ordinal order.
+func (c *conn) columnNames(schema, table string) ([]string, error) {
+	r, err := c.query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", schema, table)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, r.RowNumber())
+	for i := range names {
+		names[i], _ = r.GetString(i, 0)
+	}
+	return names, nil
+}
+
+func (c *conn) close() {
+	if c != nil && c.c != nil {
+		_ = c.c.Close()
+		c.c = nil
+	}
+}
+
+// Config says how to reach the server and which tables to capture. Fields
+// have no defaults other than those documented.
+type Config struct {
+	// Addr is the server's host:port. Required.
+	Addr string
+	// User and Password authenticate the replication connection.
+	User     string
+	Password string
+	// ServerID is the replica id to register with; must be non-zero.
+	ServerID uint32
+	// Flavor forces the server flavor; FlavorUnknown detects it.
+	Flavor Flavor
+	// TLS, when non-nil, is used for both connections.
+	TLS *tls.Config
+	// Heartbeat is the heartbeat period requested from the server; zero means 10s.
+	Heartbeat time.Duration
+	// ReadTimeout bounds the wait for any packet; zero means 3× Heartbeat.
+	ReadTimeout time.Duration
+	// DialTimeout bounds connecting; zero means 10s.
+	DialTimeout time.Duration
+	// Tables are the captured tables as "schema.table".
+	Tables []string
+	// AllowMinimalMetadata allows running without binlog_row_metadata=FULL,
+	// taking names from information_schema.
+	AllowMinimalMetadata bool
+	// ReconnectBackoff is the first wait before reconnecting after a lost
+	// connection; it doubles up to 30s. Zero means 500ms.
+	ReconnectBackoff time.Duration
+	// MaxReconnects bounds consecutive failed reconnect attempts; zero means unlimited.
+	MaxReconnects int
+}
+
+func (c *Config) dialTimeout() time.Duration {
+	if c.DialTimeout > 0 {
+		return c.DialTimeout
+	}
+	return 10 * time.Second
+}
+
+func (c *Config) heartbeat() time.Duration {
+	if c.Heartbeat > 0 {
+		return c.Heartbeat
+	}
+	return 10 * time.Second
+}
+
+func (c *Config) readTimeout() time.Duration {
+	if c.ReadTimeout > 0 {
+		return c.ReadTimeout
+	}
+	return 3 * c.heartbeat()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is empty"))
+	} else if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: port is not a number", c.Addr))
+	}
+	if c.ServerID == 0 {
+		errs = append(errs, errors.New("server_id must be non-zero"))
+	}
+	if len(c.Tables) == 0 {
+		errs = append(errs, errors.New("no tables to capture"))
+	}
+	for _, t := range c.Tables {
+		if s, n, ok := strings.Cut(t, "."); !ok || s == "" || n == "" {
+			errs = append(errs, fmt.Errorf("table %q is not schema.table", t))
+		}
+	}
+	return errors.Join(errs...)
+}

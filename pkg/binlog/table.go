@@ -1,0 +1,367 @@
+package binlog
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// charset classes of character columns.
+const (
+	csUTF8   = iota // utf8, utf8mb4, ascii and anything we pass through as is
+	csLatin1        // MySQL latin1 is Windows-1252
+	csBinary        // collation 63
+)
+
+// colConv is the precomputed conversion of one column.
+type colConv struct {
+	kind    Kind
+	charset int
+	padTo   int      // BINARY(n): pad to n bytes
+	names   []string // ENUM/SET member names, when known
+}
+
+// table is a captured table as decoded from one TABLE_MAP shape.
+type table struct {
+	pub   *Table
+	conv  []colConv
+	types []byte
+	meta  []uint16
+	names [][]byte
+}
+
+var latin1Collations = map[uint64]bool{5: true, 8: true, 15: true, 31: true, 47: true, 48: true, 49: true, 94: true}
+
+// newTable builds the conversion plan for a TABLE_MAP of a captured table.
+// names overrides the column names when the TABLE_MAP carries none.
+func newTable(tm *replication.TableMapEvent, names []string) *table {
+	n := int(tm.ColumnCount)
+	t := &table{
+		pub:   &Table{Schema: string(tm.Schema), Name: string(tm.Table), Columns: make([]Column, n)},
+		conv:  make([]colConv, n),
+		types: bytes.Clone(tm.ColumnType),
+		meta:  append([]uint16(nil), tm.ColumnMeta...),
+		names: make([][]byte, len(tm.ColumnName)),
+	}
+	for i, b := range tm.ColumnName {
+		t.names[i] = bytes.Clone(b)
+	}
+	unsigned := tm.UnsignedMap()
+	collations := tm.CollationMap()
+	enums := tm.EnumStrValueMap()
+	sets := tm.SetStrValueMap()
+	for i := 0; i < n; i++ {
+		col := &t.pub.Columns[i]
+		if i < len(names) {
+			col.Name = names[i]
+		}
+		col.Type = tm.ColumnType[i]
+		if avail, nullable := tm.Nullable(i); avail {
+			col.Nullable = nullable
+		}
+		c := &t.conv[i]
+		switch {
+		case tm.IsEnumColumn(i):
+			c.kind = KindEnum
+			c.names = enums[i]
+		case tm.IsSetColumn(i):
+			c.kind = KindSet
+			c.names = sets[i]
+		default:
+			switch tm.ColumnType[i] {
+			case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24,
+				mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG:
+				c.kind = KindInt
+				if unsigned[i] {
+					c.kind = KindUint
+				}
+			case mysql.MYSQL_TYPE_YEAR, mysql.MYSQL_TYPE_BIT:
+				c.kind = KindUint
+			case mysql.MYSQL_TYPE_FLOAT, mysql.MYSQL_TYPE_DOUBLE:
+				c.kind = KindFloat
+			case mysql.MYSQL_TYPE_DECIMAL, mysql.MYSQL_TYPE_NEWDECIMAL:
+				c.kind = KindDecimal
+			case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2:
+				c.kind = KindTimestamp
+			case mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2:
+				c.kind = KindDatetime
+			case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
+				c.kind = KindDate
+			case mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2:
+				c.kind = KindTime
+			case mysql.MYSQL_TYPE_JSON:
+				c.kind = KindJSON
+			case mysql.MYSQL_TYPE_GEOMETRY:
+				c.kind = KindBinary
+			case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
+				c.kind = KindText
+				if coll, ok := collations[i]; ok {
+					switch {
+					case coll == 63:
+						c.kind = KindBinary
+						c.charset = csBinary
+					case latin1Collations[coll]:
+						c.charset = csLatin1
+					}
+				}
+				if c.kind == KindBinary && tm.ColumnType[i] == mysql.MYSQL_TYPE_STRING {
+					c.padTo = stringLength(tm.ColumnMeta[i])
+				}
+			default:
+				c.kind = KindOther
+			}
+		}
+		col.Kind = c.kind
+	}
+	return t
+}
+
+// stringLength decodes the byte length of a MYSQL_TYPE_STRING column from its metadata.
+func stringLength(meta uint16) int {
+	if meta >= 256 {
+		b0, b1 := uint8(meta>>8), uint8(meta&0xFF)
+		if b0&0x30 != 0x30 {
+			return int(uint16(b1) | (uint16((b0&0x30)^0x30) << 4))
+		}
+		return int(meta & 0xFF)
+	}
+	return int(meta)
+}
+
+// sameShape reports whether tm describes the same columns as t.
+func (t *table) sameShape(tm *replication.TableMapEvent) bool {
+	if !bytes.Equal(t.types, tm.ColumnType) || len(t.meta) != len(tm.ColumnMeta) || len(t.names) != len(tm.ColumnName) {
+		return false
+	}
+	for i, m := range tm.ColumnMeta {
+		if t.meta[i] != m {
+			return false
+		}
+	}
+	for i, n := range tm.ColumnName {
+		if !bytes.Equal(t.names[i], n) {
+			return false
+		}
+	}
+	return string(tm.Schema) == t.pub.Schema && string(tm.Table) == t.pub.Name
+}
+
+// convertRow turns go-mysql's decoded values into the documented Row types.
+func (t *table) convertRow(in []any) ([]any, error) {
+	out := make([]any, len(t.conv))
+	for i := range t.conv {
+		if i >= len(in) || in[i] == nil {
+			continue
+		}
+		v, err := t.conv[i].convert(in[i])
+		if err != nil {
+			return nil, fmt.Errorf("column %d (%s) of %s: %w", i, t.pub.Columns[i].Name, t.pub, err)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func (c *colConv) convert(v any) (any, error) {
+	switch c.kind {
+	case KindInt:
+		switch x := v.(type) {
+		case int8:
+			return int64(x), nil
+		case int16:
+			return int64(x), nil
+		case int32:
+			return int64(x), nil
+		case int64:
+			return x, nil
+		case int:
+			return int64(x), nil
+		}
+	case KindUint:
+		switch x := v.(type) {
+		case uint8:
+			return uint64(x), nil
+		case uint16:
+			return uint64(x), nil
+		case uint32:
+			return uint64(x), nil
+		case uint64:
+			return x, nil
+		case int64:
+			return uint64(x), nil
+		case int:
+			return uint64(x), nil
+		case int32:
+			return uint64(uint32(x)), nil
+		case int16:
+			return uint64(uint16(x)), nil
+		case int8:
+			return uint64(uint8(x)), nil
+		}
+	case KindFloat:
+		switch x := v.(type) {
+		case float32:
+			return float64(x), nil
+		case float64:
+			return x, nil
+		}
+	case KindEnum:
+		if x, ok := v.(int64); ok {
+			if c.names == nil {
+				return x, nil
+			}
+			if x <= 0 || int(x) > len(c.names) {
+				return "", nil
+			}
+			return c.names[x-1], nil
+		}
+	case KindSet:
+		if x, ok := v.(int64); ok {
+			if c.names == nil {
+				return uint64(x), nil
+			}
+			var b strings.Builder
+			for i, n := range c.names {
+				if uint64(x)&(1<<uint(i)) != 0 {
+					if b.Len() > 0 {
+						b.WriteByte(',')
+					}
+					b.WriteString(n)
+				}
+			}
+			return b.String(), nil
+		}
+	case KindTimestamp, KindDatetime:
+		switch x := v.(type) {
+		case time.Time:
+			if c.kind == KindTimestamp {
+				return x.UTC(), nil
+			}
+			return x, nil
+		case string:
+			return parseWallClock(x)
+		}
+	case KindText:
+		switch x := v.(type) {
+		case string:
+			return textOf(x, c.charset), nil
+		case []byte:
+			return textOf(string(x), c.charset), nil
+		}
+	case KindBinary:
+		var b []byte
+		switch x := v.(type) {
+		case string:
+			b = []byte(x)
+		case []byte:
+			b = x
+		default:
+			return nil, fmt.Errorf("unexpected %T for a binary column", v)
+		}
+		if c.padTo > len(b) {
+			p := make([]byte, c.padTo)
+			copy(p, b)
+			b = p
+		}
+		return b, nil
+	case KindJSON:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case []byte:
+			return string(x), nil
+		default:
+			// A partial JSON update (binlog_row_value_options=PARTIAL_JSON).
+			return fmt.Sprint(x), nil
+		}
+	case KindDecimal, KindDate, KindTime, KindOther:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case []byte:
+			return string(x), nil
+		default:
+			return fmt.Sprint(x), nil
+		}
+	}
+	return nil, fmt.Errorf("unexpected %T value for a %s column", v, c.kind)
+}
+
+// parseWallClock parses go-mysql's string rendering of a DATETIME/TIMESTAMP.
+// Zero dates become the zero time.Time.
+func parseWallClock(s string) (time.Time, error) {
+	if strings.HasPrefix(s, "0000-00-00") || strings.Contains(s, "-00") {
+		return time.Time{}, nil
+	}
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999", s, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parse time %q: %w", s, err)
+	}
+	return t, nil
+}
+
+// cp1252 maps bytes 0x80..0x9F of Windows-1252 (MySQL's latin1) to runes.
+var cp1252 = [32]rune{
+	0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D, 0x017D, 0x8F,
+	0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
+}
+
+// textOf converts a character column's bytes to UTF-8. UTF-8 and unknown
+// charsets pass through (invalid sequences are escaped by the encoders).
+func textOf(s string, charset int) string {
+	if charset != csLatin1 {
+		return s
+	}
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	b := make([]byte, 0, len(s)+len(s)/2)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c < 0x80:
+			b = append(b, c)
+		case c < 0xA0:
+			b = utf8.AppendRune(b, cp1252[c-0x80])
+		default:
+			b = utf8.AppendRune(b, rune(c))
+		}
+	}
+	return string(b)
+}
+
+// gtidOf renders a MySQL GTID event's own GTID ("uuid:gno", or "uuid:tag:gno").
+func gtidOf(sid []byte, tag string, gno int64) string {
+	if len(sid) != 16 {
+		return ""
+	}
+	var b [36]byte
+	hex.Encode(b[0:8], sid[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], sid[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], sid[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], sid[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], sid[10:16])
+	s := string(b[:])
+	if tag != "" {
+		s += ":" + tag
+	}
+	return s + ":" + strconv.FormatInt(gno, 10)
+}
