@@ -1,0 +1,105 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Default returns every default of tailbox's configuration, in one place; each
+// field's doc names the default it gets here. Name and Outbox.Tables, Source.Addr,
+// Source.User and Kafka.Brokers have no default. Defaults derived from other
+// fields (Kafka.ClientID and Checkpoint.File from Name, Additional's Placement
+// and As) are filled by FillDerived once those fields are known.
+//
+// Parse decodes a file over Default(), so a key that is absent, or present
+// with no value (null), keeps its default, while an explicit value — also ""
+// or 0 — replaces it.
+func Default() Config {
+	return Config{
+		Source: Source{
+			ServerID:  5401,
+			Flavor:    "auto",
+			TLS:       SourceTLS{Mode: "preferred"},
+			Heartbeat: Duration(10 * time.Second),
+		},
+		Start: Start{From: "latest"},
+		Outbox: Outbox{
+			Fields: Fields{
+				ID:        "id",
+				Key:       "aggregateid",
+				Type:      "type",
+				Payload:   "payload",
+				RouteBy:   "aggregatetype",
+				Timestamp: "",
+			},
+			Route:         Route{Topic: "outbox.event.${routedByValue}"},
+			Format:        "envelope",
+			PayloadType:   "auto",
+			TimestampZone: "UTC",
+			OnUpdate:      "warn",
+			OnError:       "fail",
+		},
+		Kafka: Kafka{
+			Acks:            "all",
+			Compression:     "lz4",
+			MaxMessageBytes: 1000000,
+			Linger:          Duration(5 * time.Millisecond),
+		},
+		Checkpoint: Checkpoint{
+			Store:    "file",
+			Interval: Duration(time.Second),
+			Topic:    "tailbox.checkpoints",
+		},
+		Delivery: "at_least_once",
+		HA:       HA{SessionTimeout: Duration(10 * time.Second)},
+		HTTP:     HTTP{Listen: "127.0.0.1:8080"},
+		Log:      Log{Level: "info", Format: "json"},
+	}
+}
+
+// Default placement of an additional column.
+const defaultPlacement = "header"
+
+// FillDerived fills the defaults that depend on other fields, where they are
+// still empty: Kafka.ClientID ("tailbox-" + Name) and Checkpoint.File
+// ("./data/" + Name + ".checkpoint.json") once Name is set, and each
+// additional column's Placement (header) and As (its Column). Parse calls it;
+// a Config built in code calls it after setting Name and before Validate.
+// It is idempotent and never overwrites a value that is set.
+func (c *Config) FillDerived() {
+	if c.Name != "" {
+		if c.Kafka.ClientID == "" {
+			c.Kafka.ClientID = "tailbox-" + c.Name
+		}
+		if c.Checkpoint.File == "" {
+			c.Checkpoint.File = "./data/" + c.Name + ".checkpoint.json"
+		}
+	}
+	for i := range c.Outbox.Additional {
+		a := &c.Outbox.Additional[i]
+		if a.Placement == "" {
+			a.Placement = defaultPlacement
+		}
+		if a.As == "" {
+			a.As = a.Column
+		}
+	}
+}
+
+// TablesHash returns a stable fingerprint of Outbox.Tables: the hex SHA-256
+// of the lowercased table names, sorted, without duplicates, joined by "\n".
+// Order and letter case of the list do not change it. The checkpoint stores
+// it to notice that the captured tables changed.
+func (c *Config) TablesHash() string {
+	tables := make([]string, len(c.Outbox.Tables))
+	for i, t := range c.Outbox.Tables {
+		tables[i] = strings.ToLower(t)
+	}
+	slices.Sort(tables)
+	tables = slices.Compact(tables)
+	sum := sha256.Sum256([]byte(strings.Join(tables, "\n")))
+	return hex.EncodeToString(sum[:])
+}
