@@ -1,0 +1,50 @@
+package outbox
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
+
+// benchPayload is a realistic JSON order of about 400 bytes, as a MariaDB
+// LONGTEXT (so it is validated and compacted).
+var benchPayload = `{"orderId": "ORD-1001", "customer": {"id": "C-7781", "name": "Zoë Müller", "email": "zoe@example.com"}, ` +
+	`"lines": [{"sku": "BK-42", "qty": 2, "price": "19.95"}, {"sku": "MUG-7", "qty": 1, "price": "8.50"}], ` +
+	`"shipping": {"method": "express", "address": {"street": "Hauptstraße 5", "city": "Berlin", "zip": "10115"}}, ` +
+	`"total": "48.40", "currency": "EUR", "note": "leave at the door"}`
+
+func benchmarkTransform(b *testing.B, f Format, change func() *binlog.Change) {
+	o := Options{ConnectorName: "shop-outbox", Format: f, Additional: []Additional{{Column: "tenant", As: "tenantId"}}}
+	tr := mustNew(b, o)
+	c := change()
+	c.Row[colPayload] = benchPayload
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	for b.Loop() {
+		r, err := tr.Transform(c)
+		if err != nil || r.Action != Publish {
+			b.Fatalf("Transform = %v, %v", r.Action, err)
+		}
+	}
+}
+
+func BenchmarkTransform(b *testing.B) {
+	if n := len(benchPayload); n < 380 || n > 420 {
+		b.Fatalf("payload is %d bytes, want about 400", n)
+	}
+	b.Run("envelope", func(b *testing.B) { benchmarkTransform(b, FormatEnvelope, mariaDBChange) })
+	b.Run("envelope_mysql_json", func(b *testing.B) { benchmarkTransform(b, FormatEnvelope, mySQLChange) })
+	b.Run("debezium", func(b *testing.B) { benchmarkTransform(b, FormatDebezium, mariaDBChange) })
+	b.Run("cloudevents", func(b *testing.B) { benchmarkTransform(b, FormatCloudEvents, mariaDBChange) })
+}
+
+func BenchmarkAppendQuoted(b *testing.B) {
+	s := strings.Repeat("plain text with \"quotes\", ümlauts and a\ttab. ", 10)
+	buf := make([]byte, 0, 1024)
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendQuoted(buf[:0], s)
+	}
+}

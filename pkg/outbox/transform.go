@@ -1,0 +1,690 @@
+package outbox
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
+
+// maxPlans bounds the per-table cache; it is cleared when full. A new
+// *binlog.Table is made only when a table map changes, so a handful of
+// entries is the normal case.
+const maxPlans = 256
+
+// Transformer turns outbox rows into events. Make one with New; the zero
+// value is not usable. Its methods never block. It keeps per-table work and
+// scratch buffers between calls, so it is not safe for concurrent use: use
+// one Transformer per goroutine.
+type Transformer struct {
+	opts Options // validated, defaults applied
+	tmpl topicTemplate
+	zone *time.Location
+
+	headerAdds []int    // indexes into opts.Additional with PlacementHeader
+	envAdds    []int    // indexes into opts.Additional with PlacementEnvelope
+	addKeys    [][]byte // per opts.Additional: `,"<as>":`
+	nHeaders   int      // headers per event
+
+	last     *binlog.Table
+	lastPlan *plan
+	plans    map[*binlog.Table]*plan
+
+	// Scratch space reused by every call.
+	buf      []byte       // text spans, then the value, then constant header values
+	adds     []span       // text spans of header placement columns
+	tmp      []byte       // text of a value written as a JSON string
+	rawBuf   []byte       // copy of a string payload
+	raw      []byte       // payload as stored: rawBuf or the row's []byte
+	json     []byte       // payload as compact JSON (payloadJSON)
+	compact  bytes.Buffer // json.Compact output
+	topicBuf []byte
+	topics   map[string]string // valid rendered topics, to reuse their strings
+}
+
+// maxTopics bounds Transformer.topics; it is cleared when full.
+const maxTopics = 1024
+
+// plan is the per-table work: column ordinals and constant JSON pieces.
+type plan struct {
+	id, key, typ, payload, route int
+	ts                           int   // -1 without Fields.Timestamp
+	add                          []int // ordinal per opts.Additional
+	envSource                    []byte
+	ceSource                     []byte
+}
+
+// span is the text of a value in Transformer.buf; null means SQL NULL.
+type span struct {
+	start, end int
+	null       bool
+}
+
+func (s span) empty() bool { return s.null || s.start == s.end }
+
+// New returns a Transformer for opts. Zero fields of opts take the defaults
+// of DefaultOptions. It returns an error listing every problem of opts (see
+// Options.Validate): an empty ConnectorName, a bad topic template or unknown
+// placeholder, an unknown enum value, an additional column name that
+// conflicts with the format's own headers or fields, or an option the format
+// does not support.
+func New(opts Options) (*Transformer, error) {
+	cp, err := opts.compile()
+	if err != nil {
+		return nil, fmt.Errorf("new outbox transformer: %w", err)
+	}
+	o := cp.opts
+	t := &Transformer{
+		opts:    o,
+		tmpl:    cp.tmpl,
+		zone:    o.TimestampZone,
+		addKeys: make([][]byte, len(o.Additional)),
+		plans:   make(map[*binlog.Table]*plan),
+		topics:  make(map[string]string),
+	}
+	for i, a := range o.Additional {
+		if a.Placement == PlacementHeader {
+			t.headerAdds = append(t.headerAdds, i)
+		} else {
+			t.envAdds = append(t.envAdds, i)
+		}
+		k := appendQuoted([]byte{','}, a.As)
+		t.addKeys[i] = append(k, ':')
+	}
+	t.nHeaders = 1 + len(t.headerAdds)
+	if o.Format != FormatDebezium {
+		t.nHeaders++ // type
+	}
+	if o.Format == FormatCloudEvents {
+		t.nHeaders++ // content-type
+	}
+	return t, nil
+}
+
+// Transform maps one row change to a Result. Inserts are published; deletes
+// are skipped; updates follow Options.OnUpdate (a Skip with a Warning, a
+// silent Skip, or an error wrapping ErrUpdate).
+//
+// Errors wrapping ErrMissingColumn (the table lacks a mapped column) and
+// ErrUpdate are fatal, as are errors for a malformed Change (no table or
+// transaction, a row that does not fit its table). Errors for which
+// IsPoison is true concern this row only; the Result then carries the
+// partial event described at Result.Event.
+func (t *Transformer) Transform(c *binlog.Change) (Result, error) {
+	if c == nil || c.Table == nil {
+		return Result{}, errors.New("transform row change: no table")
+	}
+	switch c.Op {
+	case binlog.OpInsert:
+	case binlog.OpDelete:
+		return Result{Action: Skip}, nil
+	case binlog.OpUpdate:
+		switch t.opts.OnUpdate {
+		case OnUpdateIgnore:
+			return Result{Action: Skip}, nil
+		case OnUpdateFail:
+			return Result{}, fmt.Errorf("transform %s row at %s:%d (on_update=fail): %w", c.Table, c.File, c.Pos, ErrUpdate)
+		}
+		return Result{Action: Skip, Warning: "update of an outbox row dropped (on_update=warn)"}, nil
+	default:
+		return Result{}, fmt.Errorf("transform %s row at %s:%d: unknown operation %s", c.Table, c.File, c.Pos, c.Op)
+	}
+	p, err := t.planFor(c.Table)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(c.Row) != len(c.Table.Columns) {
+		return Result{}, fmt.Errorf("transform %s row at %s:%d: row has %d values for %d columns", c.Table, c.File, c.Pos, len(c.Row), len(c.Table.Columns))
+	}
+	if c.Txn == nil {
+		return Result{}, fmt.Errorf("transform %s row at %s:%d: change has no transaction", c.Table, c.File, c.Pos)
+	}
+	return t.insert(c, p)
+}
+
+// planFor returns the cached plan of tb, making it on first sight.
+func (t *Transformer) planFor(tb *binlog.Table) (*plan, error) {
+	if tb == t.last {
+		return t.lastPlan, nil
+	}
+	p, ok := t.plans[tb]
+	if !ok {
+		var err error
+		if p, err = t.newPlan(tb); err != nil {
+			return nil, err
+		}
+		if len(t.plans) >= maxPlans {
+			clear(t.plans)
+		}
+		t.plans[tb] = p
+	}
+	t.last, t.lastPlan = tb, p
+	return p, nil
+}
+
+// newPlan looks up every mapped column of tb by name, once.
+func (t *Transformer) newPlan(tb *binlog.Table) (*plan, error) {
+	var errs []error
+	col := func(option, name string) int {
+		i := tb.ColumnIndex(name)
+		if i < 0 {
+			errs = append(errs, fmt.Errorf("column %q (%s) not found: %w", name, option, ErrMissingColumn))
+		}
+		return i
+	}
+	f := t.opts.Fields
+	p := &plan{
+		id:      col("Fields.ID", f.ID),
+		key:     col("Fields.Key", f.Key),
+		typ:     col("Fields.Type", f.Type),
+		payload: col("Fields.Payload", f.Payload),
+		route:   col("Fields.RouteBy", f.RouteBy),
+		ts:      -1,
+		add:     make([]int, len(t.opts.Additional)),
+	}
+	if f.Timestamp != "" {
+		p.ts = col("Fields.Timestamp", f.Timestamp)
+	}
+	for i, a := range t.opts.Additional {
+		p.add[i] = col("Additional["+strconv.Itoa(i)+"].Column", a.Column)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("map columns of %s: %w", tb, errors.Join(errs...))
+	}
+
+	b := append([]byte(nil), `,"source":{"connector":`...)
+	b = appendQuoted(b, t.opts.ConnectorName)
+	b = append(b, `,"db":`...)
+	b = appendQuoted(b, tb.Schema)
+	b = append(b, `,"table":`...)
+	b = appendQuoted(b, tb.Name)
+	p.envSource = append(b, `,"file":`...)
+
+	src := "/tailbox/" + url.PathEscape(t.opts.ConnectorName) + "/" + url.PathEscape(tb.Schema) + "/" + url.PathEscape(tb.Name)
+	p.ceSource = appendQuoted([]byte(`,"source":`), src)
+	return p, nil
+}
+
+// appendSpan appends the text of v to b and returns where it is.
+func appendSpan(b []byte, v any, kind binlog.Kind, zone *time.Location) ([]byte, span) {
+	if v == nil {
+		return b, span{null: true}
+	}
+	start := len(b)
+	b = appendText(b, v, kind, zone)
+	return b, span{start: start, end: len(b)}
+}
+
+// appendSpanJSON appends the text at s in b as a JSON string, or null.
+func appendSpanJSON(b []byte, s span) []byte {
+	if s.null {
+		return append(b, "null"...)
+	}
+	// b[s.start:s.end] lies below len(b), which append never overwrites,
+	// even when it moves b to a new array.
+	return appendQuoted(b, b[s.start:s.end])
+}
+
+// insert builds the event of an inserted row.
+func (t *Transformer) insert(c *binlog.Change, p *plan) (Result, error) {
+	row, cols, zone := c.Row, c.Table.Columns, t.zone
+	b := t.buf[:0]
+	var id, key, typ, route span
+	b, id = appendSpan(b, row[p.id], cols[p.id].Kind, zone)
+	b, key = appendSpan(b, row[p.key], cols[p.key].Kind, zone)
+	b, typ = appendSpan(b, row[p.typ], cols[p.typ].Kind, zone)
+	b, route = appendSpan(b, row[p.route], cols[p.route].Kind, zone)
+	adds := t.adds[:0]
+	for _, ai := range t.headerAdds {
+		var s span
+		ci := p.add[ai]
+		b, s = appendSpan(b, row[ci], cols[ci].Kind, zone)
+		adds = append(adds, s)
+	}
+	t.adds = adds
+
+	var res Result
+	ev := &res.Event
+	occurred, micros, warning := t.occurredAt(c, p)
+	ev.Timestamp = occurred
+	res.Warning = warning
+
+	var poison error
+	if id.empty() {
+		poison = fmt.Errorf("event id column %q is %s: %w", t.opts.Fields.ID, nullOrEmpty(id), ErrInvalidEvent)
+	} else if s, ok := row[p.id].(string); ok {
+		ev.ID = s
+	} else {
+		ev.ID = string(b[id.start:id.end])
+	}
+	var err error
+	if ev.Topic, err = t.renderTopic(b, route); err != nil && poison == nil {
+		poison = err
+	}
+	if t.opts.Format == FormatCloudEvents && typ.empty() && poison == nil {
+		poison = fmt.Errorf("event type column %q is %s, and a CloudEvent needs a type: %w", t.opts.Fields.Type, nullOrEmpty(typ), ErrInvalidEvent)
+	}
+
+	src := t.loadPayload(row[p.payload], cols[p.payload].Kind)
+	valStart := len(b)
+	tomb := false
+	if poison == nil {
+		switch t.opts.Format {
+		case FormatDebezium:
+			b, tomb, poison = t.appendDebezium(b, src)
+		case FormatCloudEvents:
+			b, poison = t.appendCloudEvents(b, c, p, id, key, typ, occurred, micros, src)
+		default:
+			b, poison = t.appendEnvelope(b, c, p, id, key, typ, route, occurred, micros, src)
+		}
+	}
+	if poison != nil {
+		// The dead-letter form: the payload as stored.
+		b = append(b[:valStart], t.raw...)
+		tomb = src == srcNull
+	}
+	valEnd := len(b)
+	ceHeader := t.opts.Format == FormatCloudEvents && poison == nil
+	if ceHeader {
+		b = append(b, cloudEventsContentType...)
+	}
+	t.buf = b
+	t.raw = nil // it may alias the caller's row
+	defer t.trimScratch()
+
+	// One allocation for the key, the header values and the value; each
+	// slice is capped so that appending to one cannot touch another.
+	mem := make([]byte, len(b))
+	copy(mem, b)
+	sub := func(s span) []byte {
+		if s.null {
+			return nil
+		}
+		return mem[s.start:s.end:s.end]
+	}
+	ev.Key = sub(key)
+	hs := make([]Header, 0, t.nHeaders)
+	hs = append(hs, Header{Key: "id", Value: sub(id)})
+	if t.opts.Format != FormatDebezium {
+		hs = append(hs, Header{Key: "type", Value: sub(typ)})
+	}
+	if ceHeader {
+		hs = append(hs, Header{Key: contentTypeHeader, Value: mem[valEnd:len(mem):len(mem)]})
+	}
+	for j, ai := range t.headerAdds {
+		hs = append(hs, Header{Key: t.opts.Additional[ai].As, Value: sub(adds[j])})
+	}
+	ev.Headers = hs
+	if !tomb {
+		ev.Value = mem[valStart:valEnd:valEnd]
+	}
+	if poison != nil {
+		return res, fmt.Errorf("transform %s row at %s:%d: %w", c.Table, c.File, c.Pos, poison)
+	}
+	res.Action = Publish
+	return res, nil
+}
+
+// maxScratch is the largest scratch buffer kept between calls; one huge
+// payload does not pin its buffers for the Transformer's lifetime.
+const maxScratch = 1 << 20
+
+func (t *Transformer) trimScratch() {
+	if cap(t.buf) > maxScratch {
+		t.buf = nil
+	}
+	if cap(t.rawBuf) > maxScratch {
+		t.rawBuf = nil
+	}
+	if t.compact.Cap() > maxScratch {
+		t.compact = bytes.Buffer{}
+	}
+	t.json = nil
+}
+
+func nullOrEmpty(s span) string {
+	if s.null {
+		return "NULL"
+	}
+	return "empty"
+}
+
+// renderTopic fills the template with the route_by text at route in b.
+func (t *Transformer) renderTopic(b []byte, route span) (string, error) {
+	if !t.tmpl.usesRoute() {
+		return t.tmpl.parts[0], nil
+	}
+	if route.null {
+		return "", fmt.Errorf("render topic: route_by column %q is NULL: %w", t.opts.Fields.RouteBy, ErrInvalidTopic)
+	}
+	tb := t.topicBuf[:0]
+	for i, part := range t.tmpl.parts {
+		if i > 0 {
+			tb = append(tb, b[route.start:route.end]...)
+		}
+		tb = append(tb, part...)
+	}
+	t.topicBuf = tb
+	if name, ok := t.topics[string(tb)]; ok {
+		return name, nil
+	}
+	name := string(tb)
+	if !validTopic(name) {
+		return name, fmt.Errorf("render topic: %q does not match %s: %w", name, topicPattern, ErrInvalidTopic)
+	}
+	if len(t.topics) >= maxTopics {
+		clear(t.topics)
+	}
+	t.topics[name] = name
+	return name, nil
+}
+
+// occurredAt returns the event time, whether it is printed with
+// microseconds, and a warning when a configured timestamp column could not
+// be used.
+func (t *Transformer) occurredAt(c *binlog.Change, p *plan) (time.Time, bool, string) {
+	var warning string
+	if p.ts >= 0 {
+		var ts time.Time
+		ts, warning = t.columnTime(c.Row[p.ts], c.Table.Columns[p.ts].Kind)
+		if warning == "" {
+			ts = ts.UTC().Truncate(time.Microsecond)
+			return ts, ts.Nanosecond() != 0, ""
+		}
+	}
+	ct := c.Txn.CommitTime.UTC()
+	if c.Txn.CommitTimeMicros {
+		return ct.Truncate(time.Microsecond), true, warning
+	}
+	return ct.Truncate(time.Second), false, warning
+}
+
+// columnTime reads a timestamp column value; a non-empty warning means it
+// cannot be used.
+func (t *Transformer) columnTime(v any, kind binlog.Kind) (time.Time, string) {
+	name := t.opts.Fields.Timestamp
+	const fallback = "; occurredAt is the commit time"
+	switch x := v.(type) {
+	case nil:
+		return time.Time{}, fmt.Sprintf("timestamp column %q is NULL%s", name, fallback)
+	case time.Time:
+		if x.IsZero() {
+			return time.Time{}, fmt.Sprintf("timestamp column %q holds the zero date%s", name, fallback)
+		}
+		if kind == binlog.KindDatetime {
+			return wallClockIn(x, t.zone), ""
+		}
+		return x, ""
+	case string:
+		return t.textTime(name, x, kind)
+	case []byte:
+		return t.textTime(name, string(x), kind)
+	}
+	return time.Time{}, fmt.Sprintf("timestamp column %q has type %s, want timestamp, datetime or text%s", name, kind, fallback)
+}
+
+// textTime parses a text timestamp; zone-less text of a TIMESTAMP column is
+// UTC, of any other column in the timestamp zone.
+func (t *Transformer) textTime(name, s string, kind binlog.Kind) (time.Time, string) {
+	zone := t.zone
+	if kind == binlog.KindTimestamp {
+		zone = time.UTC
+	}
+	ts, err := parseTextTime(s, zone)
+	if err != nil {
+		if len(s) > 64 {
+			s = s[:64] + "…"
+		}
+		return time.Time{}, fmt.Sprintf("timestamp column %q value %q is not RFC 3339 or 2006-01-02 15:04:05[.ffffff]; occurredAt is the commit time", name, s)
+	}
+	return ts, ""
+}
+
+// payloadSource is what the payload column holds, by column type.
+type payloadSource uint8
+
+const (
+	srcNull    payloadSource = iota
+	srcJSONDoc               // MySQL JSON text
+	srcText                  // text (including MariaDB's JSON, a LONGTEXT)
+	srcBinary                // bytes
+	srcNumber                // integer or finite float; its text in raw
+)
+
+// payloadClass is how the payload is written in a JSON format.
+type payloadClass uint8
+
+const (
+	payloadNull   payloadClass = iota // null
+	payloadJSON                       // embedded JSON, in t.json
+	payloadString                     // t.raw as a JSON string
+	payloadBase64                     // t.raw as a base64 JSON string
+)
+
+// loadPayload sets t.raw to the payload as stored and tells what it is.
+func (t *Transformer) loadPayload(v any, kind binlog.Kind) payloadSource {
+	switch x := v.(type) {
+	case nil:
+		t.raw = nil
+		return srcNull
+	case string:
+		t.rawBuf = append(t.rawBuf[:0], x...)
+		t.raw = t.rawBuf
+	case []byte:
+		t.raw = x
+		if kind != binlog.KindJSON && kind != binlog.KindText {
+			return srcBinary
+		}
+	case int64, uint64:
+		t.rawBuf = appendText(t.rawBuf[:0], v, kind, t.zone)
+		t.raw = t.rawBuf
+		return srcNumber
+	case float64:
+		t.rawBuf = appendText(t.rawBuf[:0], v, kind, t.zone)
+		t.raw = t.rawBuf
+		if finite(x) {
+			return srcNumber
+		}
+		return srcText
+	default:
+		t.rawBuf = appendText(t.rawBuf[:0], v, kind, t.zone)
+		t.raw = t.rawBuf
+		return srcText
+	}
+	if kind == binlog.KindJSON {
+		return srcJSONDoc
+	}
+	return srcText
+}
+
+// classify decides how t.raw is written in a JSON format.
+func (t *Transformer) classify(src payloadSource) (payloadClass, error) {
+	if src == srcNull {
+		return payloadNull, nil
+	}
+	switch t.opts.PayloadType {
+	case PayloadString:
+		return payloadString, nil
+	case PayloadBytes:
+		return payloadBase64, nil
+	case PayloadJSON:
+		if src == srcJSONDoc && len(trimJSONSpace(t.raw)) == 0 {
+			return payloadNull, nil // MySQL's empty JSON document
+		}
+		if !t.compactJSON(t.raw) {
+			return 0, fmt.Errorf("payload column %q is not valid JSON (payload_type=json): %w", t.opts.Fields.Payload, ErrInvalidPayload)
+		}
+		return payloadJSON, nil
+	}
+	switch src {
+	case srcNumber:
+		t.json = t.raw
+		return payloadJSON, nil
+	case srcBinary:
+		return payloadBase64, nil
+	case srcJSONDoc:
+		if len(trimJSONSpace(t.raw)) == 0 {
+			return payloadNull, nil
+		}
+		if !t.compactJSON(t.raw) {
+			return 0, fmt.Errorf("JSON payload column %q holds invalid JSON: %w", t.opts.Fields.Payload, ErrInvalidPayload)
+		}
+		return payloadJSON, nil
+	}
+	if v := trimJSONSpace(t.raw); len(v) > 0 && (v[0] == '{' || v[0] == '[') && t.compactJSON(v) {
+		return payloadJSON, nil
+	}
+	return payloadString, nil
+}
+
+// compactJSON reports whether b is valid UTF-8 JSON and, if so, sets t.json
+// to its compact form.
+func (t *Transformer) compactJSON(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	t.compact.Reset()
+	if json.Compact(&t.compact, b) != nil {
+		return false
+	}
+	t.json = t.compact.Bytes()
+	return true
+}
+
+// appendPayload writes the payload of class cls as a JSON value.
+func (t *Transformer) appendPayload(b []byte, cls payloadClass) []byte {
+	switch cls {
+	case payloadJSON:
+		return append(b, t.json...)
+	case payloadString:
+		return appendQuoted(b, t.raw)
+	case payloadBase64:
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, t.raw)
+		return append(b, '"')
+	}
+	return append(b, "null"...)
+}
+
+// appendEnvelope writes the envelope format.
+func (t *Transformer) appendEnvelope(b []byte, c *binlog.Change, p *plan, id, key, typ, route span, occurred time.Time, micros bool, src payloadSource) ([]byte, error) {
+	cls, err := t.classify(src)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `{"id":`...)
+	b = appendSpanJSON(b, id)
+	b = append(b, `,"type":`...)
+	b = appendSpanJSON(b, typ)
+	b = append(b, `,"aggregateType":`...)
+	b = appendSpanJSON(b, route)
+	b = append(b, `,"aggregateId":`...)
+	b = appendSpanJSON(b, key)
+	b = append(b, `,"occurredAt":"`...)
+	b = appendTime(b, occurred, micros)
+	b = append(b, `","payload":`...)
+	b = t.appendPayload(b, cls)
+	for _, ai := range t.envAdds {
+		ci := p.add[ai]
+		b = append(b, t.addKeys[ai]...)
+		b, t.tmp = appendJSONValue(b, t.tmp, c.Row[ci], c.Table.Columns[ci].Kind, t.zone)
+	}
+	b = append(b, p.envSource...)
+	b = appendQuoted(b, c.File)
+	b = append(b, `,"pos":`...)
+	b = strconv.AppendUint(b, uint64(c.Pos), 10)
+	b = append(b, `,"gtid":`...)
+	b = appendQuoted(b, c.Txn.GTID)
+	b = append(b, `,"serverId":`...)
+	b = strconv.AppendUint(b, uint64(c.ServerID), 10)
+	return append(b, "}}"...), nil
+}
+
+// appendCloudEvents writes a CloudEvents 1.0 structured-mode JSON event.
+func (t *Transformer) appendCloudEvents(b []byte, c *binlog.Change, p *plan, id, key, typ span, occurred time.Time, micros bool, src payloadSource) ([]byte, error) {
+	cls, err := t.classify(src)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `{"specversion":"1.0","id":`...)
+	b = appendSpanJSON(b, id)
+	b = append(b, p.ceSource...)
+	b = append(b, `,"type":`...)
+	b = appendSpanJSON(b, typ)
+	if !key.empty() {
+		b = append(b, `,"subject":`...)
+		b = appendSpanJSON(b, key)
+	}
+	b = append(b, `,"time":"`...)
+	b = appendTime(b, occurred, micros)
+	b = append(b, '"')
+	for _, ai := range t.envAdds {
+		ci := p.add[ai]
+		v := c.Row[ci]
+		if v == nil {
+			continue // an absent attribute
+		}
+		b = append(b, t.addKeys[ai]...)
+		b, t.tmp = appendExtensionValue(b, t.tmp, v, c.Table.Columns[ci].Kind, t.zone)
+	}
+	switch cls {
+	case payloadJSON:
+		b = append(b, `,"datacontenttype":"application/json","data":`...)
+		b = append(b, t.json...)
+	case payloadString:
+		b = append(b, `,"datacontenttype":"text/plain","data":`...)
+		b = appendQuoted(b, t.raw)
+	case payloadBase64:
+		b = append(b, `,"datacontenttype":"application/octet-stream","data_base64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, t.raw)
+		b = append(b, '"')
+	}
+	return append(b, '}'), nil
+}
+
+// appendDebezium writes the payload as stored and reports a tombstone.
+func (t *Transformer) appendDebezium(b []byte, src payloadSource) ([]byte, bool, error) {
+	if src == srcNull {
+		return b, true, nil
+	}
+	if t.opts.PayloadType == PayloadJSON && !(src == srcJSONDoc && len(trimJSONSpace(t.raw)) == 0) && !validJSON(t.raw) {
+		return b, false, fmt.Errorf("payload column %q is not valid JSON (payload_type=json): %w", t.opts.Fields.Payload, ErrInvalidPayload)
+	}
+	if t.opts.TombstoneOnEmptyPayload && blank(t.raw) {
+		return b, true, nil
+	}
+	return append(b, t.raw...), false, nil
+}
+
+// validJSON reports whether b is valid UTF-8 JSON.
+func validJSON(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
+
+// trimJSONSpace trims JSON whitespace from both ends of b.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// blank reports whether b is empty after trimming bytes up to ' ', as Java's
+// String.trim (used by Debezium's tombstone check) does.
+func blank(b []byte) bool {
+	for _, c := range b {
+		if c > ' ' {
+			return false
+		}
+	}
+	return true
+}
