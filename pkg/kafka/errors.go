@@ -1,0 +1,93 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
+
+// Sentinel errors. Callers test for them with errors.Is; the errors returned
+// carry what the call was doing around them.
+var (
+	// ErrInvalidConfig is wrapped by every problem Config.Validate reports,
+	// and so by New for an invalid Config, and by ParseAcks. Fatal: fix the
+	// configuration.
+	ErrInvalidConfig = errors.New("invalid kafka configuration")
+
+	// ErrUnreachable is wrapped by New when no broker accepted a TCP
+	// connection within Config.DialTimeout; the message names the brokers
+	// and the last dial error. Retriable: the brokers may come back.
+	ErrUnreachable = errors.New("no kafka broker reachable")
+
+	// ErrClosed is returned by Send once Close has been called, also to a
+	// Send that was blocked when Close was called.
+	ErrClosed = errors.New("kafka producer is closed")
+
+	// ErrNilRecord is returned by Send for a nil *Record.
+	ErrNilRecord = errors.New("nil record")
+
+	// ErrTooLarge is wrapped by Ack.Err for a record larger than
+	// Config.MaxMessageBytes (rejected before it is sent) or than the broker
+	// or topic accepts (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE; the sarama
+	// KError is wrapped too). Permanent: see IsPermanent.
+	ErrTooLarge = errors.New("record too large")
+)
+
+// permanentKErrors are the broker errors about a record or its topic that
+// sending the same record to the same topic again cannot fix.
+var permanentKErrors = []sarama.KError{
+	sarama.ErrMessageSizeTooLarge,         // MESSAGE_TOO_LARGE: over the topic's max.message.bytes
+	sarama.ErrMessageSetSizeTooLarge,      // RECORD_LIST_TOO_LARGE
+	sarama.ErrInvalidTopic,                // INVALID_TOPIC_EXCEPTION: illegal name, or an internal topic
+	sarama.ErrTopicAuthorizationFailed,    // TOPIC_AUTHORIZATION_FAILED: no WRITE on this topic
+	sarama.ErrInvalidRecord,               // INVALID_RECORD: e.g. a NULL key on a compacted topic
+	sarama.ErrInvalidTimestamp,            // INVALID_TIMESTAMP: outside message.timestamp.*.max.ms
+	sarama.ErrPolicyViolation,             // POLICY_VIOLATION
+	sarama.ErrUnsupportedForMessageFormat, // UNSUPPORTED_FOR_MESSAGE_FORMAT: e.g. headers on an old format
+}
+
+// IsPermanent reports whether err, an Ack.Err, is a rejection of that record
+// or its topic that no retry can fix, so that the caller may dead-letter the
+// record instead of stopping: ErrTooLarge (over MaxMessageBytes, or the
+// broker's MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE) and the broker errors
+// INVALID_TOPIC_EXCEPTION (also returned by sarama for an empty topic),
+// TOPIC_AUTHORIZATION_FAILED, INVALID_RECORD (a NULL key on a compacted
+// topic), INVALID_TIMESTAMP, POLICY_VIOLATION and
+// UNSUPPORTED_FOR_MESSAGE_FORMAT.
+//
+// Everything else is not permanent: unreachable or restarting brokers,
+// leader changes, UNKNOWN_TOPIC_OR_PARTITION (the topic may yet be created),
+// timeouts, and failures of the whole connection that are not about the
+// record (SASL authentication, CLUSTER_AUTHORIZATION_FAILED), which the
+// connector handles by restarting the producer with back-off. Sarama's
+// ErrMessageTooLarge is a consumer error and never appears in an Ack.
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrTooLarge) {
+		return true
+	}
+	for _, k := range permanentKErrors {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// ackError wraps the error sarama returned for msg with the topic and, for a
+// record too large, ErrTooLarge.
+func ackError(msg *sarama.ProducerMessage, err error, maxMessageBytes int) error {
+	var cfgErr sarama.ConfigurationError
+	switch {
+	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge):
+		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.As(err, &cfgErr) && msg.ByteSize(2) > maxMessageBytes:
+		// Sarama's dispatcher rejects records over Producer.MaxMessageBytes
+		// with a ConfigurationError before sending them.
+		err = fmt.Errorf("%w: %d bytes > max_message_bytes %d", ErrTooLarge, msg.ByteSize(2), maxMessageBytes)
+	}
+	return fmt.Errorf("produce to topic %q: %w", msg.Topic, err)
+}

@@ -1,0 +1,378 @@
+// Package kafka is tailbox's producer: a sarama AsyncProducer with safe
+// settings (acks=all, idempotent, one in-flight request per broker, bounded
+// retries with capped back-off) and Kafka's murmur2 partitioner, so that the
+// records of one key land where Java clients put them and keep their order
+// within one producer session.
+//
+// Records go in with Send, which blocks while the producer is full; exactly
+// one Ack per record comes back on Acks, in the order sarama returns them
+// (acknowledgements of different partitions interleave arbitrarily; the
+// caller restores binlog order). Close stops intake and drains.
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Header is one record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one record to produce. The producer does not modify it; the
+// caller must not modify it until its Ack arrives.
+type Record struct {
+	// Topic is the topic to produce to. An empty or illegal name fails in
+	// the Ack with a permanent error.
+	Topic string
+	// Key is the record key; nil means a NULL key, sent to a random
+	// partition. A non-nil key (even empty) is placed by murmur2 like the
+	// Java client.
+	Key []byte
+	// Value is the record value; nil means NULL (a tombstone), while an
+	// empty non-nil slice is an empty value.
+	Value []byte
+	// Headers are the record headers, in order; nil means none.
+	Headers []Header
+	// Timestamp is the record's CreateTime, sent with millisecond
+	// precision; the zero value means the time the record is batched.
+	Timestamp time.Time
+	// Meta is the caller's; the producer returns it untouched in the Ack.
+	Meta any
+}
+
+// Ack reports the outcome of one Record passed to Send.
+type Ack struct {
+	// Record is the pointer passed to Send.
+	Record *Record
+	// Partition and Offset locate the record in its topic; both are -1
+	// when Err is not nil. With AcksNone the offset is meaningless.
+	Partition int32
+	Offset    int64
+	// Err is nil when the broker acknowledged the record. Otherwise it
+	// names the topic and wraps the sarama error (errors.Is works with
+	// sarama's KError values) or ErrTooLarge; IsPermanent classifies it.
+	Err error
+}
+
+// Producer produces Records to Kafka. Its methods are safe for concurrent
+// use. The caller must keep receiving from Acks until it is closed: an
+// unread Ack eventually blocks Send and Close.
+type Producer struct {
+	maxMessageBytes int
+	client          sarama.Client
+	ap              sarama.AsyncProducer
+
+	acks     chan Ack
+	stop     chan struct{} // closed by Close: Send refuses and unblocks
+	abandon  chan struct{} // closed when a Close gave up: undelivered acks are dropped
+	drained  chan struct{} // closed once every ack is delivered and acks is closed
+	inFlight atomic.Int64
+
+	mu      sync.RWMutex // guards closed against senders.Add
+	closed  bool
+	senders sync.WaitGroup
+
+	stopOnce    sync.Once
+	abandonOnce sync.Once
+	clientOnce  sync.Once
+	clientErr   error
+}
+
+// New validates cfg, checks that a broker accepts connections, fetches the
+// cluster metadata and starts an idempotent producer (with AcksAll). ctx
+// bounds only this start-up, not the producer's life.
+//
+// It returns an error wrapping ErrInvalidConfig for an invalid cfg,
+// ErrUnreachable (naming the brokers) when no broker accepts a TCP
+// connection within cfg.DialTimeout, the context's error when ctx ends
+// first, and otherwise sarama's error (TLS, SASL, metadata, producer ID).
+func New(ctx context.Context, cfg Config) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	sc, err := cfg.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	brokers := strings.Join(cfg.Brokers, ",")
+	if err := probe(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("connect to kafka %s: %w", brokers, err)
+	}
+
+	// Sarama does not take a context: start it in a goroutine and, if ctx
+	// ends first, let that goroutine close whatever it ends up with.
+	type started struct {
+		client sarama.Client
+		ap     sarama.AsyncProducer
+		err    error
+	}
+	result := make(chan started) // unbuffered: a result is either taken or abandoned
+	abandoned := make(chan struct{})
+	go func() {
+		s := started{}
+		s.client, s.ap, s.err = start(cfg.Brokers, sc)
+		select {
+		case result <- s:
+		case <-abandoned:
+			if s.err == nil {
+				s.ap.AsyncClose()
+				_ = s.client.Close()
+			}
+		}
+	}()
+	var s started
+	select {
+	case s = <-result:
+	case <-ctx.Done():
+		close(abandoned)
+		return nil, fmt.Errorf("start kafka producer on %s: %w", brokers, ctx.Err())
+	}
+	if s.err != nil {
+		return nil, fmt.Errorf("start kafka producer on %s: %w", brokers, s.err)
+	}
+
+	p := &Producer{
+		maxMessageBytes: cfg.MaxMessageBytes,
+		client:          s.client,
+		ap:              s.ap,
+		acks:            make(chan Ack, sc.ChannelBufferSize),
+		stop:            make(chan struct{}),
+		abandon:         make(chan struct{}),
+		drained:         make(chan struct{}),
+	}
+	go p.run()
+	return p, nil
+}
+
+// start creates the client, fetches metadata (which also drops seed brokers
+// that fail, so that the producer ID is requested from one that answers) and
+// the producer.
+func start(brokers []string, sc *sarama.Config) (sarama.Client, sarama.AsyncProducer, error) {
+	client, err := sarama.NewClient(brokers, sc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create client: %w", err)
+	}
+	if err := client.RefreshMetadata(); err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("create producer: %w", err)
+	}
+	return client, ap, nil
+}
+
+// probe dials every broker at once and returns nil as soon as one accepts a
+// connection (and, with TLS, completes the handshake). When none does it
+// returns an error wrapping ErrUnreachable, or the TLS error when a broker
+// was reachable but the handshake failed, or ctx's error.
+func probe(parent context.Context, cfg Config) error {
+	ctx, cancel := context.WithTimeout(parent, cfg.DialTimeout)
+	defer cancel()
+
+	type outcome struct {
+		err       error
+		reachable bool // TCP connected, whatever happened next
+	}
+	results := make(chan outcome, len(cfg.Brokers))
+	for _, addr := range cfg.Brokers {
+		go func() {
+			dialer := &net.Dialer{}
+			conn, err := dialer.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				results <- outcome{err: err}
+				return
+			}
+			defer conn.Close()
+			if cfg.TLS != nil {
+				tc := cfg.TLS.Clone()
+				if tc.ServerName == "" && !tc.InsecureSkipVerify {
+					if host, _, err := net.SplitHostPort(addr); err == nil {
+						tc.ServerName = host
+					}
+				}
+				if err := tls.Client(conn, tc).HandshakeContext(ctx); err != nil {
+					results <- outcome{err: fmt.Errorf("tls handshake with %s: %w", addr, err), reachable: true}
+					return
+				}
+			}
+			results <- outcome{reachable: true}
+		}()
+	}
+
+	var tlsErr, lastErr error
+	for range cfg.Brokers {
+		o := <-results
+		switch {
+		case o.err == nil:
+			return nil
+		case o.reachable:
+			tlsErr = o.err
+		default:
+			lastErr = o.err
+		}
+	}
+	if tlsErr != nil {
+		return tlsErr
+	}
+	if err := parent.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w within %s: %w", ErrUnreachable, cfg.DialTimeout, lastErr)
+}
+
+// run turns sarama's successes and errors into Acks until sarama closes both
+// channels (after AsyncClose has flushed everything), then closes acks.
+func (p *Producer) run() {
+	defer close(p.drained)
+	defer close(p.acks)
+	successes, errs := p.ap.Successes(), p.ap.Errors()
+	for successes != nil || errs != nil {
+		select {
+		case msg, ok := <-successes:
+			if !ok {
+				successes = nil
+				continue
+			}
+			if r, ok := msg.Metadata.(*Record); ok {
+				p.deliver(Ack{Record: r, Partition: msg.Partition, Offset: msg.Offset})
+			}
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			if r, ok := pe.Msg.Metadata.(*Record); ok {
+				p.deliver(Ack{Record: r, Partition: -1, Offset: -1, Err: ackError(pe.Msg, pe.Err, p.maxMessageBytes)})
+			}
+		}
+	}
+}
+
+// deliver hands a to the caller, unless a Close gave up waiting.
+func (p *Producer) deliver(a Ack) {
+	p.inFlight.Add(-1)
+	select {
+	case p.acks <- a:
+	case <-p.abandon:
+	}
+}
+
+// Send hands r to the producer. It blocks while the producer's input is
+// full (back-pressure) and returns once sarama has taken r; the outcome
+// arrives later as an Ack carrying r. It returns an error wrapping ctx's
+// error when ctx ends first, ErrClosed once Close has been called (r is then
+// not sent and gets no Ack), and ErrNilRecord for a nil r.
+func (p *Producer) Send(ctx context.Context, r *Record) error {
+	if r == nil {
+		return fmt.Errorf("send: %w", ErrNilRecord)
+	}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return fmt.Errorf("send to topic %q: %w", r.Topic, ErrClosed)
+	}
+	p.senders.Add(1)
+	p.mu.RUnlock()
+	defer p.senders.Done()
+
+	msg := &sarama.ProducerMessage{Topic: r.Topic, Timestamp: r.Timestamp, Metadata: r}
+	if r.Key != nil {
+		msg.Key = sarama.ByteEncoder(r.Key)
+	}
+	if r.Value != nil {
+		msg.Value = sarama.ByteEncoder(r.Value)
+	}
+	if len(r.Headers) > 0 {
+		msg.Headers = make([]sarama.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+
+	// Count before handing over: the Ack may come back at once.
+	p.inFlight.Add(1)
+	select {
+	case p.ap.Input() <- msg:
+		return nil
+	case <-ctx.Done():
+		p.inFlight.Add(-1)
+		return fmt.Errorf("send to topic %q: %w", r.Topic, ctx.Err())
+	case <-p.stop:
+		p.inFlight.Add(-1)
+		return fmt.Errorf("send to topic %q: %w", r.Topic, ErrClosed)
+	}
+}
+
+// Acks returns the channel that carries one Ack per record accepted by Send,
+// successes and failures merged in the order sarama reports them. It is the
+// same channel on every call and is closed once Close has delivered the
+// last outstanding Ack (or has given up, see Close).
+func (p *Producer) Acks() <-chan Ack { return p.acks }
+
+// InFlight returns the number of records accepted by Send whose Ack has not
+// been handed to Acks yet (one may be waiting in the channel's buffer).
+func (p *Producer) InFlight() int { return int(p.inFlight.Load()) }
+
+// Close stops intake (Send returns ErrClosed from now on), waits until every
+// record already sent has been acknowledged or has failed and its Ack has
+// been delivered on Acks, closes Acks and the connections, and returns nil.
+// The caller must keep reading Acks meanwhile.
+//
+// When ctx ends first, Close gives up: it returns an error wrapping ctx's
+// error with the number of records still unacknowledged, drops the Acks not
+// yet delivered, and closes the connections so that sarama fails what it
+// still holds; Acks is closed soon after. Those records may or may not have
+// been written. Close is idempotent: later calls wait (bounded by their own
+// ctx) for the same drain and return nil once it is done.
+func (p *Producer) Close(ctx context.Context) error {
+	p.stopOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		close(p.stop)
+		p.mu.Unlock()
+		go func() {
+			// No Send is between its check of closed and its hand-over
+			// once senders is done, so sarama's shutdown marker follows
+			// the last record.
+			p.senders.Wait()
+			p.ap.AsyncClose()
+		}()
+	})
+	select {
+	case <-p.drained:
+		return p.closeClient()
+	case <-ctx.Done():
+		n := p.InFlight()
+		p.abandonOnce.Do(func() {
+			close(p.abandon)
+			go func() { _ = p.closeClient() }()
+		})
+		return fmt.Errorf("close kafka producer with %d records unacknowledged: %w", n, ctx.Err())
+	}
+}
+
+// closeClient closes the sarama client once; the producer was created from
+// it and does not close it.
+func (p *Producer) closeClient() error {
+	p.clientOnce.Do(func() {
+		if err := p.client.Close(); err != nil {
+			p.clientErr = fmt.Errorf("close kafka client: %w", err)
+		}
+	})
+	return p.clientErr
+}
