@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tailbox-cdc/tailbox/internal/testenv"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestDevkafkaServesAndExitsCleanlyOnSIGTERM(t *testing.T) {
+	bin := testenv.Binary(t, "devkafka")
+	ready := filepath.Join(t.TempDir(), "ready")
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-partitions", "2", "-ready-file", ready)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start devkafka: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	addr := waitForFile(t, ready, exited, &stderr)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("ready file holds %q, want 127.0.0.1:PORT", addr)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation(),
+		kgo.ConsumeTopics("devkafka.test"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatalf("create client: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "devkafka.test", Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	fetches := cl.PollFetches(ctx)
+	if errs := fetches.Errors(); len(errs) > 0 {
+		t.Fatalf("fetch: %v", errs)
+	}
+	if recs := fetches.Records(); len(recs) != 1 || string(recs[0].Value) != "v" {
+		t.Fatalf("fetched:\n%s\nwant the produced record", testenv.FormatRecords(recs))
+	}
+	cl.Close()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signal devkafka: %v", err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("devkafka exited with %v after SIGTERM, want status 0\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("devkafka still running 10s after SIGTERM\n%s", stderr.String())
+	}
+	if _, err := os.Stat(ready); !os.IsNotExist(err) {
+		t.Errorf("ready file still exists after exit (stat: %v)", err)
+	}
+	if !strings.Contains(stderr.String(), "listening") {
+		t.Errorf("log does not say where it listens:\n%s", stderr.String())
+	}
+}
+
+func TestDevkafkaRejectsBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "a listen address without port", args: []string{"-listen", "localhost"}, want: "-listen: want host:port"},
+		{name: "zero brokers", args: []string{"-brokers", "0"}, want: "-brokers: must be between 1 and 32"},
+		{name: "zero partitions", args: []string{"-partitions", "0"}, want: "-partitions: must be at least 1"},
+		{name: "an unknown log level", args: []string{"-log-level", "loud"}, want: "-log-level: must be none"},
+		{name: "a positional argument", args: []string{"extra"}, want: "unexpected arguments: extra"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run(context.Background(), tt.args, &stderr); code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// waitForFile returns the trimmed content of path once it exists, failing t
+// when the process exits or 10 seconds pass first.
+func waitForFile(t *testing.T, path string, exited <-chan error, stderr *syncBuffer) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if data, err := os.ReadFile(path); err == nil {
+			return strings.TrimSpace(string(data))
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("devkafka exited before it was ready: %v\n%s", err, stderr.String())
+		case <-deadline:
+			t.Fatalf("no ready file after 10s\n%s", stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writing process and a reading test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
