@@ -1,0 +1,208 @@
+// Package connector wires the pipeline stages — binlog reader, outbox
+// transformer, Kafka producer and checkpoint store — and owns start-position
+// resolution, the commit rule, retries and shutdown.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tailbox-cdc/tailbox/config"
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
+	"github.com/tailbox-cdc/tailbox/pkg/kafka"
+	"github.com/tailbox-cdc/tailbox/pkg/outbox"
+)
+
+// Sentinel errors of the connector; test with errors.Is.
+var (
+	// ErrConfig is returned when the configuration cannot be turned into a
+	// pipeline (exit status 2).
+	ErrConfig = errors.New("invalid configuration")
+
+	// ErrCheckpoint is returned when the stored checkpoint cannot be used:
+	// unparseable, written for other tables or another server. The file is
+	// left untouched; `tailbox offsets set` is the way out.
+	ErrCheckpoint = errors.New("unusable checkpoint")
+
+	// ErrRejected is returned when an event cannot be delivered and
+	// outbox.on_error is fail: the checkpoint stays before it.
+	ErrRejected = errors.New("event rejected")
+)
+
+// RunOptions are the per-invocation options of Run.
+type RunOptions struct {
+	// From overrides the checkpoint and start.from ("" = none).
+	From string
+	// DryRun prints events to DryRunOut instead of producing them and
+	// writes no checkpoint.
+	DryRun    bool
+	DryRunOut io.Writer
+}
+
+// Connector is one configured pipeline. Create it with New.
+type Connector struct {
+	cfg   *config.Config
+	log   zerolog.Logger
+	slog  *slog.Logger
+	xform *outbox.Transformer
+}
+
+// New checks that cfg maps onto every stage; errors wrap ErrConfig.
+func New(cfg *config.Config, log zerolog.Logger) (*Connector, error) {
+	opts, err := outboxOptions(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	x, err := outbox.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: outbox: %w", ErrConfig, err)
+	}
+	if cfg.Outbox.OnError == "dead_letter" {
+		return nil, fmt.Errorf("%w: outbox.on_error: dead_letter is not supported yet (got %q)", ErrConfig, cfg.Outbox.OnError)
+	}
+	if _, err := binlog.ParseFlavor(cfg.Source.Flavor); err != nil {
+		return nil, fmt.Errorf("%w: source.flavor: %w", ErrConfig, err)
+	}
+	return &Connector{cfg: cfg, log: log, slog: NewSlogLogger(log), xform: x}, nil
+}
+
+func outboxOptions(cfg *config.Config) (outbox.Options, error) {
+	o := cfg.Outbox
+	format, err := outbox.ParseFormat(o.Format)
+	if err != nil {
+		return outbox.Options{}, fmt.Errorf("outbox.format: %w", err)
+	}
+	pt, err := outbox.ParsePayloadType(o.PayloadType)
+	if err != nil {
+		return outbox.Options{}, fmt.Errorf("outbox.payload_type: %w", err)
+	}
+	ou, err := outbox.ParseOnUpdate(o.OnUpdate)
+	if err != nil {
+		return outbox.Options{}, fmt.Errorf("outbox.on_update: %w", err)
+	}
+	zone, err := time.LoadLocation(o.TimestampZone)
+	if err != nil {
+		return outbox.Options{}, fmt.Errorf("outbox.timestamp_zone: %w", err)
+	}
+	opts := outbox.Options{
+		ConnectorName: cfg.Name,
+		Fields: outbox.Fields{
+			ID: o.Fields.ID, Key: o.Fields.Key, Type: o.Fields.Type, Payload: o.Fields.Payload,
+			RouteBy: o.Fields.RouteBy, Timestamp: o.Fields.Timestamp,
+		},
+		TopicTemplate:           o.Route.Topic,
+		Format:                  format,
+		PayloadType:             pt,
+		TimestampZone:           zone,
+		OnUpdate:                ou,
+		TombstoneOnEmptyPayload: o.TombstoneOnEmptyPayload,
+	}
+	for i, a := range o.Additional {
+		pl, err := outbox.ParsePlacement(a.Placement)
+		if err != nil {
+			return outbox.Options{}, fmt.Errorf("outbox.additional[%d].placement: %w", i, err)
+		}
+		opts.Additional = append(opts.Additional, outbox.Additional{Column: a.Column, Placement: pl, As: a.As})
+	}
+	return opts, nil
+}
+
+func (c *Connector) readerConfig() (binlog.Config, error) {
+	flavor, _ := binlog.ParseFlavor(c.cfg.Source.Flavor)
+	tlsCfg, err := sourceTLS(c.cfg.Source.TLS)
+	if err != nil {
+		return binlog.Config{}, err
+	}
+	sourceServerName(tlsCfg, c.cfg.Source.Addr)
+	return binlog.Config{
+		Addr:                 c.cfg.Source.Addr,
+		User:                 c.cfg.Source.User,
+		Password:             c.cfg.Source.Password.Reveal(),
+		ServerID:             c.cfg.Source.ServerID,
+		Flavor:               flavor,
+		TLS:                  tlsCfg,
+		Heartbeat:            c.cfg.Source.Heartbeat.D(),
+		Tables:               c.cfg.Outbox.Tables,
+		AllowMinimalMetadata: c.cfg.Source.AllowMinimalMetadata,
+	}, nil
+}
+
+func (c *Connector) producerConfig() (kafka.Config, error) {
+	k := c.cfg.Kafka
+	acks := kafka.AcksAll
+	switch k.Acks {
+	case "1":
+		acks = kafka.AcksLeader
+	case "0":
+		acks = kafka.AcksNone
+	}
+	tlsCfg, err := kafkaTLS(k.TLS)
+	if err != nil {
+		return kafka.Config{}, err
+	}
+	return kafka.Config{
+		Brokers:         k.Brokers,
+		ClientID:        k.ClientID,
+		Acks:            acks,
+		Compression:     k.Compression,
+		MaxMessageBytes: k.MaxMessageBytes,
+		Linger:          k.Linger.D(),
+		TLS:             tlsCfg,
+		SASL:            kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.User, Password: k.SASL.Password.Reveal()},
+	}, nil
+}
+
+// openReader connects to the source, retrying with back-off until ctx ends.
+func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
+	rc, err := c.readerConfig()
+	if err != nil {
+		return nil, err
+	}
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		r, err := binlog.Open(ctx, rc, c.log.With().Str("component", "binlog").Logger(), c.slog)
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, binlog.ErrConnection) {
+			return nil, err
+		}
+		c.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source unreachable, retrying")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// serverIdentity is what the checkpoint records about the server.
+func serverIdentity(s binlog.Server) checkpoint.Server {
+	return checkpoint.Server{
+		Flavor:         s.Flavor.String(),
+		ServerID:       s.ServerID,
+		ServerUUID:     s.ServerUUID,
+		BinlogBasename: s.BinlogBasename,
+	}
+}
+
+func toCheckpointPos(p binlog.Position) checkpoint.Position {
+	return checkpoint.Position{File: p.File, Pos: p.Pos, GTID: p.GTID}
+}
+
+func fromCheckpointPos(p checkpoint.Position) binlog.Position {
+	return binlog.Position{File: p.File, Pos: p.Pos, GTID: p.GTID}
+}
+
+// openReaderOnce connects to the source without retrying (for CLI commands).
+func openReaderOnce(ctx context.Context, c *Connector, rc binlog.Config) (*binlog.Reader, error) {
+	return binlog.Open(ctx, rc, c.log.With().Str("component", "binlog").Logger(), c.slog)
+}

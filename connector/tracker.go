@@ -1,0 +1,134 @@
+package connector
+
+import (
+	"sync"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
+
+// point is a resumable position: a transaction end plus the number of
+// captured row images of the next transaction already settled.
+type point struct {
+	// Pos is the last transaction end before which everything is settled.
+	Pos binlog.Position
+	// Skip counts settled captured rows at the head of the next transaction.
+	Skip int
+	// NextTxn identifies that transaction (its GTID, else its begin
+	// position); set when Skip > 0.
+	NextTxn string
+}
+
+// entry is one FIFO element: an event slot or a transaction-end marker.
+type entry struct {
+	marker  bool
+	settled bool
+	pos     binlog.Position // marker
+	index   int             // slot: captured row index in its transaction
+	txn     string          // slot: transaction identity for NextTxn
+}
+
+// tracker implements the checkpoint rule: a FIFO, in binlog order, of event
+// slots and markers. Slots settle in any order (Kafka acknowledges partitions
+// independently); the committed point only moves over settled slots.
+// It is safe for concurrent use by one pusher and one settler.
+type tracker struct {
+	mu      sync.Mutex
+	q       []entry
+	head    int
+	base    uint64 // sequence number of q[head]
+	next    uint64 // sequence number of the next pushed entry
+	commit  point
+	version uint64 // bumps when commit changes
+	pending int    // unsettled slots
+}
+
+func newTracker(start point) *tracker {
+	return &tracker{commit: start}
+}
+
+// pushMarker records a transaction end.
+func (t *tracker) pushMarker(pos binlog.Position) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.head == len(t.q) {
+		// Nothing unsettled before it: the marker is committed at once.
+		t.commit = point{Pos: pos}
+		t.version++
+		t.base++
+		t.next++
+		return
+	}
+	t.q = append(t.q, entry{marker: true, pos: pos})
+	t.next++
+}
+
+// pushSlot records a captured row and returns its sequence number. A row
+// that produces no record (skipped, dry run) is pushed settled.
+func (t *tracker) pushSlot(index int, txn string, settled bool) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seq := t.next
+	t.next++
+	if settled && t.head == len(t.q) {
+		t.commit.Skip = index + 1
+		t.commit.NextTxn = txn
+		t.version++
+		t.base++
+		return seq
+	}
+	t.q = append(t.q, entry{settled: settled, index: index, txn: txn})
+	if !settled {
+		t.pending++
+	}
+	return seq
+}
+
+// settle marks slot seq acknowledged and advances the committed point over
+// the settled prefix.
+func (t *tracker) settle(seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := t.head + int(seq-t.base)
+	if seq < t.base || i >= len(t.q) || t.q[i].settled {
+		return
+	}
+	t.q[i].settled = true
+	t.pending--
+	moved := false
+	for t.head < len(t.q) && (t.q[t.head].marker || t.q[t.head].settled) {
+		e := t.q[t.head]
+		if e.marker {
+			t.commit = point{Pos: e.pos}
+		} else {
+			t.commit.Skip = e.index + 1
+			t.commit.NextTxn = e.txn
+		}
+		t.q[t.head] = entry{}
+		t.head++
+		t.base++
+		moved = true
+	}
+	if t.head == len(t.q) {
+		t.q, t.head = t.q[:0], 0
+	} else if t.head > 4096 && t.head*2 > len(t.q) {
+		n := copy(t.q, t.q[t.head:])
+		t.q, t.head = t.q[:n], 0
+	}
+	if moved {
+		t.version++
+	}
+}
+
+// committed returns the committed point and its version.
+func (t *tracker) committed() (point, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.commit, t.version
+}
+
+// inFlight returns the number of unsettled slots.
+func (t *tracker) inFlight() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pending
+}
