@@ -1,0 +1,118 @@
+package connector
+
+import (
+	"testing"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
+
+func pos(n uint32) binlog.Position { return binlog.Position{File: "mysql-bin.000001", Pos: n} }
+
+func TestTrackerCommitRule(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(tr *tracker)
+		want point
+	}{
+		{
+			name: "a transaction without captured rows advances the checkpoint at once",
+			run:  func(tr *tracker) { tr.pushMarker(pos(100)) },
+			want: point{Pos: pos(100)},
+		},
+		{
+			name: "an unacknowledged event pins the checkpoint before its transaction",
+			run: func(tr *tracker) {
+				tr.pushMarker(pos(100))
+				tr.pushSlot(0, "t1", false)
+				tr.pushMarker(pos(200))
+				tr.pushMarker(pos(300))
+			},
+			want: point{Pos: pos(100)},
+		},
+		{
+			name: "acknowledgements out of order advance only over the settled prefix",
+			run: func(tr *tracker) {
+				a := tr.pushSlot(0, "t1", false)
+				b := tr.pushSlot(1, "t1", false)
+				c := tr.pushSlot(2, "t1", false)
+				tr.pushMarker(pos(200))
+				tr.settle(c)
+				tr.settle(a)
+				_ = b
+			},
+			want: point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
+		},
+		{
+			name: "all acknowledged reaches the marker after them",
+			run: func(tr *tracker) {
+				a := tr.pushSlot(0, "t1", false)
+				b := tr.pushSlot(1, "t1", false)
+				tr.pushMarker(pos(200))
+				tr.settle(b)
+				tr.settle(a)
+			},
+			want: point{Pos: pos(200)},
+		},
+		{
+			name: "skipped rows count towards skip",
+			run: func(tr *tracker) {
+				tr.pushSlot(0, "t1", true) // an ignored delete
+				tr.pushSlot(1, "t1", true)
+			},
+			want: point{Pos: pos(50), Skip: 2, NextTxn: "t1"},
+		},
+		{
+			name: "a settled row behind an unsettled one waits",
+			run: func(tr *tracker) {
+				a := tr.pushSlot(0, "t1", false)
+				tr.pushSlot(1, "t1", true)
+				tr.pushMarker(pos(200))
+				b := tr.pushSlot(0, "t2", false)
+				tr.settle(a)
+				_ = b
+			},
+			want: point{Pos: pos(200)},
+		},
+		{
+			name: "a duplicate or unknown acknowledgement changes nothing",
+			run: func(tr *tracker) {
+				a := tr.pushSlot(0, "t1", false)
+				tr.pushSlot(1, "t1", false)
+				tr.settle(a)
+				tr.settle(a)
+				tr.settle(999)
+			},
+			want: point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTracker(point{Pos: pos(50)})
+			tc.run(tr)
+			if got, _ := tr.committed(); got != tc.want {
+				t.Fatalf("committed = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTrackerLongRunCompactsAndCounts(t *testing.T) {
+	tr := newTracker(point{Pos: pos(4)})
+	var seqs []uint64
+	for i := 0; i < 10000; i++ {
+		seqs = append(seqs, tr.pushSlot(i%10, "t", false))
+		if i%10 == 9 {
+			tr.pushMarker(pos(uint32(1000 + i)))
+		}
+	}
+	if tr.inFlight() != 10000 {
+		t.Fatalf("in flight = %d", tr.inFlight())
+	}
+	for i := len(seqs) - 1; i >= 0; i-- {
+		tr.settle(seqs[i])
+	}
+	got, _ := tr.committed()
+	if got.Pos != pos(1000+9999) || got.Skip != 0 || tr.inFlight() != 0 {
+		t.Fatalf("committed = %+v, in flight %d", got, tr.inFlight())
+	}
+}
