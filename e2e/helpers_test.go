@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -40,22 +41,13 @@ var serverIDs atomic.Uint32
 
 func init() { serverIDs.Store(6000) }
 
-const outboxDDL = `CREATE TABLE %s.outbox (
-  id            CHAR(36)     NOT NULL PRIMARY KEY,
-  aggregatetype VARCHAR(255) NOT NULL,
-  aggregateid   VARCHAR(255) NOT NULL,
-  type          VARCHAR(255) NOT NULL,
-  payload       JSON,
-  created_at    TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-)`
-
 // newEnv creates the database (outbox and members tables), a broker and a
 // config file; extra is YAML appended under outbox: (indented by the caller).
 func newEnv(t *testing.T, format string) *env {
 	t.Helper()
 	e := &env{t: t, db: testenv.MySQL(t), kafka: testenv.Kafka(t), dir: t.TempDir()}
 	e.dbn = e.db.CreateDatabase(t, "e2e")
-	e.db.Exec(t, fmt.Sprintf(outboxDDL, e.dbn))
+	e.db.Exec(t, fmt.Sprintf(testenv.OutboxDDL, e.dbn))
 	e.db.Exec(t, fmt.Sprintf("CREATE TABLE %s.members (id VARCHAR(36) PRIMARY KEY, name VARCHAR(100), status VARCHAR(20))", e.dbn))
 	e.cfg = filepath.Join(e.dir, "tailbox.yaml")
 	e.writeConfig(format, "")
@@ -152,8 +144,8 @@ func (e *env) start(args ...string) *proc {
 		if m := modTime(e.checkpointPath()); !m.IsZero() && m != before {
 			return p
 		}
-		if strings.Contains(p.stderr.String(), `"message":"starting"`) && !before.IsZero() {
-			return p // resumed from an existing checkpoint
+		if strings.Contains(p.stderr.String(), `"message":"starting"`) && (!before.IsZero() || slices.Contains(args, "--dry-run")) {
+			return p // resumed from an existing checkpoint, or writes none
 		}
 		select {
 		case <-p.done:

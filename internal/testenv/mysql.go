@@ -336,3 +336,14 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// OutboxDDL creates the outbox table of DESIGN.md (Debezium's column names)
+// in the database named by its one %s verb.
+const OutboxDDL = `CREATE TABLE %s.outbox (
+  id            CHAR(36)     NOT NULL PRIMARY KEY,
+  aggregatetype VARCHAR(255) NOT NULL,
+  aggregateid   VARCHAR(255) NOT NULL,
+  type          VARCHAR(255) NOT NULL,
+  payload       JSON,
+  created_at    TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+)`

@@ -14,15 +14,6 @@ import (
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
-const outboxDDL = `CREATE TABLE %s.outbox (
-  id            CHAR(36)     NOT NULL PRIMARY KEY,
-  aggregatetype VARCHAR(255) NOT NULL,
-  aggregateid   VARCHAR(255) NOT NULL,
-  type          VARCHAR(255) NOT NULL,
-  payload       JSON,
-  created_at    TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-)`
-
 type fixture struct {
 	db  *testenv.MySQLServer
 	dbn string
@@ -33,7 +24,7 @@ func setup(t *testing.T, serverID uint32) *fixture {
 	t.Helper()
 	db := testenv.MySQL(t)
 	dbn := db.CreateDatabase(t, "binlog")
-	db.Exec(t, fmt.Sprintf(outboxDDL, dbn))
+	db.Exec(t, fmt.Sprintf(testenv.OutboxDDL, dbn))
 	db.Exec(t, fmt.Sprintf("CREATE TABLE %s.members (id INT PRIMARY KEY, name VARCHAR(50), status VARCHAR(20), secret VARBINARY(16))", dbn))
 	return &fixture{db: db, dbn: dbn, r: open(t, db, dbn, serverID)}
 }

@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wait returns the exit code once p exits by itself.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("tailbox did not exit within 60s:\n%s", p.stderr.String())
+	}
+	return exitCode(p.err)
+}
+
+func TestPoisonEventStopsBeforeItAndLosesNothing(t *testing.T) {
+	e := newEnv(t, "envelope")
+	p := e.start()
+	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000b1", "member", "m-1", "Good", `{}`))
+	e.kafka.Consume(t, []string{"outbox.event.member"}, 1, 30*time.Second)
+	// The route template renders an invalid topic name for this row.
+	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000b2", "bad topic!", "m-1", "Poison", `{}`))
+	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000b3", "member", "m-1", "After", `{}`))
+	if code := p.wait(t); code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "outbox.event.bad topic!") {
+		t.Fatalf("the error does not name the rendered topic:\n%s", p.stderr.String())
+	}
+	// Nothing after the poison event was published.
+	recs := e.kafka.ConsumeAll(t, []string{"outbox.event.member"}, time.Second)
+	if got := strings.Join(ids(recs), ","); got != "00000000-0000-0000-0000-0000000000b1" {
+		t.Fatalf("records %s, want only the event before the poison one", got)
+	}
+	// A restart stops at the same event again: it is not skipped.
+	_, stderr, code := e.runCmd("run", "-c", e.cfg)
+	if code != 1 || !strings.Contains(stderr, "bad topic!") {
+		t.Fatalf("restart: exit code %d:\n%s", code, stderr)
+	}
+	if recs := e.kafka.ConsumeAll(t, []string{"outbox.event.member"}, time.Second); len(recs) != 1 {
+		t.Fatalf("restart published %d records, want still 1", len(recs))
+	}
+}
+
+func TestDryRunPrintsEventsAndWritesNoCheckpoint(t *testing.T) {
+	e := newEnv(t, "envelope")
+	from := e.binlogEnd()
+	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000c1", "member", "m-9", "Dry", `{"a":1}`))
+	p := e.start("--dry-run", "--from", from)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stdout.String(), "\n") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, p.stderr.String())
+	}
+	var line struct {
+		Topic   string            `json:"topic"`
+		Key     string            `json:"key"`
+		Headers map[string]string `json:"headers"`
+		Value   struct {
+			ID      string          `json:"id"`
+			Payload json.RawMessage `json:"payload"`
+		} `json:"value"`
+	}
+	out := strings.TrimSpace(p.stdout.String())
+	if err := json.Unmarshal([]byte(out), &line); err != nil {
+		t.Fatalf("dry-run output %q: %v", out, err)
+	}
+	if line.Topic != "outbox.event.member" || line.Key != "m-9" || line.Headers["type"] != "Dry" || line.Value.ID != "00000000-0000-0000-0000-0000000000c1" || string(line.Value.Payload) != `{"a":1}` {
+		t.Fatalf("dry-run line = %+v", line)
+	}
+	if _, err := os.Stat(e.checkpointPath()); !os.IsNotExist(err) {
+		t.Fatalf("dry run wrote a checkpoint (stat: %v)", err)
+	}
+	if got := e.topics(); len(got) != 0 {
+		t.Fatalf("dry run produced to %v", got)
+	}
+}
