@@ -10,6 +10,8 @@
 package main
 
 import (
+	_ "time/tzdata" // timestamp_zone works on hosts without zoneinfo
+
 	"context"
 	"encoding/json"
 	"errors"
