@@ -235,3 +235,67 @@ func TestMySQLFixtureJSONOpaque(t *testing.T) {
 		}
 	}
 }
+
+// TestMySQLFixtureDeriveGTIDAtFilePos checks the FILE:POS → GTID set
+// derivation against the sets the stream itself tracks at every marker.
+func TestMySQLFixtureDeriveGTIDAtFilePos(t *testing.T) {
+	for _, file := range []string{"mysql-8.0.28-fullmeta-gtid-enum-set.binlog", "mysql-8.0.31-zstd-payload-json-rowsquery.binlog", "mysql-8.0.32-zstd-payload.binlog"} {
+		t.Run(file, func(t *testing.T) {
+			items, err := replay(t, file, []string{"none.none"}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var events []*replication.BinlogEvent
+			p := replication.NewBinlogParser()
+			p.SetFlavor(mysql.MySQLFlavor)
+			p.SetVerifyChecksum(false)
+			p.SetRawMode(false)
+			if err := p.ParseFile(filepath.Join(fixtureDir, file), 0, func(e *replication.BinlogEvent) error {
+				events = append(events, e)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			previous := ""
+			for _, e := range events {
+				if pg, ok := e.Event.(*replication.PreviousGTIDsEvent); ok {
+					previous = pg.GTIDSets
+				}
+			}
+			prev := ""
+			for _, m := range markers(items) {
+				if m.File != file {
+					continue // a rotate marker names the next file
+				}
+				i := 0
+				next := func() (*replication.BinlogEvent, error) {
+					if i == len(events) {
+						return nil, errors.New("end of file")
+					}
+					i++
+					return events[i-1], nil
+				}
+				got, err := deriveMySQLGTID(next, m.Pos)
+				if err != nil {
+					t.Fatalf("derive at %d: %v", m.Pos, err)
+				}
+				// The stream started from an empty set, the derivation from
+				// PREVIOUS_GTIDS: derived = PREVIOUS_GTIDS ∪ streamed, exactly.
+				want, _ := mysql.ParseMysqlGTIDSet(previous)
+				if m.GTID != "" {
+					if err := want.Update(m.GTID); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ds, _ := mysql.ParseMysqlGTIDSet(got)
+				if !ds.Equal(want) {
+					t.Errorf("at %d: derived %q, want %q", m.Pos, got, want)
+				}
+				prev = got
+			}
+			if prev == "" {
+				t.Fatalf("no GTID set derived at any marker of %s", file)
+			}
+		})
+	}
+}

@@ -162,8 +162,8 @@ func (r *Reader) decodeRows(e *replication.RowsEvent, data []byte) error {
 // resolved start position). skip captured row images at the head of the
 // first transaction are passed over; when skipTxn is a GTID, that first
 // transaction must carry it, else Next fails with ErrPositionUnavailable.
-// On a MariaDB server a FILE:POS without GTID is converted to the GTID
-// state at that position.
+// On a server with GTIDs a FILE:POS without GTID is converted to the GTID
+// set at that position, and the stream continues by GTID.
 func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn string) error {
 	if r.closed {
 		return ErrClosed
@@ -177,6 +177,12 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 			return err
 		}
 		g, err := c.mariadbGTIDAt(from.File, from.Pos)
+		if err != nil {
+			return fmt.Errorf("start binlog sync at %s: %w", from, err)
+		}
+		from.GTID = g
+	} else if r.srv.GTIDMode && from.GTID == "" {
+		g, err := r.mysqlGTIDAt(ctx, from.File, from.Pos)
 		if err != nil {
 			return fmt.Errorf("start binlog sync at %s: %w", from, err)
 		}
@@ -705,8 +711,9 @@ func (r *Reader) Earliest(ctx context.Context) (Position, error) {
 	return p, nil
 }
 
-// Resolve checks that FILE:POS exists on the server and, on MariaDB, adds
-// the GTID state at that position.
+// Resolve checks that FILE:POS exists on the server and, on servers with
+// GTIDs, adds the GTID set at that position (MariaDB: BINLOG_GTID_POS; MySQL:
+// derived by reading the file up to the position).
 func (r *Reader) Resolve(ctx context.Context, p Position) (Position, error) {
 	c, err := r.metaConn(ctx)
 	if err != nil {
@@ -733,9 +740,16 @@ func (r *Reader) Resolve(ctx context.Context, p Position) (Position, error) {
 			return Position{}, fmt.Errorf("position %d in %s is before the first event (4): %w", p.Pos, p.File, ErrPositionUnavailable)
 		}
 	}
-	if r.srv.Flavor == FlavorMariaDB && p.GTID == "" {
-		if p.GTID, err = c.mariadbGTIDAt(p.File, p.Pos); err != nil {
-			return Position{}, fmt.Errorf("resolve %s: %w%s", p, err, r.available(ctx))
+	if p.GTID == "" {
+		switch {
+		case r.srv.Flavor == FlavorMariaDB:
+			if p.GTID, err = c.mariadbGTIDAt(p.File, p.Pos); err != nil {
+				return Position{}, fmt.Errorf("resolve %s: %w%s", p, err, r.available(ctx))
+			}
+		case r.srv.GTIDMode:
+			if p.GTID, err = r.mysqlGTIDAt(ctx, p.File, p.Pos); err != nil {
+				return Position{}, fmt.Errorf("resolve %s: %w", p, err)
+			}
 		}
 	}
 	return p, nil
