@@ -64,9 +64,6 @@ func New(cfg *config.Config, log zerolog.Logger) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: outbox: %w", ErrConfig, err)
 	}
-	if cfg.Outbox.OnError == "dead_letter" {
-		return nil, fmt.Errorf("%w: outbox.on_error: dead_letter is not supported yet (got %q)", ErrConfig, cfg.Outbox.OnError)
-	}
 	if _, err := binlog.ParseFlavor(cfg.Source.Flavor); err != nil {
 		return nil, fmt.Errorf("%w: source.flavor: %w", ErrConfig, err)
 	}

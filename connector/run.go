@@ -263,23 +263,36 @@ func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker
 			txn = ch.Txn.Begin.File + ":" + strconv.FormatUint(uint64(ch.Txn.Begin.Pos), 10)
 		}
 		res, err := c.xform.Transform(ch)
+		var poison error
 		if err != nil {
-			if outbox.IsPoison(err) {
-				return fmt.Errorf("%w: row %d of transaction %s in %s at %s:%d: %w (outbox.on_error is fail: stopped before it; fix the row's data or the route template, or replay past it with `tailbox offsets set`)", ErrRejected, ch.Index, txn, ch.Table, ch.File, ch.Pos, err)
+			if !outbox.IsPoison(err) {
+				return fmt.Errorf("transform row of %s at %s:%d: %w", ch.Table, ch.File, ch.Pos, err)
 			}
-			return fmt.Errorf("transform row of %s at %s:%d: %w", ch.Table, ch.File, ch.Pos, err)
+			poison = err
 		}
 		if res.Warning != "" {
 			c.log.Warn().Str("table", ch.Table.String()).Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).
 				Str("gtid", ch.Txn.GTID).Str("op", ch.Op.String()).Msg(res.Warning)
 		}
-		if res.Action != outbox.Publish {
+		if poison == nil && res.Action != outbox.Publish {
 			tr.pushSlot(ch.Index, txn, true)
 			continue
 		}
-		ev := &res.Event
+		rec := toRecord(&res.Event)
+		if poison == nil && prod != nil {
+			poison = prod.Fits(rec)
+		}
+		if poison != nil {
+			if c.cfg.Outbox.OnError != "dead_letter" {
+				return fmt.Errorf("%w: event %s (row %d of transaction %s in %s at %s:%d): %w (outbox.on_error is fail: stopped before it, the checkpoint stays before it; fix the row or the route template, set on_error: dead_letter, or move past it with `tailbox offsets set`)",
+					ErrRejected, res.Event.ID, ch.Index, txn, ch.Table, ch.File, ch.Pos, poison)
+			}
+			rec = c.deadLetter(rec, poison, prod)
+			c.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
+				Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")
+		}
 		if prod == nil {
-			if err := printEvent(out, ev); err != nil {
+			if err := printRecord(out, rec); err != nil {
 				return fmt.Errorf("dry run output: %w", err)
 			}
 			tr.pushSlot(ch.Index, txn, true)
@@ -290,24 +303,46 @@ func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		seq := tr.pushSlot(ch.Index, txn, false)
-		rec := &kafka.Record{
-			Topic:     ev.Topic,
-			Key:       ev.Key,
-			Value:     ev.Value,
-			Timestamp: ev.Timestamp,
-			Meta:      seq,
-		}
-		if len(ev.Headers) > 0 {
-			rec.Headers = make([]kafka.Header, len(ev.Headers))
-			for i, h := range ev.Headers {
-				rec.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
-			}
-		}
+		rec.Meta = tr.pushSlot(ch.Index, txn, false)
 		if err := prod.Send(ctx, rec); err != nil {
 			return err
 		}
 	}
+}
+
+func toRecord(ev *outbox.Event) *kafka.Record {
+	rec := &kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}
+	if len(ev.Headers) > 0 {
+		rec.Headers = make([]kafka.Header, len(ev.Headers))
+		for i, h := range ev.Headers {
+			rec.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return rec
+}
+
+// Headers of dead-lettered records.
+const (
+	headerError         = "tailbox.error"
+	headerOriginalTopic = "tailbox.original.topic"
+	headerValueDropped  = "tailbox.value.dropped"
+)
+
+// deadLetter readdresses rec to outbox.dead_letter_topic with the reason and
+// the original topic in headers. A value that alone makes the record too
+// large is dropped (header tailbox.value.dropped=true), so that the
+// dead-letter record itself can be delivered.
+func (c *Connector) deadLetter(rec *kafka.Record, reason error, prod *kafka.Producer) *kafka.Record {
+	dl := *rec
+	dl.Topic = c.cfg.Outbox.DeadLetterTopic
+	dl.Headers = append(append([]kafka.Header(nil), rec.Headers...),
+		kafka.Header{Key: headerError, Value: []byte(reason.Error())},
+		kafka.Header{Key: headerOriginalTopic, Value: []byte(rec.Topic)})
+	if prod != nil && prod.Fits(&dl) != nil {
+		dl.Value = nil
+		dl.Headers = append(dl.Headers, kafka.Header{Key: headerValueDropped, Value: []byte("true")})
+	}
+	return &dl
 }
 
 // deliveryError classifies a failed acknowledgement.
@@ -320,7 +355,7 @@ func (c *Connector) deliveryError(ack kafka.Ack) error {
 		}
 	}
 	if kafka.IsPermanent(ack.Err) {
-		return fmt.Errorf("%w: Kafka refused event %s for topic %s for good: %w (outbox.on_error is fail: the checkpoint stays before it)", ErrRejected, id, r.Topic, ack.Err)
+		return fmt.Errorf("%w: Kafka refused event %s for topic %s for good: %w (the checkpoint stays before it)", ErrRejected, id, r.Topic, ack.Err)
 	}
 	return fmt.Errorf("%w: deliver event %s to topic %s: %w", errRetry, id, r.Topic, ack.Err)
 }
@@ -359,22 +394,22 @@ type dryRunRecord struct {
 	Value     json.RawMessage   `json:"value"`
 }
 
-func printEvent(w io.Writer, ev *outbox.Event) error {
-	r := dryRunRecord{Topic: ev.Topic, Headers: map[string]string{}, Timestamp: ev.Timestamp.UTC().Format(time.RFC3339Nano)}
-	if ev.Key != nil {
-		k := string(ev.Key)
+func printRecord(w io.Writer, rec *kafka.Record) error {
+	r := dryRunRecord{Topic: rec.Topic, Headers: map[string]string{}, Timestamp: rec.Timestamp.UTC().Format(time.RFC3339Nano)}
+	if rec.Key != nil {
+		k := string(rec.Key)
 		r.Key = &k
 	}
-	for _, h := range ev.Headers {
+	for _, h := range rec.Headers {
 		r.Headers[h.Key] = string(h.Value)
 	}
 	switch {
-	case ev.Value == nil:
+	case rec.Value == nil:
 		r.Value = json.RawMessage("null")
-	case json.Valid(ev.Value):
-		r.Value = ev.Value
+	case json.Valid(rec.Value):
+		r.Value = rec.Value
 	default:
-		b, _ := json.Marshal(string(ev.Value))
+		b, _ := json.Marshal(string(rec.Value))
 		r.Value = b
 	}
 	b, err := json.Marshal(r)

@@ -83,3 +83,65 @@ func TestDryRunPrintsEventsAndWritesNoCheckpoint(t *testing.T) {
 		t.Fatalf("dry run produced to %v", got)
 	}
 }
+
+func TestDeadLetterTakesPoisonEventsAndStreamingGoesOn(t *testing.T) {
+	e := newEnv(t, "envelope")
+	e.writeConfig("envelope", "  on_error: dead_letter\n  dead_letter_topic: outbox.dlq\n")
+	// A record over max_message_bytes is known to fail before it is sent.
+	cfg, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.cfg, []byte(strings.Replace(string(cfg), "  linger: 1ms\n", "  linger: 1ms\n  max_message_bytes: 2000\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start()
+	big := `{"blob":"` + strings.Repeat("x", 3000) + `"}`
+	e.tx(
+		e.outboxInsert("00000000-0000-0000-0000-0000000000d1", "member", "m-1", "Good", `{}`),
+		e.outboxInsert("00000000-0000-0000-0000-0000000000d2", "bad topic!", "m-1", "BadTopic", `{"x":1}`),
+		e.outboxInsert("00000000-0000-0000-0000-0000000000d3", "member", "m-1", "TooBig", big),
+		e.outboxInsert("00000000-0000-0000-0000-0000000000d4", "member", "m-1", "GoodAfter", `{}`),
+	)
+	good := e.kafka.Consume(t, []string{"outbox.event.member"}, 2, 30*time.Second)
+	dlq := e.kafka.Consume(t, []string{"outbox.dlq"}, 2, 30*time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, p.stderr.String())
+	}
+	if got := strings.Join(ids(good), ","); got != "00000000-0000-0000-0000-0000000000d1,00000000-0000-0000-0000-0000000000d4" {
+		t.Fatalf("outbox topic got %s", got)
+	}
+	want := map[string][2]string{
+		"00000000-0000-0000-0000-0000000000d2": {"outbox.event.bad topic!", "invalid topic"},
+		"00000000-0000-0000-0000-0000000000d3": {"outbox.event.member", "too large"},
+	}
+	for _, r := range dlq {
+		id, _ := header(r, "id")
+		w, ok := want[id]
+		if !ok {
+			t.Fatalf("unexpected dead letter %s", id)
+		}
+		orig, _ := header(r, "tailbox.original.topic")
+		reason, _ := header(r, "tailbox.error")
+		if orig != w[0] || !strings.Contains(reason, w[1]) || string(r.Key) != "m-1" {
+			t.Errorf("dead letter %s: original topic %q, reason %q, key %q", id, orig, reason, r.Key)
+		}
+		delete(want, id)
+	}
+	if len(want) != 0 {
+		t.Fatalf("missing dead letters: %v", want)
+	}
+}
+
+func TestTooLargeEventStopsWithOnErrorFail(t *testing.T) {
+	e := newEnv(t, "envelope")
+	cfg, _ := os.ReadFile(e.cfg)
+	if err := os.WriteFile(e.cfg, []byte(strings.Replace(string(cfg), "  linger: 1ms\n", "  linger: 1ms\n  max_message_bytes: 2000\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := e.start()
+	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000e1", "member", "m-1", "TooBig", `{"blob":"`+strings.Repeat("x", 3000)+`"}`))
+	if code := p.wait(t); code != 1 || !strings.Contains(p.stderr.String(), "too large") {
+		t.Fatalf("exit code %d, want 1 naming the size:\n%s", code, p.stderr.String())
+	}
+}

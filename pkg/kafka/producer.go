@@ -13,6 +13,7 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strings"
@@ -375,4 +376,26 @@ func (p *Producer) closeClient() error {
 		}
 	})
 	return p.clientErr
+}
+
+// maximumRecordOverhead is sarama's upper bound of a v2 record's framing.
+const maximumRecordOverhead = 5*binary.MaxVarintLen32 + binary.MaxVarintLen64 + 1
+
+// Size returns the size sarama checks against Config.MaxMessageBytes for r
+// (ProducerMessage.ByteSize for record batches).
+func (r *Record) Size() int {
+	n := maximumRecordOverhead + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 2*binary.MaxVarintLen32
+	}
+	return n
+}
+
+// Fits returns nil when r is within the producer's MaxMessageBytes, else an
+// error wrapping ErrTooLarge: a failure known before sending.
+func (p *Producer) Fits(r *Record) error {
+	if s := r.Size(); s > p.maxMessageBytes {
+		return fmt.Errorf("%w: %d bytes > max_message_bytes %d", ErrTooLarge, s, p.maxMessageBytes)
+	}
+	return nil
 }
