@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build test demo mariadb-start mariadb-stop fmt vet clean
+.PHONY: help build test bench demo mariadb-start mariadb-stop fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,6 +17,9 @@ build: ## build bin/tailbox and bin/devkafka
 
 test: ## go vet and all tests against a private MariaDB (scripts/test.sh; ARGS="-run X" passes flags)
 	scripts/test.sh $(ARGS)
+
+bench: ## backlog benchmark against the read and produce ceilings (scripts/bench.sh; ARGS="-rows 1000000")
+	scripts/bench.sh $(ARGS)
 
 demo: ## end-to-end demo: MariaDB + devkafka + tailbox + kcat (scripts/demo.sh)
 	scripts/demo.sh
