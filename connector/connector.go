@@ -31,6 +31,11 @@ var (
 	// left untouched; `tailbox offsets set` is the way out.
 	ErrCheckpoint = errors.New("unusable checkpoint")
 
+	// ErrServerSetup is returned when the source server's settings make
+	// capturing impossible (binary log off, not ROW, row image not FULL);
+	// the message carries the exact fix.
+	ErrServerSetup = errors.New("source server not set up for CDC")
+
 	// ErrRejected is returned when an event cannot be delivered and
 	// outbox.on_error is fail: the checkpoint stays before it.
 	ErrRejected = errors.New("event rejected")

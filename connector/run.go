@@ -59,6 +59,9 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 	}
 	defer reader.Close()
 	srv := reader.Server()
+	if ps := srv.Problems(); len(ps) > 0 {
+		return fmt.Errorf("%w: %s is not set up for tailbox:\n  %s", ErrServerSetup, c.cfg.Source.Addr, strings.Join(ps, "\n  "))
+	}
 	if !srv.FullMetadata && !c.cfg.Source.AllowMinimalMetadata {
 		return fmt.Errorf("%w: binlog_row_metadata is not FULL on %s, so the binlog carries no column names; fix: SET GLOBAL binlog_row_metadata = 'FULL' (and binlog_row_metadata=FULL in my.cnf), or set source.allow_minimal_metadata: true to read names from information_schema", binlog.ErrMetadata, c.cfg.Source.Addr)
 	}

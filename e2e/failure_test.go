@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailbox-cdc/tailbox/internal/testenv"
 )
 
 // wait returns the exit code once p exits by itself.
@@ -143,5 +147,23 @@ func TestTooLargeEventStopsWithOnErrorFail(t *testing.T) {
 	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000e1", "member", "m-1", "TooBig", `{"blob":"`+strings.Repeat("x", 3000)+`"}`))
 	if code := p.wait(t); code != 1 || !strings.Contains(p.stderr.String(), "too large") {
 		t.Fatalf("exit code %d, want 1 naming the size:\n%s", code, p.stderr.String())
+	}
+}
+
+func TestRunRefusesMisconfiguredServerWithTheFix(t *testing.T) {
+	srv := testenv.StartMariaDB(t, "binlog_format=MIXED\nbinlog_row_image=MINIMAL")
+	e := &env{t: t, db: srv, kafka: testenv.Kafka(t), dir: t.TempDir()}
+	e.dbn = srv.CreateDatabase(t, "setup")
+	e.db.Exec(t, fmt.Sprintf(testenv.OutboxDDL, e.dbn))
+	e.cfg = filepath.Join(e.dir, "tailbox.yaml")
+	e.writeConfig("envelope", "")
+	_, stderr, code := e.runCmd("run", "-c", e.cfg)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", code, stderr)
+	}
+	for _, want := range []string{"SET GLOBAL binlog_format = 'ROW'", "SET GLOBAL binlog_row_image = 'FULL'"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not give the fix %q:\n%s", want, stderr)
+		}
 	}
 }

@@ -33,6 +33,30 @@ type Server struct {
 	FullMetadata bool
 	// LowerCaseTableNames is @@lower_case_table_names (0, 1 or 2).
 	LowerCaseTableNames int
+	// LogBin is @@log_bin: binary logging is on.
+	LogBin bool
+	// BinlogFormat is @@binlog_format (ROW, MIXED or STATEMENT).
+	BinlogFormat string
+	// RowImage is @@binlog_row_image (FULL, MINIMAL or NOBLOB).
+	RowImage string
+}
+
+// Problems returns what makes the server unusable for tailbox, each with
+// the exact fix: binary logging off, binlog_format not ROW,
+// binlog_row_image not FULL. (binlog_row_metadata is checked by the caller,
+// which may allow minimal metadata.)
+func (s Server) Problems() []string {
+	var ps []string
+	if !s.LogBin {
+		ps = append(ps, "binary logging is off (log_bin=OFF); fix: start the server with log_bin=mysql-bin and a server_id in my.cnf (it cannot be enabled at runtime)")
+	}
+	if !strings.EqualFold(s.BinlogFormat, "ROW") {
+		ps = append(ps, fmt.Sprintf("binlog_format is %s, tailbox needs ROW; fix: SET GLOBAL binlog_format = 'ROW' (and binlog_format=ROW in my.cnf; sessions started before keep the old format)", s.BinlogFormat))
+	}
+	if !strings.EqualFold(s.RowImage, "FULL") {
+		ps = append(ps, fmt.Sprintf("binlog_row_image is %s, tailbox needs FULL; fix: SET GLOBAL binlog_row_image = 'FULL' (and binlog_row_image=FULL in my.cnf)", s.RowImage))
+	}
+	return ps
 }
 
 // LogFile is one entry of SHOW BINARY LOGS.
@@ -113,6 +137,13 @@ func (c *conn) server(configured Flavor) (Server, error) {
 	if meta, err := c.variable("binlog_row_metadata"); err == nil {
 		s.FullMetadata = strings.EqualFold(meta, "FULL")
 	}
+	r, err = c.query("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
+	if err != nil {
+		return s, err
+	}
+	lb, _ := r.GetInt(0, 0)
+	s.LogBin = lb == 1
+	s.BinlogFormat, s.RowImage = str(r, 1), str(r, 2)
 	switch s.Flavor {
 	case FlavorMariaDB:
 		s.GTIDMode = true
