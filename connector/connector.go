@@ -118,11 +118,10 @@ func outboxOptions(cfg *config.Config) (outbox.Options, error) {
 
 func (c *Connector) readerConfig() (binlog.Config, error) {
 	flavor, _ := binlog.ParseFlavor(c.cfg.Source.Flavor)
-	tlsCfg, err := sourceTLS(c.cfg.Source.TLS)
+	tlsCfg, err := sourceTLS(c.cfg.Source.TLS, c.cfg.Source.Addr)
 	if err != nil {
 		return binlog.Config{}, err
 	}
-	sourceServerName(tlsCfg, c.cfg.Source.Addr)
 	return binlog.Config{
 		Addr:                 c.cfg.Source.Addr,
 		User:                 c.cfg.Source.User,
@@ -169,7 +168,7 @@ func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
 	}
 	wait := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		r, err := binlog.Open(ctx, rc, c.log.With().Str("component", "binlog").Logger(), c.slog)
+		r, err := c.dialReader(ctx, rc)
 		if err == nil {
 			return r, nil
 		}
@@ -204,7 +203,7 @@ func fromCheckpointPos(p checkpoint.Position) binlog.Position {
 	return binlog.Position{File: p.File, Pos: p.Pos, GTID: p.GTID}
 }
 
-// openReaderOnce connects to the source without retrying (for CLI commands).
-func openReaderOnce(ctx context.Context, c *Connector, rc binlog.Config) (*binlog.Reader, error) {
+// dialReader connects to the source once, without retrying.
+func (c *Connector) dialReader(ctx context.Context, rc binlog.Config) (*binlog.Reader, error) {
 	return binlog.Open(ctx, rc, c.log.With().Str("component", "binlog").Logger(), c.slog)
 }

@@ -35,7 +35,7 @@ func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Che
 	if err != nil {
 		return nil, err
 	}
-	reader, err := openReaderOnce(ctx, c, rc)
+	reader, err := c.dialReader(ctx, rc)
 	if err != nil {
 		return nil, err
 	}

@@ -38,10 +38,11 @@ func clientCert(tc *tls.Config, certFile, keyFile string) error {
 	return nil
 }
 
-// sourceTLS maps source.tls onto a tls.Config; nil means plaintext.
+// sourceTLS maps source.tls onto a tls.Config for the server at addr; nil
+// means plaintext.
 // "preferred" is plaintext in this version: go-mysql cannot fall back from
 // TLS to plaintext on one connection attempt.
-func sourceTLS(t config.SourceTLS) (*tls.Config, error) {
+func sourceTLS(t config.SourceTLS, addr string) (*tls.Config, error) {
 	switch t.Mode {
 	case "", "disabled", "preferred":
 		return nil, nil
@@ -59,6 +60,9 @@ func sourceTLS(t config.SourceTLS) (*tls.Config, error) {
 			return nil, fmt.Errorf("source.tls.ca_file: %w", err)
 		}
 		tc.RootCAs = pool
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tc.ServerName = host // verify_identity checks it
+		}
 		if t.Mode == "verify_ca" {
 			// Verify the chain but not the host name, as MySQL's VERIFY_CA.
 			tc.InsecureSkipVerify = true
@@ -90,16 +94,6 @@ func verifyChain(raw [][]byte, pool *x509.CertPool) error {
 	}
 	_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter})
 	return err
-}
-
-// sourceServerName sets ServerName for verify_identity from the address.
-func sourceServerName(tc *tls.Config, addr string) {
-	if tc == nil || tc.InsecureSkipVerify || tc.ServerName != "" {
-		return
-	}
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		tc.ServerName = host
-	}
 }
 
 // kafkaTLS maps kafka.tls onto a tls.Config; nil means plaintext.

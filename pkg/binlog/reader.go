@@ -539,6 +539,7 @@ func isIdentByte(b byte) bool {
 
 func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) error {
 	if !r.isCaptured(tm.Schema, tm.Table) {
+		delete(r.tables, tm.TableID) // the id may have been a captured table's
 		return nil
 	}
 	key := string(tm.Schema) + "." + string(tm.Table)
@@ -584,12 +585,13 @@ func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) er
 }
 
 func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos uint32) error {
-	if e.Table == nil || !r.isCaptured(e.Table.Schema, e.Table.Table) {
-		return nil
-	}
+	// r.tables holds captured tables only: one lookup decides.
 	t := r.tables[e.TableID]
 	if t == nil {
-		return fmt.Errorf("rows event for table id %d of %s.%s without a table map", e.TableID, e.Table.Schema, e.Table.Table)
+		if e.Table != nil && r.isCaptured(e.Table.Schema, e.Table.Table) {
+			return fmt.Errorf("rows event for table id %d of %s.%s without a table map", e.TableID, e.Table.Schema, e.Table.Table)
+		}
+		return nil
 	}
 	if r.txn == nil {
 		// Rows outside any transaction marker (should not happen).
