@@ -1,0 +1,288 @@
+// Package lease elects one active replica among connectors that share a
+// name, with nothing but Kafka: every replica joins a consumer group on a
+// one-partition lease topic, and the member the group assigns that partition
+// to holds the lease. When the holder dies, or stalls past the session
+// timeout, the group coordinator evicts it and assigns the partition to
+// another member. Nothing is ever produced to the topic: it exists only to
+// be assigned.
+//
+// A lease is not a fence: a holder that stalled does not know it lost the
+// lease until it runs again. The connector pairs the lease with the
+// transactional producer, whose InitProducerId on the new holder fences
+// the old one (DESIGN.md, "Beyond one process").
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Options configures a lease.
+type Options struct {
+	// Brokers are the bootstrap brokers, host:port.
+	Brokers []string
+	// Config carries the connection settings (Version, ClientID, Net.TLS,
+	// Net.SASL); Join copies it and sets the group settings. nil means
+	// sarama's defaults with Kafka 2.8.
+	Config *sarama.Config
+	// Group is the consumer group: one per connector name.
+	Group string
+	// Topic is the lease topic; Join creates it with one partition when it
+	// is missing and refuses one with more partitions.
+	Topic string
+	// SessionTimeout is how long the coordinator waits for a silent member
+	// before it reassigns the lease; 10 s when zero.
+	SessionTimeout time.Duration
+	// OnError receives errors of the group's background session (e.g. a
+	// broker that went away); nil drops them. The lease keeps retrying.
+	OnError func(error)
+}
+
+// Lease is one replica's membership. Its methods are safe for concurrent use.
+type Lease struct {
+	opts  Options
+	group sarama.ConsumerGroup
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	held   bool
+	lost   chan struct{} // closed when the current holding ends
+	gained chan struct{} // closed (and replaced) when the lease is gained
+	err    error         // the error that ended the lease loop
+}
+
+// Join creates the lease topic if needed and joins the group in the
+// background. Use Acquire to wait for the lease.
+func Join(ctx context.Context, o Options) (*Lease, error) {
+	if o.Group == "" || o.Topic == "" {
+		return nil, errors.New("join lease: group and topic are required")
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 10 * time.Second
+	}
+	sc := sarama.NewConfig()
+	if o.Config != nil {
+		c := *o.Config
+		sc = &c
+	} else {
+		sc.Version = sarama.V2_8_0_0
+	}
+	sc.Consumer.Group.Session.Timeout = o.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = max(o.SessionTimeout/5, 100*time.Millisecond)
+	// A rebalance should not wait for a stalled member longer than its
+	// session.
+	sc.Consumer.Group.Rebalance.Timeout = o.SessionTimeout
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	sc.Consumer.Offsets.AutoCommit.Enable = false
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("join lease: sarama rejected the configuration: %w", err)
+	}
+	if err := ensureTopic(ctx, o.Brokers, sc, o.Topic); err != nil {
+		return nil, fmt.Errorf("join lease %s: %w", o.Topic, err)
+	}
+	group, err := sarama.NewConsumerGroup(o.Brokers, o.Group, sc)
+	if err != nil {
+		return nil, fmt.Errorf("join lease group %s: %w", o.Group, err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	l := &Lease{opts: o, group: group, cancel: cancel, done: make(chan struct{}), gained: make(chan struct{})}
+	go l.errors()
+	go l.loop(lctx)
+	return l, nil
+}
+
+// ensureTopic creates the one-partition lease topic when it is missing and
+// refuses a topic with more partitions, which would make several members
+// active at once.
+func ensureTopic(ctx context.Context, brokers []string, sc *sarama.Config, topic string) error {
+	type result struct{ err error }
+	done := make(chan result, 1)
+	go func() {
+		admin, err := sarama.NewClusterAdmin(brokers, sc)
+		if err != nil {
+			done <- result{fmt.Errorf("connect to kafka %v: %w", brokers, err)}
+			return
+		}
+		defer admin.Close()
+		err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1}, false)
+		var terr *sarama.TopicError
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) && !(errors.As(err, &terr) && terr.Err == sarama.ErrTopicAlreadyExists) {
+			done <- result{fmt.Errorf("create topic: %w", err)}
+			return
+		}
+		md, err := admin.DescribeTopics([]string{topic})
+		if err != nil {
+			done <- result{fmt.Errorf("describe topic: %w", err)}
+			return
+		}
+		for _, m := range md {
+			if m.Name == topic && len(m.Partitions) != 1 {
+				done <- result{fmt.Errorf("the lease topic must have exactly one partition, it has %d (delete it, or set another ha.lease_topic)", len(m.Partitions))}
+				return
+			}
+		}
+		done <- result{}
+	}()
+	select {
+	case r := <-done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loop keeps the member in the group until Close.
+func (l *Lease) loop(ctx context.Context) {
+	defer close(l.done)
+	h := &handler{l: l}
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := l.group.Consume(ctx, []string{l.opts.Topic}, h)
+		l.release()
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, sarama.ErrInvalidSessionTimeout) {
+			err = fmt.Errorf("lease group %s: the broker refuses a session timeout of %s: it must lie within its group.min.session.timeout.ms and group.max.session.timeout.ms (6 s to 30 min by default): %w", l.opts.Group, l.opts.SessionTimeout, err)
+		}
+		if errors.Is(err, sarama.ErrClosedConsumerGroup) || errors.Is(err, sarama.ErrInvalidSessionTimeout) {
+			l.mu.Lock()
+			l.err = err
+			l.mu.Unlock()
+			return
+		}
+		if err != nil {
+			l.report(fmt.Errorf("lease group %s: %w", l.opts.Group, err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, 5*time.Second)
+			continue
+		}
+		wait = 100 * time.Millisecond
+	}
+}
+
+func (l *Lease) errors() {
+	for err := range l.group.Errors() {
+		l.report(err)
+	}
+}
+
+func (l *Lease) report(err error) {
+	if l.opts.OnError != nil {
+		l.opts.OnError(err)
+	}
+}
+
+// gain marks the lease held and returns the channel closed when it is lost.
+func (l *Lease) gain() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held {
+		return
+	}
+	l.held = true
+	l.lost = make(chan struct{})
+	close(l.gained)
+	l.gained = make(chan struct{})
+}
+
+// release marks the lease not held.
+func (l *Lease) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held {
+		l.held = false
+		close(l.lost)
+	}
+}
+
+// Acquire blocks until this member holds the lease and returns a channel
+// that is closed when it loses it (rebalance, eviction after a stall,
+// Close). It returns ctx's error when ctx ends first.
+func (l *Lease) Acquire(ctx context.Context) (lost <-chan struct{}, err error) {
+	for {
+		l.mu.Lock()
+		if l.held {
+			lost := l.lost
+			l.mu.Unlock()
+			return lost, nil
+		}
+		if l.err != nil {
+			err := l.err
+			l.mu.Unlock()
+			return nil, err
+		}
+		gained := l.gained
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-gained:
+		case <-l.done:
+			l.mu.Lock()
+			if l.err == nil {
+				l.err = errors.New("lease closed")
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// Held reports whether this member holds the lease now.
+func (l *Lease) Held() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
+}
+
+// Close leaves the group, which hands the lease to another member at once,
+// without waiting for the session timeout.
+func (l *Lease) Close() error {
+	l.cancel()
+	<-l.done
+	l.release()
+	return l.group.Close()
+}
+
+// handler holds the lease while the group assigns it the partition.
+type handler struct{ l *Lease }
+
+func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
+	if len(s.Claims()[h.l.opts.Topic]) > 0 {
+		h.l.gain()
+	}
+	return nil
+}
+
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
+	h.l.release()
+	return nil
+}
+
+// ConsumeClaim waits for the end of the session: nothing is produced to
+// the lease topic.
+func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for {
+		select {
+		case <-s.Context().Done():
+			return nil
+		case _, ok := <-c.Messages():
+			if !ok {
+				return nil
+			}
+		}
+	}
+}
