@@ -1,13 +1,24 @@
 // Command devkafka runs a local Kafka-protocol broker for demos and manual
 // tests: franz-go's kfake, in memory unless -data-dir is given. It is not a
-// Kafka: no replication, no security, no durability guarantees. Tests use the
+// Kafka: no replication, no durability guarantees, and its TLS and SASL are
+// for trying a client's settings, not for protecting anything. Tests use the
 // same broker in-process through internal/testenv.
 //
 // Usage:
 //
 //	devkafka [-listen 127.0.0.1:9092] [-partitions 3] [-brokers 1]
 //	         [-data-dir DIR] [-ready-file PATH] [-broker-config key=value]...
+//	         [-tls-cert FILE -tls-key FILE [-tls-client-ca FILE]]
+//	         [-sasl-user MECHANISM:USER:PASSWORD]...
 //	         [-log-level none|error|warn|info|debug]
+//
+// With -tls-cert and -tls-key every broker speaks TLS only; -tls-client-ca
+// also requires clients to present a certificate signed by a CA of that
+// file. Each -sasl-user enables SASL and adds a user for one mechanism
+// (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512); PASSWORD may be @FILE to read it
+// from FILE (trailing newlines trimmed), which keeps it out of the process
+// list. A client whose credentials are refused is disconnected, as by Kafka
+// before 1.0.
 //
 // Topics are created on first use (metadata or produce) with -partitions
 // partitions. With -brokers N and a non-zero port P the brokers listen on
@@ -22,6 +33,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,6 +67,55 @@ type options struct {
 	readyFile     string
 	logLevel      string
 	brokerConfigs keyValues
+	tlsCert       string
+	tlsKey        string
+	tlsClientCA   string
+	saslUsers     saslUsers
+}
+
+// saslUser is one -sasl-user.
+type saslUser struct {
+	mechanism, user, password string
+}
+
+// saslUsers is the repeatable -sasl-user flag; String never shows a password.
+type saslUsers []saslUser
+
+func (u *saslUsers) String() string {
+	if u == nil {
+		return ""
+	}
+	names := make([]string, len(*u))
+	for i, su := range *u {
+		names[i] = su.mechanism + ":" + su.user
+	}
+	return strings.Join(names, ",")
+}
+
+func (u *saslUsers) Set(s string) error {
+	mech, rest, ok1 := strings.Cut(s, ":")
+	user, password, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || user == "" || password == "" {
+		return errors.New("want MECHANISM:USER:PASSWORD or MECHANISM:USER:@FILE")
+	}
+	mech = strings.ToUpper(mech)
+	switch mech {
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		return fmt.Errorf("mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (got %q)", mech)
+	}
+	if file, ok := strings.CutPrefix(password, "@"); ok {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("read the password of %s: %w", user, err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+		if password == "" {
+			return fmt.Errorf("the password file of %s is empty", user)
+		}
+	}
+	*u = append(*u, saslUser{mechanism: mech, user: user, password: password})
+	return nil
 }
 
 // keyValues is a repeatable key=value flag.
@@ -93,6 +155,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.readyFile, "ready-file", "", "write the bootstrap address to this `file` once listening")
 	fs.StringVar(&opts.logLevel, "log-level", "error", "broker log level: none, error, warn, info, debug")
 	fs.Var(opts.brokerConfigs, "broker-config", "broker config `key=value`, e.g. message.max.bytes=1048588 (repeatable)")
+	fs.StringVar(&opts.tlsCert, "tls-cert", "", "serve TLS with the certificate (chain) in this PEM `file`; needs -tls-key")
+	fs.StringVar(&opts.tlsKey, "tls-key", "", "private key `file` (PEM) of -tls-cert")
+	fs.StringVar(&opts.tlsClientCA, "tls-client-ca", "", "require client certificates signed by a CA in this PEM `file`")
+	fs.Var(&opts.saslUsers, "sasl-user", "enable SASL and add `MECHANISM:USER:PASSWORD` (PASSWORD may be @FILE; repeatable)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -128,7 +194,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 	}
 	log.Info().Str("bootstrap", bootstrap).Int("brokers", opts.brokers).
-		Int("partitions", opts.partitions).Str("data_dir", opts.dataDir).Msg("listening")
+		Int("partitions", opts.partitions).Str("data_dir", opts.dataDir).
+		Bool("tls", opts.tlsCert != "").Bool("client_certs", opts.tlsClientCA != "").
+		Str("sasl_users", opts.saslUsers.String()).Msg("listening")
 
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
@@ -168,6 +236,10 @@ func clusterOptions(opts options, log zerolog.Logger) ([]kfake.Opt, error) {
 	if !ok {
 		problems = append(problems, fmt.Errorf("-log-level: must be none, error, warn, info or debug (got %q)", opts.logLevel))
 	}
+	tlsCfg, err := serverTLS(opts)
+	if err != nil {
+		problems = append(problems, err)
+	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
@@ -202,7 +274,48 @@ func clusterOptions(opts options, log zerolog.Logger) ([]kfake.Opt, error) {
 	if len(opts.brokerConfigs) > 0 {
 		kopts = append(kopts, kfake.BrokerConfigs(opts.brokerConfigs))
 	}
+	if tlsCfg != nil {
+		kopts = append(kopts, kfake.TLS(tlsCfg))
+	}
+	if len(opts.saslUsers) > 0 {
+		kopts = append(kopts, kfake.EnableSASL())
+		for _, u := range opts.saslUsers {
+			kopts = append(kopts, kfake.Superuser(u.mechanism, u.user, u.password))
+		}
+	}
 	return kopts, nil
+}
+
+// serverTLS builds the brokers' tls.Config from -tls-cert, -tls-key and
+// -tls-client-ca; nil means plaintext.
+func serverTLS(opts options) (*tls.Config, error) {
+	switch {
+	case opts.tlsCert == "" && opts.tlsKey == "":
+		if opts.tlsClientCA != "" {
+			return nil, errors.New("-tls-client-ca: needs -tls-cert and -tls-key")
+		}
+		return nil, nil
+	case opts.tlsCert == "" || opts.tlsKey == "":
+		return nil, errors.New("-tls-cert and -tls-key: set both or neither")
+	}
+	cert, err := tls.LoadX509KeyPair(opts.tlsCert, opts.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert/-tls-key: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if opts.tlsClientCA != "" {
+		pem, err := os.ReadFile(opts.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-tls-client-ca: %s holds no PEM certificate", opts.tlsClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 // kfakeLogger passes kfake's messages at or above level to zerolog.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/internal/testenv"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -91,6 +94,10 @@ func TestDevkafkaRejectsBadFlags(t *testing.T) {
 		{name: "zero partitions", args: []string{"-partitions", "0"}, want: "-partitions: must be at least 1"},
 		{name: "an unknown log level", args: []string{"-log-level", "loud"}, want: "-log-level: must be none"},
 		{name: "a positional argument", args: []string{"extra"}, want: "unexpected arguments: extra"},
+		{name: "a certificate without its key", args: []string{"-tls-cert", "cert.pem"}, want: "-tls-cert and -tls-key: set both or neither"},
+		{name: "a client CA without a certificate", args: []string{"-tls-client-ca", "ca.pem"}, want: "-tls-client-ca: needs -tls-cert and -tls-key"},
+		{name: "an unknown SASL mechanism", args: []string{"-sasl-user", "GSSAPI:u:p"}, want: `mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (got "GSSAPI")`},
+		{name: "a SASL user without password", args: []string{"-sasl-user", "PLAIN:u"}, want: "want MECHANISM:USER:PASSWORD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +109,75 @@ func TestDevkafkaRejectsBadFlags(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.want)
 			}
 		})
+	}
+}
+
+func TestDevkafkaServesTLSWithClientCertificatesAndSASL(t *testing.T) {
+	ca := testenv.NewCA(t, "devkafka CA")
+	server := ca.Server(t, "broker", "127.0.0.1")
+	clientCert := ca.Client(t, "client")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("scram-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := testenv.Binary(t, "devkafka")
+	ready := filepath.Join(t.TempDir(), "ready")
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-ready-file", ready, "-log-level", "info",
+		"-tls-cert", server.CertFile, "-tls-key", server.KeyFile, "-tls-client-ca", ca.CertFile,
+		"-sasl-user", "SCRAM-SHA-512:alice:@"+pwFile, "-sasl-user", "PLAIN:bob:plain-secret")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start devkafka: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	})
+	addr := waitForFile(t, ready, exited, &stderr)
+
+	tlsCfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{clientCert.TLSCertificate(t)}, MinVersion: tls.VersionTLS12}
+	ping := func(opts ...kgo.Opt) error {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return cl.Ping(ctx)
+	}
+	tests := []struct {
+		name string
+		opts []kgo.Opt
+		ok   bool
+	}{
+		{"SCRAM-SHA-512 with the password from the file", []kgo.Opt{kgo.DialTLSConfig(tlsCfg), kgo.SASL(scram.Auth{User: "alice", Pass: "scram-secret"}.AsSha512Mechanism())}, true},
+		{"PLAIN with the password from the command line", []kgo.Opt{kgo.DialTLSConfig(tlsCfg), kgo.SASL(plain.Auth{User: "bob", Pass: "plain-secret"}.AsMechanism())}, true},
+		{"a wrong password is refused", []kgo.Opt{kgo.DialTLSConfig(tlsCfg), kgo.SASL(scram.Auth{User: "alice", Pass: "wrong"}.AsSha512Mechanism())}, false},
+		{"no client certificate is refused", []kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}), kgo.SASL(plain.Auth{User: "bob", Pass: "plain-secret"}.AsMechanism())}, false},
+		{"plaintext is refused", []kgo.Opt{kgo.SASL(plain.Auth{User: "bob", Pass: "plain-secret"}.AsMechanism())}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ping(tt.opts...)
+			if tt.ok && err != nil {
+				t.Fatalf("ping: %v", err)
+			}
+			if !tt.ok && err == nil {
+				t.Fatal("ping succeeded, want a refusal")
+			}
+		})
+	}
+	for _, secret := range []string{"scram-secret", "plain-secret"} {
+		if strings.Contains(stderr.String(), secret) {
+			t.Errorf("devkafka's log shows a password:\n%s", stderr.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "SCRAM-SHA-512:alice,PLAIN:bob") {
+		t.Errorf("the listening line does not name the SASL users:\n%s", stderr.String())
 	}
 }
 

@@ -27,6 +27,10 @@ type KafkaCluster struct {
 	// Cluster is the kfake cluster, for fault injection (ControlKey) and
 	// inspection.
 	Cluster *kfake.Cluster
+	// ClientOpts are appended to the options of every client of Client,
+	// Consume and ConsumeAll: kgo.DialTLSConfig and kgo.SASL for a cluster
+	// started with kfake.TLS or kfake.EnableSASL. Nil means none.
+	ClientOpts []kgo.Opt
 }
 
 // Kafka starts a cluster of one broker on a random port of 127.0.0.1 that
@@ -66,7 +70,7 @@ func (k *KafkaCluster) newClient(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 		// Find topics created after the client started within a poll or two.
 		kgo.MetadataMinAge(50 * time.Millisecond),
 		kgo.MetadataMaxAge(time.Second),
-	}, opts...)
+	}, append(append([]kgo.Opt(nil), k.ClientOpts...), opts...)...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		t.Fatalf("create kafka client for %v: %v", k.Addrs, err)

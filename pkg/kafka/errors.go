@@ -20,6 +20,14 @@ var (
 	// and the last dial error. Retriable: the brokers may come back.
 	ErrUnreachable = errors.New("no kafka broker reachable")
 
+	// ErrAuthentication is wrapped by New when a broker refused the SASL
+	// credentials (SASL_AUTHENTICATION_FAILED, an unsupported mechanism, or
+	// a broker that closes the connection during the SASL exchange, as
+	// kfake and Kafka before 1.0 do); the message names the mechanism, the
+	// user and the broker, never the password. Fatal: retrying with the
+	// same credentials cannot succeed.
+	ErrAuthentication = errors.New("kafka SASL authentication failed")
+
 	// ErrClosed is returned by Send once Close has been called, also to a
 	// Send that was blocked when Close was called.
 	ErrClosed = errors.New("kafka producer is closed")

@@ -96,8 +96,9 @@ type Producer struct {
 //
 // It returns an error wrapping ErrInvalidConfig for an invalid cfg,
 // ErrUnreachable (naming the brokers) when no broker accepts a TCP
-// connection within cfg.DialTimeout, the context's error when ctx ends
-// first, and otherwise sarama's error (TLS, SASL, metadata, producer ID).
+// connection within cfg.DialTimeout, ErrAuthentication when a broker refuses
+// the SASL credentials, the context's error when ctx ends first, and
+// otherwise sarama's error (TLS, metadata, producer ID).
 func New(ctx context.Context, cfg Config) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -108,7 +109,8 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 		return nil, err
 	}
 	brokers := strings.Join(cfg.Brokers, ",")
-	if err := probe(ctx, cfg); err != nil {
+	reachable, err := probe(ctx, cfg)
+	if err != nil {
 		return nil, fmt.Errorf("connect to kafka %s: %w", brokers, err)
 	}
 
@@ -124,6 +126,9 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 	go func() {
 		s := started{}
 		s.client, s.ap, s.err = start(cfg.Brokers, sc)
+		if s.err != nil {
+			s.err = authFailure(cfg, reachable, s.err)
+		}
 		select {
 		case result <- s:
 		case <-abandoned:
@@ -177,15 +182,16 @@ func start(brokers []string, sc *sarama.Config) (sarama.Client, sarama.AsyncProd
 	return client, ap, nil
 }
 
-// probe dials every broker at once and returns nil as soon as one accepts a
-// connection (and, with TLS, completes the handshake). When none does it
-// returns an error wrapping ErrUnreachable, or the TLS error when a broker
-// was reachable but the handshake failed, or ctx's error.
-func probe(parent context.Context, cfg Config) error {
+// probe dials every broker at once and returns the address of the first
+// that accepts a connection (and, with TLS, completes the handshake). When
+// none does it returns an error wrapping ErrUnreachable, or the TLS error
+// when a broker was reachable but the handshake failed, or ctx's error.
+func probe(parent context.Context, cfg Config) (string, error) {
 	ctx, cancel := context.WithTimeout(parent, cfg.DialTimeout)
 	defer cancel()
 
 	type outcome struct {
+		addr      string
 		err       error
 		reachable bool // TCP connected, whatever happened next
 	}
@@ -195,7 +201,7 @@ func probe(parent context.Context, cfg Config) error {
 			dialer := &net.Dialer{}
 			conn, err := dialer.DialContext(ctx, "tcp", addr)
 			if err != nil {
-				results <- outcome{err: err}
+				results <- outcome{addr: addr, err: err}
 				return
 			}
 			defer conn.Close()
@@ -207,11 +213,11 @@ func probe(parent context.Context, cfg Config) error {
 					}
 				}
 				if err := tls.Client(conn, tc).HandshakeContext(ctx); err != nil {
-					results <- outcome{err: fmt.Errorf("tls handshake with %s: %w", addr, err), reachable: true}
+					results <- outcome{addr: addr, err: fmt.Errorf("tls handshake with %s (kafka.tls): %w", addr, err), reachable: true}
 					return
 				}
 			}
-			results <- outcome{reachable: true}
+			results <- outcome{addr: addr, reachable: true}
 		}()
 	}
 
@@ -220,7 +226,7 @@ func probe(parent context.Context, cfg Config) error {
 		o := <-results
 		switch {
 		case o.err == nil:
-			return nil
+			return o.addr, nil
 		case o.reachable:
 			tlsErr = o.err
 		default:
@@ -228,12 +234,12 @@ func probe(parent context.Context, cfg Config) error {
 		}
 	}
 	if tlsErr != nil {
-		return tlsErr
+		return "", tlsErr
 	}
 	if err := parent.Err(); err != nil {
-		return err
+		return "", err
 	}
-	return fmt.Errorf("%w within %s: %w", ErrUnreachable, cfg.DialTimeout, lastErr)
+	return "", fmt.Errorf("%w within %s: %w", ErrUnreachable, cfg.DialTimeout, lastErr)
 }
 
 // run turns sarama's successes and errors into Acks until sarama closes both

@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tailbox-cdc/tailbox/internal/testenv"
 )
 
 // testTimeout bounds every wait; it is generous and never asserted on.
@@ -594,19 +597,49 @@ func TestSASL(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a wrong password fails New, not as unreachable", func(t *testing.T) {
-		c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(SASLScramSHA256, "cdc", "s3cret"))
+	for _, mech := range []string{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
+		t.Run("a wrong "+mech+" password fails New with ErrAuthentication naming mechanism and user", func(t *testing.T) {
+			c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(mech, "cdc", "s3cret"))
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			p, err := New(ctx, Config{Brokers: c.ListenAddrs(), SASL: SASL{Mechanism: mech, User: "cdc", Password: "wrong-pw"}})
+			if err == nil {
+				p.Close(ctx)
+				t.Fatal("New succeeded with a wrong password")
+			}
+			t.Logf("New: %v", err)
+			if !errors.Is(err, ErrAuthentication) || errors.Is(err, ErrUnreachable) {
+				t.Fatalf("New = %v, want ErrAuthentication", err)
+			}
+			for _, want := range []string{"mechanism " + mech, `user "cdc"`, c.ListenAddrs()[0]} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not contain %q", want)
+				}
+			}
+			if strings.Contains(err.Error(), "wrong-pw") {
+				t.Errorf("error shows the password")
+			}
+		})
+	}
+	t.Run("an unknown user fails New with ErrAuthentication", func(t *testing.T) {
+		c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(SASLScramSHA512, "cdc", "s3cret"))
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
-		p, err := New(ctx, Config{Brokers: c.ListenAddrs(), SASL: SASL{Mechanism: SASLScramSHA256, User: "cdc", Password: "wrong"}})
+		_, err := New(ctx, Config{Brokers: c.ListenAddrs(), SASL: SASL{Mechanism: SASLScramSHA512, User: "nobody", Password: "s3cret"}})
+		if !errors.Is(err, ErrAuthentication) || !strings.Contains(err.Error(), `user "nobody"`) {
+			t.Fatalf("New = %v, want ErrAuthentication naming user nobody", err)
+		}
+	})
+	t.Run("SASL against a broker without SASL fails New", func(t *testing.T) {
+		c := newCluster(t)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		p, err := New(ctx, Config{Brokers: c.ListenAddrs(), SASL: SASL{Mechanism: SASLPlain, User: "cdc", Password: "s3cret"}})
 		if err == nil {
 			p.Close(ctx)
-			t.Fatal("New succeeded with a wrong password")
+			t.Fatal("New succeeded against a broker without SASL users")
 		}
-		t.Logf("New: %v", err)
-		if errors.Is(err, ErrUnreachable) || strings.Contains(err.Error(), "wrong") {
-			t.Fatalf("New = %v", err)
-		}
+		t.Logf("New: %v", err) // kfake closes the connection: reported as a refused login
 	})
 }
 
@@ -630,6 +663,56 @@ func TestEveryAcksLevelProduces(t *testing.T) {
 				}
 			}
 			consume(t, c, "acks", 10)
+		})
+	}
+}
+
+func TestTLS(t *testing.T) {
+	ca := testenv.NewCA(t, "kafka CA")
+	server := ca.Server(t, "broker", "127.0.0.1")
+	client := ca.Client(t, "tailbox")
+	c := newCluster(t, kfake.TLS(&tls.Config{
+		Certificates: []tls.Certificate{server.TLSCertificate(t)},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    ca.Pool(),
+		MinVersion:   tls.VersionTLS12,
+	}), kfake.SeedTopics(1, "tls"))
+
+	t.Run("a client certificate of the broker's CA produces", func(t *testing.T) {
+		p := newProducer(t, c, func(cfg *Config) {
+			cfg.TLS = &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{client.TLSCertificate(t)}}
+		})
+		wait := collect(p)
+		send(t, p, &Record{Topic: "tls", Value: []byte("v")})
+		closeProducer(t, p)
+		if acks := wait(t); len(acks) != 1 || acks[0].Err != nil {
+			t.Fatalf("acks %+v", acks)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		tls  *tls.Config
+		want string
+	}{
+		{"a broker certificate of another CA fails New naming kafka.tls",
+			&tls.Config{RootCAs: testenv.NewCA(t, "other CA").Pool(), Certificates: []tls.Certificate{client.TLSCertificate(t)}},
+			"(kafka.tls): tls: failed to verify certificate: x509: certificate signed by unknown authority"},
+		{"no client certificate fails New",
+			&tls.Config{RootCAs: ca.Pool()},
+			"certificate required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			p, err := New(ctx, Config{Brokers: c.ListenAddrs(), TLS: tc.tls, DialTimeout: 5 * time.Second})
+			if err == nil {
+				p.Close(ctx)
+				t.Fatal("New succeeded")
+			}
+			t.Logf("New: %v", err)
+			if errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New = %v, want an error containing %q", err, tc.want)
+			}
 		})
 	}
 }
