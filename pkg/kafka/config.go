@@ -176,6 +176,16 @@ type Config struct {
 	// DefaultDialTimeout. New fails with ErrUnreachable when no broker
 	// accepts a connection within it.
 	DialTimeout time.Duration
+	// OnRetry, when not nil, is called each time the producer backs off
+	// before retrying a batch or a partition leader lookup (sarama's
+	// Retry.BackoffFunc), from sarama's goroutines: it must be safe for
+	// concurrent use and must not block. nil means no call.
+	OnRetry func() `json:"-"`
+	// TransactionalID, when not empty, makes the producer transactional
+	// (Kafka's transactional.id; requires AcksAll): records are sent
+	// between BeginTxn and CommitTxn, and a new producer with the same
+	// id fences this one.
+	TransactionalID string
 }
 
 // fieldError is one problem found by Validate: "path: reason (got X)".
@@ -224,6 +234,9 @@ func (c Config) Validate() error {
 	}
 	if c.Acks < AcksAll || c.Acks > AcksNone {
 		add("acks", "must be one of all, leader, none", c.Acks.String())
+	}
+	if c.TransactionalID != "" && c.Acks != AcksAll {
+		add("acks", "must be all with a transactional producer", c.Acks.String())
 	}
 	if _, ok := compressions[c.Compression]; !ok {
 		add("compression", "must be one of none, gzip, snappy, lz4, zstd", fmt.Sprintf("%q", c.Compression))
@@ -328,6 +341,16 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	sc.Producer.Retry.Max = retryMax
 	sc.Producer.Retry.Backoff = retryBackoffMin
 	sc.Producer.Retry.BackoffFunc = retryBackoff
+	if onRetry := c.OnRetry; onRetry != nil {
+		sc.Producer.Retry.BackoffFunc = func(retries, maxRetries int) time.Duration {
+			onRetry()
+			return retryBackoff(retries, maxRetries)
+		}
+	}
+	if c.TransactionalID != "" {
+		sc.Producer.Transaction.ID = c.TransactionalID
+		sc.Producer.Transaction.Timeout = transactionTimeout
+	}
 	sc.Producer.Partitioner = newMurmur2Partitioner
 	sc.Producer.Compression = compressions[c.Compression]
 	sc.Producer.MaxMessageBytes = c.MaxMessageBytes
