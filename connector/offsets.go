@@ -24,7 +24,11 @@ func (c *Connector) ShowOffset() (*checkpoint.Checkpoint, error) {
 // SetOffset resolves spec on the source server and replaces the stored
 // checkpoint with it (skip 0). It takes the checkpoint lock, so it refuses
 // while a connector with the same file runs. A corrupt or foreign checkpoint
-// is replaced: this is the way out of those errors.
+// is replaced: this is the way out of those errors. A spec the server cannot
+// stream from (purged, beyond the end, not a transaction boundary, a GTID
+// set it never executed, a time before its oldest binlog) is an error
+// wrapping binlog.ErrPositionUnavailable, and the stored file is left as it
+// is.
 func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Checkpoint, error) {
 	store, err := checkpoint.Open(c.cfg.Checkpoint.File)
 	if err != nil {
@@ -44,10 +48,16 @@ func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Che
 	if err != nil {
 		return nil, err
 	}
+	srv := serverIdentity(reader.Server())
+	if pos.File != "" {
+		if srv.FileStartTime, err = reader.FileStartTime(ctx, pos.File); err != nil {
+			return nil, fmt.Errorf("read the start time of %s: %w", pos.File, err)
+		}
+	}
 	cp := &checkpoint.Checkpoint{
 		Name:       c.cfg.Name,
 		Position:   toCheckpointPos(pos),
-		Server:     serverIdentity(reader.Server()),
+		Server:     srv,
 		TablesHash: c.cfg.TablesHash(),
 	}
 	if err := store.Save(cp); err != nil {

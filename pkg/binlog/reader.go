@@ -75,6 +75,8 @@ type Reader struct {
 	infoSchema map[string][]string
 	pending    []Item
 	head       int
+
+	st stats // what Stats reports; safe for concurrent reads
 }
 
 // Open validates cfg, connects a metadata connection, detects the flavor and
@@ -199,6 +201,7 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 	r.lastEnd = from
 	r.file = from.File
 	r.skip, r.skipTxn = skip, skipTxn
+	r.st.restart()
 	return r.startSync(from)
 }
 
@@ -274,7 +277,9 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			}
 			return it, nil
 		}
+		r.st.waiting()
 		ev, err := r.stream.GetEvent(ctx)
+		r.st.received(err == nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				return Item{}, ctx.Err()
@@ -292,52 +297,65 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 }
 
 // recover handles a stream error: fatal server errors are returned, others
-// lead to a reconnect from the last transaction end.
+// lead to a reconnect from the last transaction end, retried with back-off
+// while the server cannot be reached (it may be restarting), up to
+// Config.MaxReconnects consecutive attempts.
 func (r *Reader) recover(ctx context.Context, cause error) error {
 	var me *mysql.MyError
 	if errors.As(cause, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.available(ctx))
 	}
-	r.failures++
-	if r.cfg.MaxReconnects > 0 && r.failures > r.cfg.MaxReconnects {
-		return fmt.Errorf("stream binlog from %s: %w: giving up after %d attempts: %w", r.lastEnd, ErrConnection, r.failures-1, cause)
-	}
-	if r.txn != nil {
-		// Re-read the partial transaction, passing over what was handed out.
+	if r.txn != nil && r.txnRows > r.skip {
+		// Re-read the partial transaction, passing over what was handed
+		// out; inside the first transaction after Start, at least what
+		// Start was told to pass over (r.skip then still holds it).
 		r.skip, r.skipTxn = r.txnRows, r.txnGTID
 	}
-	wait := r.cfg.ReconnectBackoff
-	if wait <= 0 {
-		wait = 500 * time.Millisecond
-	}
-	for i := 1; i < r.failures && wait < 30*time.Second; i++ {
-		wait *= 2
-	}
-	wait = min(wait, 30*time.Second)
-	r.log.Warn().Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
-		Str("gtid", r.lastEnd.GTID).Dur("backoff", wait).Int("attempt", r.failures).
-		Msg("binlog connection lost, reconnecting from last transaction end")
 	r.closeSyncer()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-	}
-	if r.gset != nil && r.lastEnd.GTID != "" {
-		g, err := mysql.ParseGTIDSet(r.srv.Flavor.String(), r.lastEnd.GTID)
-		if err != nil {
-			return fmt.Errorf("reconnect: parse gtid set %q: %w", r.lastEnd.GTID, err)
+	for {
+		r.failures++
+		r.st.lost()
+		if r.cfg.MaxReconnects > 0 && r.failures > r.cfg.MaxReconnects {
+			return fmt.Errorf("stream binlog from %s: %w: giving up after %d attempts: %w", r.lastEnd, ErrConnection, r.failures-1, cause)
 		}
-		r.gset = g
+		wait := r.cfg.ReconnectBackoff
+		if wait <= 0 {
+			wait = 500 * time.Millisecond
+		}
+		for i := 1; i < r.failures && wait < 30*time.Second; i++ {
+			wait *= 2
+		}
+		wait = min(wait, 30*time.Second)
+		r.log.Warn().Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
+			Str("gtid", r.lastEnd.GTID).Dur("backoff", wait).Int("attempt", r.failures).
+			Msg("binlog connection lost, reconnecting from last transaction end")
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if r.gset != nil && r.lastEnd.GTID != "" {
+			g, err := mysql.ParseGTIDSet(r.srv.Flavor.String(), r.lastEnd.GTID)
+			if err != nil {
+				return fmt.Errorf("reconnect: parse gtid set %q: %w", r.lastEnd.GTID, err)
+			}
+			r.gset = g
+		}
+		r.file = r.lastEnd.File
+		// startSync connects and registers as a replica: while the server
+		// is down it fails with ErrConnection, and the next attempt waits
+		// longer. Errors of the stream itself come from GetEvent.
+		err := r.startSync(r.lastEnd)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConnection) {
+			return err
+		}
+		cause = err
 	}
-	r.file = r.lastEnd.File
-	if err := r.startSync(r.lastEnd); err != nil {
-		// startSync only fails before any I/O; GetEvent reports I/O errors.
-		return err
-	}
-	return nil
 }
 
 // available describes the oldest and newest positions for an error message.
@@ -360,6 +378,7 @@ func (r *Reader) marker(pos uint32) {
 
 func (r *Reader) beginTxn(gtid string, when time.Time, micros bool) {
 	r.txn = &Txn{Begin: r.lastEnd, GTID: gtid, CommitTime: when, CommitTimeMicros: micros}
+	r.st.commit.Store(when.UnixNano())
 	r.txnGTID = gtid
 	r.txnBegun, r.txnXA, r.txnRows = false, false, 0
 }
@@ -420,6 +439,8 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 		}
 	case *replication.QueryEvent:
 		return r.query(ctx, e, h, pos)
+	case *replication.HeartbeatEvent:
+		r.st.heartbeat.Store(time.Now().UnixNano())
 	case *replication.XIDEvent:
 		return r.endTxn(pos)
 	case *replication.TableMapEvent:
@@ -713,45 +734,37 @@ func (r *Reader) Earliest(ctx context.Context) (Position, error) {
 	return p, nil
 }
 
-// Resolve checks that FILE:POS exists on the server and, on servers with
-// GTIDs, adds the GTID set at that position (MariaDB: BINLOG_GTID_POS; MySQL:
-// derived by reading the file up to the position).
+// Resolve checks that FILE:POS exists on the server and is a transaction
+// boundary (an event ends there, outside any transaction) and, on servers
+// with GTIDs, adds the GTID set at that position (MariaDB: BINLOG_GTID_POS;
+// MySQL: derived by reading the file up to the position). A p that already
+// has a GTID set is only checked for its file. Errors about the position
+// wrap ErrPositionUnavailable and name the oldest and newest available
+// positions.
 func (r *Reader) Resolve(ctx context.Context, p Position) (Position, error) {
 	c, err := r.metaConn(ctx)
 	if err != nil {
 		return Position{}, err
 	}
 	if p.File != "" {
-		logs, err := c.binaryLogs()
+		if err := r.checkFile(ctx, p); err != nil {
+			return Position{}, err
+		}
+	}
+	if p.GTID == "" && p.File != "" {
+		// Reading the file up to the position checks it and, on MySQL
+		// with GTIDs, derives the set.
+		g, err := r.boundaryAt(ctx, p)
 		if err != nil {
 			return Position{}, err
 		}
-		found := false
-		for _, l := range logs {
-			if l.Name == p.File {
-				found = true
-				if uint64(p.Pos) > l.Size {
-					return Position{}, fmt.Errorf("%s is beyond the end of %s (%d bytes): %w%s", p, l.Name, l.Size, ErrPositionUnavailable, r.available(ctx))
-				}
-			}
-		}
-		if !found {
-			return Position{}, fmt.Errorf("binlog file %s is not on the server: %w%s", p.File, ErrPositionUnavailable, r.available(ctx))
-		}
-		if p.Pos < 4 {
-			return Position{}, fmt.Errorf("position %d in %s is before the first event (4): %w", p.Pos, p.File, ErrPositionUnavailable)
-		}
-	}
-	if p.GTID == "" {
 		switch {
 		case r.srv.Flavor == FlavorMariaDB:
 			if p.GTID, err = c.mariadbGTIDAt(p.File, p.Pos); err != nil {
 				return Position{}, fmt.Errorf("resolve %s: %w%s", p, err, r.available(ctx))
 			}
 		case r.srv.GTIDMode:
-			if p.GTID, err = r.mysqlGTIDAt(ctx, p.File, p.Pos); err != nil {
-				return Position{}, fmt.Errorf("resolve %s: %w", p, err)
-			}
+			p.GTID = g
 		}
 	}
 	return p, nil
@@ -770,6 +783,7 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.st.connected.Store(false)
 	r.closeSyncer()
 	r.meta.close()
 	return nil
