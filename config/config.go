@@ -14,7 +14,8 @@ type Config struct {
 	Outbox     Outbox     `yaml:"outbox"`
 	Kafka      Kafka      `yaml:"kafka"`
 	Checkpoint Checkpoint `yaml:"checkpoint"`
-	// Delivery is at_least_once (default) or exactly_once (not implemented yet).
+	// Delivery is at_least_once (default) or exactly_once (Kafka
+	// transactions; needs checkpoint.store: kafka).
 	Delivery string `yaml:"delivery"`
 	HA       HA     `yaml:"ha"`
 	HTTP     HTTP   `yaml:"http"`
@@ -137,8 +138,13 @@ type Kafka struct {
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// Linger is how long the producer waits to fill a batch. Default 5ms.
 	Linger Duration `yaml:"linger"`
-	TLS    KafkaTLS `yaml:"tls"`
-	SASL   SASL     `yaml:"sasl"`
+	// TransactionInterval is how long a Kafka transaction of
+	// delivery: exactly_once collects events before it commits them with
+	// their checkpoint; read_committed consumers see events only then.
+	// Default 100ms.
+	TransactionInterval Duration `yaml:"transaction_interval"`
+	TLS                 KafkaTLS `yaml:"tls"`
+	SASL                SASL     `yaml:"sasl"`
 }
 
 // KafkaTLS is the TLS setting of the Kafka connections.
@@ -161,7 +167,8 @@ type SASL struct {
 
 // Checkpoint is where the binlog position is stored.
 type Checkpoint struct {
-	// Store is file (default) or kafka (not implemented yet).
+	// Store is file (default) or kafka: the latest record of key name in
+	// the compacted topic Topic.
 	Store string `yaml:"store"`
 	// File is the checkpoint file path. Default ./data/<name>.checkpoint.json.
 	File string `yaml:"file"`
@@ -171,15 +178,26 @@ type Checkpoint struct {
 	Topic string `yaml:"topic"`
 }
 
-// HA is the replicated mode (not implemented yet).
+// HA runs several replicas with the same name, one of them active: the
+// member of consumer group "tailbox-<name>" that the one-partition topic
+// LeaseTopic is assigned to. Needs checkpoint.store: kafka and
+// delivery: exactly_once (the transactional producer fences a former
+// leader).
 type HA struct {
-	Enabled        bool     `yaml:"enabled"`
+	Enabled bool `yaml:"enabled"`
+	// SessionTimeout is how long a silent active replica keeps the lease;
+	// within the broker's group.min/max.session.timeout.ms (6s to 30min by
+	// default). Default 10s.
 	SessionTimeout Duration `yaml:"session_timeout"`
+	// LeaseTopic is the one-partition lease topic. Default tailbox.lease.
+	LeaseTopic string `yaml:"lease_topic"`
 }
 
-// HTTP is the metrics/health endpoint (not implemented yet).
+// HTTP is the observability endpoint run serves: /metrics (Prometheus),
+// /healthz (liveness) and /readyz (readiness).
 type HTTP struct {
-	// Listen is host:port; default 127.0.0.1:8080, "" disables it.
+	// Listen is host:port; default 127.0.0.1:8080, "" disables it. Port 0
+	// picks a free port, which the "http listening" log line names.
 	Listen string `yaml:"listen"`
 }
 
@@ -189,4 +207,7 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json (default) or console.
 	Format string `yaml:"format"`
+	// StatusInterval is how often run logs a one-line status (events/s,
+	// lag, position, in flight); 0 disables it. Default 30s.
+	StatusInterval Duration `yaml:"status_interval"`
 }

@@ -47,6 +47,8 @@ func Default() Config {
 			Compression:     "lz4",
 			MaxMessageBytes: 1000000,
 			Linger:          Duration(5 * time.Millisecond),
+
+			TransactionInterval: Duration(100 * time.Millisecond),
 		},
 		Checkpoint: Checkpoint{
 			Store:    "file",
@@ -54,9 +56,9 @@ func Default() Config {
 			Topic:    "tailbox.checkpoints",
 		},
 		Delivery: "at_least_once",
-		HA:       HA{SessionTimeout: Duration(10 * time.Second)},
+		HA:       HA{SessionTimeout: Duration(10 * time.Second), LeaseTopic: "tailbox.lease"},
 		HTTP:     HTTP{Listen: "127.0.0.1:8080"},
-		Log:      Log{Level: "info", Format: "json"},
+		Log:      Log{Level: "info", Format: "json", StatusInterval: Duration(30 * time.Second)},
 	}
 }
 

@@ -259,10 +259,7 @@ log: {level: trace, format: text}
 				"kafka.linger: must be at least 0s (got -5ms)",
 				"kafka.sasl.user: required",
 				"kafka.sasl.password: required with sasl.mechanism PLAIN",
-				`checkpoint.store: not supported yet; use file (got "kafka")`,
 				"checkpoint.interval: must be at least 10ms (got 1ms)",
-				`delivery: not supported yet; use at_least_once (got "exactly_once")`,
-				"ha.enabled: not supported yet (got true)",
 				`http.listen: must be host:port (got "localhost")`,
 				`log.level: must be debug, info, warn or error (got "trace")`,
 				`log.format: must be json or console (got "text")`,
@@ -400,7 +397,7 @@ func TestParseMergeKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if cfg.Log != (Log{Level: "debug", Format: "json"}) {
+	if cfg.Log != (Log{Level: "debug", Format: "json", StatusInterval: Duration(30 * time.Second)}) {
 		t.Errorf("log = %+v, want the merged level and the own format", cfg.Log)
 	}
 }
@@ -510,6 +507,8 @@ func TestParseFillsDefaults(t *testing.T) {
 			ClientID:        "tailbox-shop-outbox",
 			MaxMessageBytes: 1000000,
 			Linger:          Duration(5 * time.Millisecond),
+
+			TransactionInterval: Duration(100 * time.Millisecond),
 		},
 		Checkpoint: Checkpoint{
 			Store:    "file",
@@ -518,9 +517,9 @@ func TestParseFillsDefaults(t *testing.T) {
 			Topic:    "tailbox.checkpoints",
 		},
 		Delivery: "at_least_once",
-		HA:       HA{SessionTimeout: Duration(10 * time.Second)},
+		HA:       HA{SessionTimeout: Duration(10 * time.Second), LeaseTopic: "tailbox.lease"},
 		HTTP:     HTTP{Listen: "127.0.0.1:8080"},
-		Log:      Log{Level: "info", Format: "json"},
+		Log:      Log{Level: "info", Format: "json", StatusInterval: Duration(30 * time.Second)},
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("Parse(minimal):\n got %+v\nwant %+v", *cfg, want)

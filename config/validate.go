@@ -128,7 +128,6 @@ func (c *Config) Validate() error {
 	switch c.Checkpoint.Store {
 	case "file":
 	case "kafka":
-		ps.add("checkpoint.store", "not supported yet; use file", q(c.Checkpoint.Store))
 	default:
 		ps.add("checkpoint.store", "must be file or kafka", q(c.Checkpoint.Store))
 	}
@@ -142,18 +141,31 @@ func (c *Config) Validate() error {
 	switch c.Delivery {
 	case "at_least_once":
 	case "exactly_once":
-		ps.add("delivery", "not supported yet; use at_least_once", q(c.Delivery))
+		if c.Checkpoint.Store != "kafka" {
+			ps.add("delivery", "exactly_once needs checkpoint.store: kafka (the checkpoint commits in the same Kafka transaction as the events it covers)", q(c.Delivery))
+		}
+		if c.Kafka.Acks != "all" && c.Kafka.Acks != "-1" {
+			ps.add("kafka.acks", "must be all with delivery: exactly_once", q(c.Kafka.Acks))
+		}
 	default:
 		ps.add("delivery", "must be at_least_once or exactly_once", q(c.Delivery))
 	}
+	v.atLeast("kafka.transaction_interval", c.Kafka.TransactionInterval, time.Millisecond)
 	if c.HA.Enabled {
-		ps.add("ha.enabled", "not supported yet", "true")
+		if c.Checkpoint.Store != "kafka" || c.Delivery != "exactly_once" {
+			ps.add("ha.enabled", "needs checkpoint.store: kafka and delivery: exactly_once (the new leader resumes from the Kafka-stored checkpoint, and its transactional producer fences the old one)", "true")
+		}
+		v.atLeast("ha.session_timeout", c.HA.SessionTimeout, time.Second)
+		v.topic("ha.lease_topic", c.HA.LeaseTopic)
 	}
 	if c.HTTP.Listen != "" {
 		v.hostPort("http.listen", c.HTTP.Listen, false, 0)
 	}
 	v.enum("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.enum("log.format", c.Log.Format, "json", "console")
+	if d := c.Log.StatusInterval; d != 0 && d.D() < time.Second {
+		ps.add("log.status_interval", "must be 0 (off) or at least 1s", d.String())
+	}
 
 	return ps.err()
 }

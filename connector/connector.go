@@ -49,6 +49,9 @@ type RunOptions struct {
 	// writes no checkpoint.
 	DryRun    bool
 	DryRunOut io.Writer
+	// Version is the tailbox version for the tailbox_info metric; "" means
+	// the module version (or VCS revision) of the build.
+	Version string
 }
 
 // Connector is one configured pipeline. Create it with New.
@@ -57,6 +60,7 @@ type Connector struct {
 	log   zerolog.Logger
 	slog  *slog.Logger
 	xform *outbox.Transformer
+	m     *metrics // instrumentation; see metrics.go
 }
 
 // New checks that cfg maps onto every stage; errors wrap ErrConfig.
@@ -72,7 +76,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*Connector, error) {
 	if _, err := binlog.ParseFlavor(cfg.Source.Flavor); err != nil {
 		return nil, fmt.Errorf("%w: source.flavor: %w", ErrConfig, err)
 	}
-	return &Connector{cfg: cfg, log: log, slog: NewSlogLogger(log), xform: x}, nil
+	return &Connector{cfg: cfg, log: log, slog: NewSlogLogger(log), xform: x, m: newMetrics(cfg)}, nil
 }
 
 func outboxOptions(cfg *config.Config) (outbox.Options, error) {
@@ -116,9 +120,12 @@ func outboxOptions(cfg *config.Config) (outbox.Options, error) {
 	return opts, nil
 }
 
+// readerConfig maps source onto binlog.Config. It logs in to the source once
+// to settle source.tls (resolveSourceTLS): a TLS misconfiguration is an error
+// here, not a connection failure to retry.
 func (c *Connector) readerConfig() (binlog.Config, error) {
 	flavor, _ := binlog.ParseFlavor(c.cfg.Source.Flavor)
-	tlsCfg, err := sourceTLS(c.cfg.Source.TLS, c.cfg.Source.Addr)
+	tlsCfg, err := c.resolveSourceTLS()
 	if err != nil {
 		return binlog.Config{}, err
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +18,6 @@ import (
 )
 
 const (
-	// maxInFlight bounds records sent but not yet acknowledged.
-	maxInFlight = 8192
 	// drainTimeout bounds waiting for outstanding acknowledgements on stop.
 	drainTimeout = 30 * time.Second
 )
@@ -34,6 +31,11 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 	var store *checkpoint.File
 	var cp *checkpoint.Checkpoint
 	var err error
+	obs, err := c.startObserver(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	if opts.DryRun {
 		cp, err = checkpoint.Read(c.cfg.Checkpoint.File)
 	} else {
@@ -45,6 +47,10 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 	}
 	switch {
 	case errors.Is(err, checkpoint.ErrNotFound):
+		cp = nil
+	case errors.Is(err, checkpoint.ErrCorrupt) && opts.From != "":
+		// --from wins over the stored checkpoint, which this run replaces.
+		c.log.Warn().Err(err).Str("from", opts.From).Msg("ignoring the unreadable checkpoint: --from replaces it")
 		cp = nil
 	case err != nil:
 		return fmt.Errorf("%w: %w (the file is left as it is; use `tailbox offsets set` to replace it)", ErrCheckpoint, err)
@@ -58,12 +64,10 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 		return err
 	}
 	defer reader.Close()
+	c.m.sourceOpened(reader)
 	srv := reader.Server()
-	if ps := srv.Problems(); len(ps) > 0 {
-		return fmt.Errorf("%w: %s is not set up for tailbox:\n  %s", ErrServerSetup, c.cfg.Source.Addr, strings.Join(ps, "\n  "))
-	}
-	if !srv.FullMetadata && !c.cfg.Source.AllowMinimalMetadata {
-		return fmt.Errorf("%w: binlog_row_metadata is not FULL on %s, so the binlog carries no column names; fix: SET GLOBAL binlog_row_metadata = 'FULL' (and binlog_row_metadata=FULL in my.cnf), or set source.allow_minimal_metadata: true to read names from information_schema", binlog.ErrMetadata, c.cfg.Source.Addr)
+	if err := c.preflight(ctx, reader); err != nil {
+		return err
 	}
 
 	start, source, err := c.startPoint(ctx, reader, cp, opts.From)
@@ -84,7 +88,9 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 
 	wait := time.Second
 	for {
+		c.m.sessionStarted(start)
 		next, err := c.session(ctx, reader, start, s, opts)
+		c.m.sessionEnded()
 		if err == nil || ctx.Err() != nil {
 			return s.final(next)
 		}
@@ -96,6 +102,7 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 		}
 		c.log.Warn().Err(err).Dur("backoff", wait).Str("binlog_file", next.Pos.File).Uint32("binlog_pos", next.Pos.Pos).
 			Int("skip", next.Skip).Msg("producer failed, restarting from the acknowledged checkpoint")
+		c.m.restarted()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -117,6 +124,10 @@ type saver struct {
 	mu    sync.Mutex
 	last  point
 	saved bool
+	// startFile is the binlog file whose start time (startTime, zero when
+	// unknown) was last looked up, for checkpoint.Server.FileStartTime.
+	startFile string
+	startTime time.Time
 }
 
 func (s *saver) save(p point) error {
@@ -126,6 +137,7 @@ func (s *saver) save(p point) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.saved && s.last == p {
+		s.c.m.checkpointUnchanged()
 		return nil
 	}
 	cp := &checkpoint.Checkpoint{
@@ -133,15 +145,29 @@ func (s *saver) save(p point) error {
 		Position:   toCheckpointPos(p.Pos),
 		Skip:       p.Skip,
 		NextTxn:    p.NextTxn,
-		Server:     s.srv,
+		Server:     s.server(p.Pos.File),
 		TablesHash: s.c.cfg.TablesHash(),
 	}
 	if err := s.store.Save(cp); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	s.last, s.saved = p, true
+	s.c.m.checkpointed(p)
 	s.c.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint written")
 	return nil
+}
+
+// server is what the checkpoint records about the server for a position
+// in file: with the file's start time, which detects RESET MASTER on load.
+func (s *saver) server(file string) checkpoint.Server {
+	srv := s.srv
+	if file != "" {
+		if file != s.startFile {
+			s.startFile, s.startTime = file, s.c.fileStartTime(s.srv.Flavor, file)
+		}
+		srv.FileStartTime = s.startTime
+	}
+	return srv
 }
 
 func (s *saver) final(p point) error {
@@ -157,7 +183,7 @@ func (s *saver) final(p point) error {
 // session runs the pipeline once from start and returns the committed point.
 func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start point, s *saver, opts RunOptions) (point, error) {
 	tr := newTracker(start)
-	if err := reader.Start(ctx, start.Pos, start.Skip, start.NextTxn); err != nil {
+	if err := c.startReader(ctx, reader, start); err != nil {
 		return start, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
@@ -175,14 +201,19 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		wg     sync.WaitGroup
 		ackMu  sync.Mutex
 		ackErr error
-		sem    = make(chan struct{}, maxInFlight)
+		sem    = newInFlight(maxInFlight, maxInFlightBytes)
 	)
+	// failed is cancelled at the first failed delivery: the producer is
+	// then abandoned rather than drained (see abandon).
+	failed, fail := context.WithCancel(context.Background())
+	defer fail()
 	if prod != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ack := range prod.Acks() {
-				seq := ack.Record.Meta.(uint64)
+				c.m.acked(ack)
+				seq := ack.Record.Meta.(sendMeta).seq
 				if ack.Err != nil {
 					ackMu.Lock()
 					if ackErr == nil {
@@ -190,10 +221,12 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 					}
 					ackMu.Unlock()
 					cancel()
-				} else {
-					tr.settle(seq)
+					fail()
+					abandon(failed, prod)
+					return // later acks are dropped: their records are resent
 				}
-				<-sem
+				tr.settle(seq)
+				sem.release(ack.Record.Size())
 			}
 		}()
 	}
@@ -222,8 +255,8 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 
 	// Stop: no more intake; drain what is in flight, then checkpoint.
 	if prod != nil {
-		dctx, dcancel := context.WithTimeout(context.Background(), drainTimeout)
-		if err := prod.Close(dctx); err != nil {
+		dctx, dcancel := context.WithTimeout(failed, drainTimeout)
+		if err := prod.Close(dctx); err != nil && failed.Err() == nil {
 			c.log.Warn().Err(err).Int("in_flight", tr.inFlight()).Msg("producer did not drain before the timeout")
 		}
 		dcancel()
@@ -244,9 +277,41 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	return p, nil
 }
 
+// startReader starts reader at p, retrying with back-off while the source
+// cannot be reached (a session restarted after a producer failure may find
+// the source down as well).
+func (c *Connector) startReader(ctx context.Context, reader *binlog.Reader, p point) error {
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := reader.Start(ctx, p.Pos, p.Skip, p.NextTxn)
+		if err == nil || !errors.Is(err, binlog.ErrConnection) {
+			return err
+		}
+		c.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source unreachable, retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// abandon stops prod at once after a failed delivery (failed is done),
+// instead of draining it: sarama gives up on a batch whose leader it cannot
+// find and goes on with the partition's next records under a new producer
+// epoch, so a drain could write records of a key before the failed one,
+// which the next session only resends after them — and a drain retries
+// with back-off for up to drainTimeout. Records sarama still holds are
+// never acknowledged, so the checkpoint stays before them and the next
+// session resends them.
+func abandon(failed context.Context, prod *kafka.Producer) {
+	_ = prod.Close(failed) // reports the records given up
+}
+
 // pump reads changes, transforms them and hands records to the producer
 // until ctx is done or an error occurs.
-func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker, prod *kafka.Producer, sem chan struct{}, opts RunOptions) error {
+func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker, prod *kafka.Producer, sem *inFlight, opts RunOptions) error {
 	out := opts.DryRunOut
 	if out == nil {
 		out = os.Stdout
@@ -258,9 +323,11 @@ func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker
 		}
 		if it.Kind == binlog.ItemMarker {
 			tr.pushMarker(it.Marker)
+			c.m.marker(it.Marker)
 			continue
 		}
 		ch := &it.Change
+		c.m.read(ch.Table)
 		txn := ch.Txn.GTID
 		if txn == "" {
 			txn = ch.Txn.Begin.File + ":" + strconv.FormatUint(uint64(ch.Txn.Begin.Pos), 10)
@@ -287,9 +354,11 @@ func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker
 		}
 		if poison != nil {
 			if c.cfg.Outbox.OnError != "dead_letter" {
+				c.m.rejected(rec.Topic, poison)
 				return fmt.Errorf("%w: event %s (row %d of transaction %s in %s at %s:%d): %w (outbox.on_error is fail: stopped before it, the checkpoint stays before it; fix the row or the route template, set on_error: dead_letter, or move past it with `tailbox offsets set`)",
 					ErrRejected, res.Event.ID, ch.Index, txn, ch.Table, ch.File, ch.Pos, poison)
 			}
+			c.m.deadLetteredEvent(rec.Topic, poison)
 			rec = c.deadLetter(rec, poison, prod)
 			c.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
 				Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")
@@ -301,12 +370,11 @@ func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker
 			tr.pushSlot(ch.Index, txn, true)
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		// Back-pressure: bounded by count and by bytes in flight.
+		if err := sem.acquire(ctx, rec.Size()); err != nil {
+			return err
 		}
-		rec.Meta = tr.pushSlot(ch.Index, txn, false)
+		rec.Meta = c.m.meta(tr.pushSlot(ch.Index, txn, false), ch.Txn)
 		if err := prod.Send(ctx, rec); err != nil {
 			return err
 		}
@@ -369,10 +437,12 @@ func (c *Connector) openProducer(ctx context.Context) (*kafka.Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	pc.OnRetry = c.m.producerRetry
 	wait := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		p, err := kafka.New(ctx, pc)
 		if err == nil {
+			c.m.producerUp(p)
 			return p, nil
 		}
 		if !errors.Is(err, kafka.ErrUnreachable) {

@@ -30,7 +30,11 @@ type entry struct {
 // tracker implements the checkpoint rule: a FIFO, in binlog order, of event
 // slots and markers. Slots settle in any order (Kafka acknowledges partitions
 // independently); the committed point only moves over settled slots.
-// It is safe for concurrent use by one pusher and one settler.
+// Consecutive markers, and consecutive settled slots of one transaction,
+// are kept as their last one (the committed point moves over all of them
+// at once), so the FIFO stays within a few entries per unsettled slot
+// however many transactions without events pass while an event is in
+// flight. It is safe for concurrent use by one pusher and one settler.
 type tracker struct {
 	mu      sync.Mutex
 	q       []entry
@@ -58,6 +62,10 @@ func (t *tracker) pushMarker(pos binlog.Position) {
 		t.next++
 		return
 	}
+	if last := &t.q[len(t.q)-1]; last.marker {
+		last.pos = pos // supersedes it: nothing lies between them
+		return
+	}
 	t.q = append(t.q, entry{marker: true, pos: pos})
 	t.next++
 }
@@ -67,6 +75,12 @@ func (t *tracker) pushMarker(pos binlog.Position) {
 func (t *tracker) pushSlot(index int, txn string, settled bool) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if settled && t.head < len(t.q) {
+		if last := &t.q[len(t.q)-1]; !last.marker && last.settled && last.txn == txn {
+			last.index = index // supersedes it: settled rows of one transaction
+			return t.next - 1
+		}
+	}
 	seq := t.next
 	t.next++
 	if settled && t.head == len(t.q) {

@@ -151,7 +151,7 @@ func TestTooLargeEventStopsWithOnErrorFail(t *testing.T) {
 }
 
 func TestRunRefusesMisconfiguredServerWithTheFix(t *testing.T) {
-	srv := testenv.StartMariaDB(t, "binlog_format=MIXED\nbinlog_row_image=MINIMAL")
+	srv := testenv.StartMariaDB(t, "binlog_format=MIXED\nbinlog_row_image=MINIMAL\nbinlog_row_metadata=NO_LOG")
 	e := &env{t: t, db: srv, kafka: testenv.Kafka(t), dir: t.TempDir()}
 	e.dbn = srv.CreateDatabase(t, "setup")
 	e.db.Exec(t, fmt.Sprintf(testenv.OutboxDDL, e.dbn))
@@ -161,9 +161,20 @@ func TestRunRefusesMisconfiguredServerWithTheFix(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1:\n%s", code, stderr)
 	}
-	for _, want := range []string{"SET GLOBAL binlog_format = 'ROW'", "SET GLOBAL binlog_row_image = 'FULL'"} {
+	for _, want := range []string{"SET GLOBAL binlog_format = 'ROW'", "SET GLOBAL binlog_row_image = 'FULL'", "SET GLOBAL binlog_row_metadata = 'FULL'"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not give the fix %q:\n%s", want, stderr)
+		}
+	}
+	// run refuses with the very text of check's FAIL items.
+	lines, out, code := e.check()
+	if code != 1 {
+		t.Fatalf("check: exit code %d, want 1:\n%s", code, out)
+	}
+	for _, name := range []string{"binlog_format", "binlog_row_image", "binlog_row_metadata"} {
+		l := wantCheck(t, lines, out, name, "FAIL", "")
+		if block := "FAIL  " + name + ": " + l.detail + "\n      fix: " + l.fix; !strings.Contains(stderr, block) {
+			t.Errorf("run's stderr lacks check's item\n%s\nstderr:\n%s", block, stderr)
 		}
 	}
 }

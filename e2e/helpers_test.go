@@ -72,6 +72,8 @@ outbox:
 checkpoint:
   file: %s
   interval: 100ms
+http:
+  listen: 127.0.0.1:0
 log:
   level: debug
 `, e.dbn, e.db.Addr, e.db.User, serverIDs.Add(1), e.dbn, format, extra, strings.Join(e.kafka.Addrs, ","), filepath.Join(e.dir, "data", "checkpoint.json"))

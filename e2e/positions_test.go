@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tailbox-cdc/tailbox/internal/testenv"
+	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 )
 
 // The start positions of DESIGN.md ("Positions, checkpoints and replay"),
@@ -486,4 +487,15 @@ func TestCorruptOrForeignCheckpointStopsAndStaysUntouched(t *testing.T) {
 	e.saveCheckpoint()
 	e.write(1)
 	e.expectEvents([]int{1})
+
+	// run --from wins over a corrupt checkpoint, and replaces it.
+	if err := os.WriteFile(e.checkpointPath(), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from := "gtid:" + e.gtidPos()
+	e.write(2)
+	e.expectEvents([]int{1, 2}, "--from", from)
+	if _, err := checkpoint.Read(e.checkpointPath()); err != nil {
+		t.Fatalf("run --from did not replace the corrupt checkpoint: %v", err)
+	}
 }

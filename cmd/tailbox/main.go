@@ -2,11 +2,14 @@
 // or MariaDB binlog and publishes every committed outbox row to Kafka.
 //
 //	tailbox run     -c FILE [--from SPEC] [--dry-run]
+//	tailbox check   -c FILE
 //	tailbox offsets show -c FILE
 //	tailbox offsets set  -c FILE --from SPEC
+//	tailbox health  [-url URL] [-timeout D]
 //	tailbox version
 //
-// Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.
+// Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration
+// error; check exits 0 only when every item passes and 1 when one fails.
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -47,12 +51,23 @@ const usage = `tailbox — transactional-outbox CDC: MySQL/MariaDB binlog → Ka
 
 Usage:
   tailbox run     -c FILE [--from SPEC] [--dry-run]
+  tailbox check   -c FILE
   tailbox offsets show -c FILE
   tailbox offsets set  -c FILE --from SPEC
+  tailbox health  [-url URL] [-timeout D]
   tailbox version
 
-SPEC is latest, earliest, FILE:POS or gtid:SET.
-Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.
+run      stream outbox events to Kafka, checkpointing the binlog position
+check    preflight: server reachable, binlog settings, grants, outbox tables,
+         server_id, start position and Kafka, each line ok, warn or FAIL
+         with the exact fix; writes and produces nothing
+offsets  show or replace the stored checkpoint
+health   probe a running tailbox's /healthz (for container healthchecks;
+         default URL http://127.0.0.1:8080/healthz): exit 0 when it answers 2xx
+
+SPEC is latest, earliest, FILE:POS, gtid:SET or time:RFC3339.
+Exit status: 0 clean stop, 1 runtime failure (check: an item failed),
+2 usage or configuration error.
 `
 
 func main() {
@@ -73,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout, stderr)
 	case "offsets":
 		if len(args) < 2 {
 			err = usageError{"offsets: want `offsets show` or `offsets set`"}
@@ -86,6 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		default:
 			err = usageError{fmt.Sprintf("offsets: unknown command %q (want show or set)", args[1])}
 		}
+	case "health":
+		err = cmdHealth(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tailbox %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":
@@ -223,7 +242,7 @@ func signalContext(logger zerolog.Logger) (context.Context, func()) {
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("run", stderr)
-	from := f.fs.String("from", "", "start at `SPEC`, overriding the checkpoint (latest, earliest, FILE:POS, gtid:SET)")
+	from := f.fs.String("from", "", "start at `SPEC`, overriding the checkpoint (latest, earliest, FILE:POS, gtid:SET, time:RFC3339)")
 	dry := f.fs.Bool("dry-run", false, "print events to stdout instead of producing them; write no checkpoint")
 	if err := f.parse(args); err != nil {
 		return err
@@ -238,11 +257,46 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext(logger)
 	defer stop()
 	logger.Info().Str("version", version).Msg("tailbox starting")
-	if err := conn.Run(ctx, connector.RunOptions{From: *from, DryRun: *dry, DryRunOut: stdout}); err != nil {
+	if err := conn.Run(ctx, connector.RunOptions{From: *from, DryRun: *dry, DryRunOut: stdout, Version: version}); err != nil {
 		logger.Error().Err(err).Msg("stopped on error")
 		return err
 	}
 	logger.Info().Msg("stopped")
+	return nil
+}
+
+// errCheckFailed is returned by check when an item failed (exit 1).
+var errCheckFailed = errors.New("check failed")
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("check", stderr)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	_, logger, conn, err := load(f.config, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(logger)
+	defer stop()
+	results := conn.Check(ctx)
+	var failed, warned int
+	for _, r := range results {
+		fmt.Fprintln(stdout, r)
+		switch r.Status {
+		case connector.StatusFail:
+			failed++
+		case connector.StatusWarn:
+			warned++
+		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("check: interrupted")
+	}
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d items failed, %d warnings; fix the FAIL lines and run check again", errCheckFailed, failed, len(results), warned)
+	}
+	fmt.Fprintf(stdout, "all %d items passed, %d warnings\n", len(results), warned)
 	return nil
 }
 
@@ -264,7 +318,7 @@ func cmdOffsetsShow(args []string, stdout, stderr io.Writer) error {
 
 func cmdOffsetsSet(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("offsets set", stderr)
-	from := f.fs.String("from", "", "new position `SPEC` (latest, earliest, FILE:POS, gtid:SET); required")
+	from := f.fs.String("from", "", "new position `SPEC` (latest, earliest, FILE:POS, gtid:SET, time:RFC3339); required")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -294,4 +348,39 @@ func printJSON(w io.Writer, v any) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
+}
+
+// cmdHealth probes a running tailbox's /healthz: the distroless image has
+// no shell or curl, so its container healthcheck runs tailbox itself.
+func cmdHealth(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080/healthz", "`URL` to probe")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after `D`")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{fmt.Sprintf("health: %s", err)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("health: unexpected argument %q", fs.Arg(0))}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return usageError{fmt.Sprintf("health: -url: %s", err)}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("health: %s answered %s: %s", *url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", *url, resp.Status)
+	return nil
 }

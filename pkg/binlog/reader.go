@@ -232,7 +232,7 @@ func (r *Reader) startSync(from Position) error {
 		SemiSyncEnabled:         false,
 		Logger:                  r.slog,
 		RowsEventDecodeFunc:     r.decodeRows,
-		EventCacheCount:         64,
+		EventCacheCount:         16,
 		// MariaDB 11.4+ writes LogPos=0 inside transactions; markers only
 		// come from transaction ends, which carry real positions.
 		FillZeroLogPos: flavor == mysql.MariaDBFlavor,

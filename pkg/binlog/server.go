@@ -31,6 +31,13 @@ type Server struct {
 	GTIDMode bool
 	// FullMetadata reports binlog_row_metadata=FULL.
 	FullMetadata bool
+	// RowMetadata is @@binlog_row_metadata (FULL, MINIMAL, or NO_LOG on
+	// MariaDB); "" when the server has no such variable (MySQL before
+	// 8.0.1, MariaDB before 10.5).
+	RowMetadata string
+	// RowValueOptions is @@binlog_row_value_options ("" or PARTIAL_JSON);
+	// always "" on MariaDB, which has no such variable.
+	RowValueOptions string
 	// LowerCaseTableNames is @@lower_case_table_names (0, 1 or 2).
 	LowerCaseTableNames int
 	// LogBin is @@log_bin: binary logging is on.
@@ -39,24 +46,6 @@ type Server struct {
 	BinlogFormat string
 	// RowImage is @@binlog_row_image (FULL, MINIMAL or NOBLOB).
 	RowImage string
-}
-
-// Problems returns what makes the server unusable for tailbox, each with
-// the exact fix: binary logging off, binlog_format not ROW,
-// binlog_row_image not FULL. (binlog_row_metadata is checked by the caller,
-// which may allow minimal metadata.)
-func (s Server) Problems() []string {
-	var ps []string
-	if !s.LogBin {
-		ps = append(ps, "binary logging is off (log_bin=OFF); fix: start the server with log_bin=mysql-bin and a server_id in my.cnf (it cannot be enabled at runtime)")
-	}
-	if !strings.EqualFold(s.BinlogFormat, "ROW") {
-		ps = append(ps, fmt.Sprintf("binlog_format is %s, tailbox needs ROW; fix: SET GLOBAL binlog_format = 'ROW' (and binlog_format=ROW in my.cnf; sessions started before keep the old format)", s.BinlogFormat))
-	}
-	if !strings.EqualFold(s.RowImage, "FULL") {
-		ps = append(ps, fmt.Sprintf("binlog_row_image is %s, tailbox needs FULL; fix: SET GLOBAL binlog_row_image = 'FULL' (and binlog_row_image=FULL in my.cnf)", s.RowImage))
-	}
-	return ps
 }
 
 // LogFile is one entry of SHOW BINARY LOGS.
@@ -135,6 +124,7 @@ func (c *conn) server(configured Flavor) (Server, error) {
 		}
 	}
 	if meta, err := c.variable("binlog_row_metadata"); err == nil {
+		s.RowMetadata = meta
 		s.FullMetadata = strings.EqualFold(meta, "FULL")
 	}
 	r, err = c.query("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
@@ -153,6 +143,9 @@ func (c *conn) server(configured Flavor) (Server, error) {
 		}
 		if v, err := c.variable("gtid_mode"); err == nil {
 			s.GTIDMode = strings.EqualFold(v, "ON")
+		}
+		if v, err := c.variable("binlog_row_value_options"); err == nil {
+			s.RowValueOptions = v
 		}
 	}
 	return s, nil
@@ -311,4 +304,198 @@ func (c *Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Server error codes the preflight distinguishes (MySQL and MariaDB share them).
+const (
+	erDBAccessDenied       = 1044 // ER_DBACCESS_DENIED_ERROR
+	erAccessDenied         = 1045 // ER_ACCESS_DENIED_ERROR: wrong user or password
+	erBadDB                = 1049 // ER_BAD_DB_ERROR
+	erTableAccessDenied    = 1142 // ER_TABLEACCESS_DENIED_ERROR
+	erColumnAccessDenied   = 1143 // ER_COLUMNACCESS_DENIED_ERROR
+	erNoSuchTable          = 1146 // ER_NO_SUCH_TABLE
+	erSpecificAccessDenied = 1227 // ER_SPECIFIC_ACCESS_DENIED_ERROR: a global privilege is missing
+)
+
+func serverCode(err error) uint16 {
+	var me *mysql.MyError
+	if errors.As(err, &me) {
+		return me.Code
+	}
+	return 0
+}
+
+// IsAccessDenied reports whether err is the server refusing the account: a
+// wrong user or password at connect time, or a statement refused for lack
+// of a privilege.
+func IsAccessDenied(err error) bool {
+	switch serverCode(err) {
+	case erDBAccessDenied, erAccessDenied, erTableAccessDenied, erColumnAccessDenied, erSpecificAccessDenied:
+		return true
+	}
+	return false
+}
+
+// IsTableMissing reports whether err is the server saying that a table or
+// its database does not exist.
+func IsTableMissing(err error) bool {
+	switch serverCode(err) {
+	case erBadDB, erNoSuchTable:
+		return true
+	}
+	return false
+}
+
+// quoteIdent quotes a schema, table or column name with backticks.
+func quoteIdent(s string) string {
+	return "`" + strings.ReplaceAll(s, "`", "``") + "`"
+}
+
+// Account returns the account the server authenticated the metadata
+// connection as (CURRENT_USER(), split at its last "@" into user and host)
+// and the lines of SHOW GRANTS for it, which on MariaDB include the grants
+// of the current role.
+func (r *Reader) Account(ctx context.Context) (user, host string, grants []string, err error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return "", "", nil, err
+	}
+	res, err := c.query("SELECT CURRENT_USER()")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cu := str(res, 0)
+	user, host = cu, ""
+	if i := strings.LastIndexByte(cu, '@'); i >= 0 {
+		user, host = cu[:i], cu[i+1:]
+	}
+	res, err = c.query("SHOW GRANTS")
+	if err != nil {
+		return user, host, nil, err
+	}
+	for i := 0; i < res.RowNumber(); i++ {
+		g, _ := res.GetString(i, 0)
+		grants = append(grants, g)
+	}
+	return user, host, grants, nil
+}
+
+// BinaryLogs returns SHOW BINARY LOGS, oldest first. Without the
+// REPLICATION CLIENT privilege (BINLOG MONITOR on MariaDB 10.5.2+) the
+// error satisfies IsAccessDenied; with binary logging off it is the
+// server's "You are not using binary logging".
+func (r *Reader) BinaryLogs(ctx context.Context) ([]LogFile, error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.binaryLogs()
+}
+
+// TableColumns returns the column names of schema.table in table order,
+// read from the result of SELECT * FROM `schema`.`table` LIMIT 0, so that
+// the server applies its own privilege checks and its
+// lower_case_table_names rule to the name. A missing table or database
+// gives an error for which IsTableMissing is true; a missing SELECT
+// privilege one for which IsAccessDenied is true (the server says so also
+// for a table that does not exist).
+func (r *Reader) TableColumns(ctx context.Context, schema, table string) ([]string, error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.query("SELECT * FROM " + quoteIdent(schema) + "." + quoteIdent(table) + " LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if res.Resultset != nil {
+		for _, f := range res.Fields {
+			names = append(names, string(f.Name))
+		}
+	}
+	return names, nil
+}
+
+// TablesNamedLike returns, as "schema.table", the tables visible to the
+// account in information_schema whose schema and name equal schema and
+// table ignoring case: what a name that does not exist with this case
+// probably meant.
+func (r *Reader) TablesNamedLike(ctx context.Context, schema, table string) ([]string, error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.query("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE LOWER(TABLE_SCHEMA) = LOWER(?) AND LOWER(TABLE_NAME) = LOWER(?) ORDER BY TABLE_SCHEMA, TABLE_NAME", schema, table)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := 0; i < res.RowNumber(); i++ {
+		s, _ := res.GetString(i, 0)
+		t, _ := res.GetString(i, 1)
+		out = append(out, s+"."+t)
+	}
+	return out, nil
+}
+
+// Replica is one replica registered with the server (a row of SHOW
+// REPLICAS or SHOW SLAVE HOSTS).
+type Replica struct {
+	// ServerID is the replica's server_id.
+	ServerID uint32
+	// Host and Port are what the replica reported (report_host and
+	// report_port; go-mysql, and so tailbox, reports host "tailbox").
+	Host string
+	Port uint32
+}
+
+// Replicas lists the replicas connected to the server: SHOW REPLICAS on
+// MySQL 8.0.22+, else SHOW SLAVE HOSTS. MariaDB 10.5.2+ requires the
+// REPLICATION MASTER ADMIN privilege for it (an error for which
+// IsAccessDenied is true), MySQL REPLICATION SLAVE.
+func (r *Reader) Replicas(ctx context.Context) ([]Replica, error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var res *mysql.Result
+	if r.srv.Flavor == FlavorMySQL {
+		res, err = c.query("SHOW REPLICAS")
+		if err != nil && !IsAccessDenied(err) {
+			res, err = c.query("SHOW SLAVE HOSTS")
+		}
+	} else {
+		res, err = c.query("SHOW SLAVE HOSTS")
+	}
+	if err != nil {
+		return nil, err
+	}
+	col := func(name string) int {
+		for i, f := range res.Fields {
+			if strings.EqualFold(string(f.Name), name) {
+				return i
+			}
+		}
+		return -1
+	}
+	idCol, hostCol, portCol := col("Server_id"), col("Host"), col("Port")
+	if idCol < 0 {
+		return nil, fmt.Errorf("list replicas: no Server_id column in the result")
+	}
+	out := make([]Replica, 0, res.RowNumber())
+	for i := 0; i < res.RowNumber(); i++ {
+		var rep Replica
+		id, _ := res.GetUint(i, idCol)
+		rep.ServerID = uint32(id)
+		if hostCol >= 0 {
+			rep.Host, _ = res.GetString(i, hostCol)
+		}
+		if portCol >= 0 {
+			p, _ := res.GetUint(i, portCol)
+			rep.Port = uint32(p)
+		}
+		out = append(out, rep)
+	}
+	return out, nil
 }

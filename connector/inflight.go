@@ -1,0 +1,80 @@
+package connector
+
+import (
+	"context"
+	"sync"
+)
+
+// Bounds of records sent to Kafka but not yet acknowledged. Together with
+// the binlog reader's small event cache they bound the connector's memory
+// whatever the size of a transaction or of its rows.
+const (
+	// maxInFlight bounds their number.
+	maxInFlight = 8192
+	// maxInFlightBytes bounds their size (kafka.Record.Size: key, value,
+	// headers and framing). A single record larger than this is still sent,
+	// alone.
+	maxInFlightBytes = 32 << 20
+)
+
+// inFlight is a semaphore over records in flight, bounded both by count and
+// by bytes. acquire blocks while a record would exceed either bound; a
+// record always fits when nothing else is in flight. Safe for concurrent
+// use by one acquirer and any number of releasers.
+type inFlight struct {
+	maxCount int
+	maxBytes int64
+
+	mu      sync.Mutex
+	count   int
+	bytes   int64
+	waiting bool
+	wake    chan struct{} // closed by release when an acquirer waits
+}
+
+func newInFlight(maxCount int, maxBytes int64) *inFlight {
+	return &inFlight{maxCount: maxCount, maxBytes: maxBytes, wake: make(chan struct{})}
+}
+
+// acquire takes room for one record of size bytes, blocking until there is
+// room or ctx is done (then it returns ctx's error and takes nothing).
+func (f *inFlight) acquire(ctx context.Context, size int) error {
+	n := int64(size)
+	for {
+		f.mu.Lock()
+		if f.count == 0 || f.count < f.maxCount && f.bytes+n <= f.maxBytes {
+			f.count++
+			f.bytes += n
+			f.mu.Unlock()
+			return nil
+		}
+		f.waiting = true
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release gives back the room of one record of size bytes.
+func (f *inFlight) release(size int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count--
+	f.bytes -= int64(size)
+	if f.waiting {
+		close(f.wake)
+		f.wake = make(chan struct{})
+		f.waiting = false
+	}
+}
+
+// load returns the number and total size of records in flight.
+func (f *inFlight) load() (count int, bytes int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count, f.bytes
+}

@@ -1,0 +1,143 @@
+package connector
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
+
+// Descriptions of tailbox's own metrics.
+var (
+	descEventsRead = prometheus.NewDesc("tailbox_events_read_total",
+		"Captured row changes (insert, update, delete) read from the binlog, by table.",
+		[]string{"table"}, nil)
+	descPublished = prometheus.NewDesc("tailbox_events_published_total",
+		"Records Kafka acknowledged, by topic; dead-lettered events count under the dead-letter topic.",
+		[]string{"topic"}, nil)
+	descFailed = prometheus.NewDesc("tailbox_events_failed_total",
+		"Events not delivered, by topic and reason: the failed delivery that ends a producer session (retriable: the pipeline restarts and sends it again; rejected, too_large: the connector stops) and poison events that stop the connector with outbox.on_error fail.",
+		[]string{"topic", "reason"}, nil)
+	descDeadLettered = prometheus.NewDesc("tailbox_events_dead_lettered_total",
+		"Events sent to outbox.dead_letter_topic instead of their topic, by that topic and reason.",
+		[]string{"topic", "reason"}, nil)
+	descFileIndex = prometheus.NewDesc("tailbox_binlog_file_index",
+		"Numeric suffix of the binlog file of the last transaction end read; -1 before the first.",
+		nil, nil)
+	descPosition = prometheus.NewDesc("tailbox_binlog_position",
+		"Byte position, in that file, of the last transaction end read.",
+		nil, nil)
+	descLag = prometheus.NewDesc("tailbox_seconds_behind_source",
+		"Seconds from the commit time of the last transaction read to now; 0 when caught up (the reader waits for the source, or a heartbeat came since) and before the first transaction.",
+		nil, nil)
+	descLatency = prometheus.NewDesc("tailbox_commit_to_ack_seconds",
+		"Time from the commit of an event's transaction on the source to Kafka's acknowledgement of the event (MariaDB commit times have whole seconds).",
+		nil, nil)
+	descCheckpointAge = prometheus.NewDesc("tailbox_checkpoint_age_seconds",
+		"Seconds since the checkpoint was last written or last found to cover everything read (an unchanged checkpoint is not rewritten).",
+		nil, nil)
+	descCheckpointFileIndex = prometheus.NewDesc("tailbox_checkpoint_binlog_file_index",
+		"Numeric suffix of the binlog file of the last checkpoint written; -1 before the first.",
+		nil, nil)
+	descCheckpointPosition = prometheus.NewDesc("tailbox_checkpoint_binlog_position",
+		"Byte position, in that file, of the last checkpoint written.",
+		nil, nil)
+	descInFlight = prometheus.NewDesc("tailbox_producer_in_flight_records",
+		"Records handed to the Kafka producer and not yet acknowledged.",
+		nil, nil)
+	descRetries = prometheus.NewDesc("tailbox_producer_retries_total",
+		"Retry rounds of the Kafka producer: a batch or a partition leader lookup retried after a back-off.",
+		nil, nil)
+	descReconnects = prometheus.NewDesc("tailbox_source_reconnects_total",
+		"Reconnect attempts of the binlog stream after a lost source connection.",
+		nil, nil)
+	descRestarts = prometheus.NewDesc("tailbox_pipeline_restarts_total",
+		"Restarts of the pipeline from the acknowledged checkpoint after a producer failure.",
+		nil, nil)
+	descReady = prometheus.NewDesc("tailbox_ready",
+		"1 while /readyz reports ready, else 0.",
+		nil, nil)
+	descInfo = prometheus.NewDesc("tailbox_info",
+		"Constant 1, labeled with the tailbox version, the source flavor and the connector name.",
+		[]string{"version", "flavor", "name"}, nil)
+)
+
+// handler returns the /metrics handler: m's metrics plus the Go runtime and
+// process collectors, in a registry of its own (never the global one).
+func (m *metrics) handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		exporter{m},
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// exporter is a prometheus.Collector reading m at each scrape.
+type exporter struct{ m *metrics }
+
+// Describe sends the descriptions of every metric Collect may send.
+func (exporter) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descEventsRead, descPublished, descFailed, descDeadLettered, descFileIndex, descPosition, descLag,
+		descLatency, descCheckpointAge, descCheckpointFileIndex, descCheckpointPosition, descInFlight,
+		descRetries, descReconnects, descRestarts, descReady, descInfo,
+	} {
+		ch <- d
+	}
+}
+
+// Collect sends the current values.
+func (e exporter) Collect(ch chan<- prometheus.Metric) {
+	m, now := e.m, time.Now()
+	counters := func(d *prometheus.Desc, v *counterVec, labels int) {
+		v.each(func(k labelPair, n uint64) {
+			values := []string{k.a, k.b}[:labels]
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), values...)
+		})
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+
+	counters(descEventsRead, &m.eventsRead, 1)
+	counters(descPublished, &m.published, 1)
+	counters(descFailed, &m.failed, 2)
+	counters(descDeadLettered, &m.deadLettered, 2)
+
+	_, index, pos := m.readPosition()
+	gauge(descFileIndex, float64(index))
+	gauge(descPosition, float64(pos))
+	gauge(descLag, m.lag(now).Seconds())
+
+	buckets, count, sum := m.latency.snapshot()
+	ch <- prometheus.MustNewConstHistogram(descLatency, count, sum, buckets)
+
+	gauge(descCheckpointAge, m.checkpointAge(now).Seconds())
+	cpIndex, cpPos := int64(-1), uint32(0)
+	if p, ok := m.lastCheckpoint(); ok {
+		cpIndex, cpPos = binlog.FileIndex(p.Pos.File), p.Pos.Pos
+	}
+	gauge(descCheckpointFileIndex, float64(cpIndex))
+	gauge(descCheckpointPosition, float64(cpPos))
+	gauge(descInFlight, float64(m.inFlight()))
+
+	counter(descRetries, m.retries.Load())
+	counter(descReconnects, m.sourceReconnects())
+	counter(descRestarts, m.restarts.Load())
+
+	ready := 0.0
+	if ok, _ := m.health(now).ready(); ok {
+		ready = 1
+	}
+	gauge(descReady, ready)
+	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, m.version, *m.flavor.Load(), m.name)
+}

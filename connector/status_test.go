@@ -1,0 +1,121 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tailbox-cdc/tailbox/config"
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
+
+// logged returns the JSON lines of buf whose message is msg.
+func logged(t *testing.T, buf *bytes.Buffer, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestStatusLine(t *testing.T) {
+	var buf bytes.Buffer
+	c := newTestConnector(t)
+	c.log = zerolog.New(&buf)
+	c.m.runStarted(false, "")
+	c.m.marker(binlog.Position{File: "mysql-bin.000003", Pos: 991})
+	o := &observer{c: c}
+	o.logStatus(time.Now(), totals{read: 125, published: 120}, 10*time.Second)
+
+	lines := logged(t, &buf, "status")
+	if len(lines) != 1 {
+		t.Fatalf("%d status lines, want 1:\n%s", len(lines), buf.String())
+	}
+	want := map[string]any{
+		"events_per_sec": 12.5, "published_per_sec": 12.0, "lag_seconds": 0.0,
+		"binlog_file": "mysql-bin.000003", "binlog_pos": 991.0, "in_flight": 0.0,
+		"ready": false, "reason": "starting: connecting to the source and resolving the start position",
+	}
+	for k, v := range want {
+		if lines[0][k] != v {
+			t.Errorf("%s = %v, want %v", k, lines[0][k], v)
+		}
+	}
+}
+
+func TestObserverLogsStatusAndSummary(t *testing.T) {
+	var buf syncBuffer
+	cfg := testConfig(t)
+	cfg.HTTP.Listen = ""
+	cfg.Log.StatusInterval = config.Duration(time.Second)
+	c, err := New(cfg, zerolog.New(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o, err := c.startObserver(ctx, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &binlog.Table{Schema: "s", Name: "outbox"}
+	for range 3 {
+		c.m.read(tb)
+	}
+	c.m.checkpointed(point{Pos: binlog.Position{File: "b.000001", Pos: 500, GTID: "0-1-5"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), `"message":"status"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no status line within 10s:\n%s", buf.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	o.close()
+	o.close() // idempotent
+
+	b := bytes.NewBufferString(buf.String())
+	sums := logged(t, b, "run summary")
+	if len(sums) != 1 {
+		t.Fatalf("%d summary lines, want 1:\n%s", len(sums), buf.String())
+	}
+	s := sums[0]
+	for k, v := range map[string]any{"events_read": 3.0, "events_published": 0.0, "binlog_file": "b.000001", "binlog_pos": 500.0, "gtid": "0-1-5"} {
+		if s[k] != v {
+			t.Errorf("summary %s = %v, want %v", k, s[k], v)
+		}
+	}
+	if ok, reason := c.m.health(time.Now()).ready(); ok || reason != "stopping" {
+		t.Errorf("after close: ready %v %q, want not ready, stopping", ok, reason)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,165 @@
+package binlog_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
+
+// cutProxy forwards TCP connections to a server and closes the first one
+// whose server-to-client bytes pass limit: a connection lost at a chosen
+// point of the stream.
+type cutProxy struct {
+	ln       net.Listener
+	target   string
+	limit    int64
+	cut      atomic.Bool
+	accepted atomic.Int32
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func startCutProxy(t *testing.T, target string, limit int64) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
+	}
+	px := &cutProxy{ln: ln, target: target, limit: limit}
+	go px.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		px.mu.Lock()
+		defer px.mu.Unlock()
+		for _, c := range px.conns {
+			c.Close()
+		}
+	})
+	return px
+}
+
+func (px *cutProxy) serve() {
+	for {
+		a, err := px.ln.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.DialTimeout("tcp", px.target, 5*time.Second)
+		if err != nil {
+			a.Close()
+			continue
+		}
+		px.accepted.Add(1)
+		px.mu.Lock()
+		px.conns = append(px.conns, a, b)
+		px.mu.Unlock()
+		go func() { _, _ = io.Copy(b, a); b.Close() }()
+		go func() {
+			defer a.Close()
+			defer b.Close()
+			buf := make([]byte, 16<<10)
+			var n int64
+			for {
+				m, err := b.Read(buf)
+				if m > 0 {
+					n += int64(m)
+					if n > px.limit && px.cut.CompareAndSwap(false, true) {
+						return // drop the rest: the connection is lost here
+					}
+					if _, werr := a.Write(buf[:m]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// TestReaderReconnectInsideSkippedPrefixPassesItOver starts a reader inside
+// a large transaction with skip (a checkpoint that had acknowledged a
+// prefix of it) and loses the connection while the reader is still passing
+// over that prefix. After reconnecting, the first row handed out must still
+// be the first one after the skip: rows of the prefix are never resent.
+func TestReaderReconnectInsideSkippedPrefixPassesItOver(t *testing.T) {
+	const rows, skip = 20000, 15000
+	f := setup(t, 4150)
+	ctx := context.Background()
+	start, err := f.r.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.db.Conn(t)
+	if _, err := c.Execute("BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("p", 80)
+	for i := 0; i < rows; i += 1000 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "INSERT INTO %s.outbox (id, aggregatetype, aggregateid, type, payload) VALUES ", f.dbn)
+		for j := i; j < i+1000; j++ {
+			if j > i {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `('r%06d','member','%d','T','{"p":"%s"}')`, j, j%7, pad)
+		}
+		if _, err := c.Execute(b.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Execute("COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	end, err := f.r.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end.File != start.File {
+		t.Skipf("the binlog rotated during the test (%s -> %s)", start.File, end.File)
+	}
+	gtid := end.GTID // MariaDB: the set ends with the transaction just committed
+	if i := strings.LastIndexByte(gtid, ','); i >= 0 {
+		gtid = gtid[i+1:]
+	}
+
+	// Lose the replication connection about a third into the transaction,
+	// well before row skip.
+	px := startCutProxy(t, f.db.Addr, int64(end.Pos-start.Pos)/3)
+	r, err := binlog.Open(ctx, binlog.Config{
+		Addr: px.ln.Addr().String(), User: f.db.User, Password: f.db.Password, ServerID: 4151,
+		Tables: []string{f.dbn + ".outbox"}, Heartbeat: time.Second, ReconnectBackoff: 50 * time.Millisecond,
+	}, zerolog.New(zerolog.NewTestWriter(t)), nil)
+	if err != nil {
+		t.Fatalf("open reader: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if err := r.Start(ctx, start, skip, gtid); err != nil {
+		t.Fatal(err)
+	}
+	changes, _ := collect(t, r, rows-skip)
+	if !px.cut.Load() {
+		t.Fatal("the proxy never cut the connection: the test did not exercise a reconnect")
+	}
+	if len(changes) != rows-skip {
+		t.Fatalf("got %d rows after the reconnect, want %d (rows %d..%d)", len(changes), rows-skip, skip, rows-1)
+	}
+	for i, ch := range changes {
+		want := fmt.Sprintf("r%06d", skip+i)
+		if ch.Index != skip+i || ch.Row[0] != want {
+			t.Fatalf("row %d after the reconnect is %v (index %d), want %s (index %d): the skipped prefix was resent",
+				i, ch.Row[0], ch.Index, want, skip+i)
+		}
+	}
+}
