@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build test bench demo mariadb-start mariadb-stop fmt vet clean
+.PHONY: help build test soak bench demo mariadb-start mariadb-stop fmt vet clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,7 +18,10 @@ build: ## build bin/tailbox and bin/devkafka
 test: ## go vet and all tests against a private MariaDB (scripts/test.sh; ARGS="-run X" passes flags)
 	scripts/test.sh $(ARGS)
 
-bench: ## backlog benchmark against the read and produce ceilings (scripts/bench.sh; ARGS="-rows 1000000")
+soak: ## long fault runs: 200 kill -9 of tailbox under load, repeated broker and MariaDB crashes (TAILBOX_SOAK_KILLS=N)
+	TAILBOX_SOAK=1 TAILBOX_TEST_TIMEOUT=$${TAILBOX_TEST_TIMEOUT:-90m} scripts/test.sh -v -run 'TestCrash|TestFault' ./e2e/ $(ARGS)
+
+bench: ## benchmarks vs the read/produce ceilings (scripts/bench.sh; ARGS="-scenario backlog -rows 1000000 -profile .tmp/bench/profile")
 	scripts/bench.sh $(ARGS)
 
 demo: ## end-to-end demo: MariaDB + devkafka + tailbox + kcat (scripts/demo.sh)
