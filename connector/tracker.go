@@ -44,16 +44,18 @@ type tracker struct {
 	commit  point
 	version uint64 // bumps when commit changes
 	pending int    // unsettled slots
+	read    point  // the point after everything pushed
 }
 
 func newTracker(start point) *tracker {
-	return &tracker{commit: start}
+	return &tracker{commit: start, read: start}
 }
 
 // pushMarker records a transaction end.
 func (t *tracker) pushMarker(pos binlog.Position) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.read = point{Pos: pos}
 	if t.head == len(t.q) {
 		// Nothing unsettled before it: the marker is committed at once.
 		t.commit = point{Pos: pos}
@@ -75,6 +77,7 @@ func (t *tracker) pushMarker(pos binlog.Position) {
 func (t *tracker) pushSlot(index int, txn string, settled bool) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.read.Skip, t.read.NextTxn = index+1, txn
 	if settled && t.head < len(t.q) {
 		if last := &t.q[len(t.q)-1]; !last.marker && last.settled && last.txn == txn {
 			last.index = index // supersedes it: settled rows of one transaction
@@ -145,4 +148,13 @@ func (t *tracker) inFlight() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.pending
+}
+
+// readPoint returns the point after everything pushed: the committed point
+// once every pushed slot is settled. delivery: exactly_once commits it with
+// the records of those slots in one Kafka transaction.
+func (t *tracker) readPoint() point {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.read
 }

@@ -116,3 +116,24 @@ func TestTrackerLongRunCompactsAndCounts(t *testing.T) {
 		t.Fatalf("committed = %+v, in flight %d", got, tr.inFlight())
 	}
 }
+
+func TestTrackerReadPoint(t *testing.T) {
+	start := point{Pos: pos(4)}
+	tr := newTracker(start)
+	if got := tr.readPoint(); got != start {
+		t.Fatalf("readPoint of a new tracker = %+v, want the start %+v", got, start)
+	}
+	tr.pushMarker(pos(100))
+	tr.pushSlot(0, "t2", false)
+	tr.pushSlot(1, "t2", true)
+	if got, want := tr.readPoint(), (point{Pos: pos(100), Skip: 2, NextTxn: "t2"}); got != want {
+		t.Errorf("readPoint inside a transaction = %+v, want %+v", got, want)
+	}
+	if got, _ := tr.committed(); got != (point{Pos: pos(100)}) {
+		t.Errorf("committed with an unsettled slot = %+v, want before it", got)
+	}
+	tr.pushMarker(pos(200))
+	if got, want := tr.readPoint(), (point{Pos: pos(200)}); got != want {
+		t.Errorf("readPoint after the transaction end = %+v, want %+v", got, want)
+	}
+}
