@@ -413,8 +413,8 @@ func serverIDCheck(id uint32, srv binlog.Server, replicas []binlog.Replica, repl
 // stored checkpoint, else start.from. It uses the very start rules of Run.
 func (c *Connector) checkStart(ctx context.Context, reader *binlog.Reader, acct string) Result {
 	r := Result{Name: "start position", Status: StatusOK}
-	path := c.cfg.Checkpoint.File
-	cp, err := checkpoint.Read(path)
+	path := c.storeName()
+	cp, err := c.readCheckpoint(ctx)
 	switch {
 	case errors.Is(err, checkpoint.ErrNotFound):
 		cp = nil

@@ -155,7 +155,12 @@ func (c *Connector) producerConfig() (kafka.Config, error) {
 	if err != nil {
 		return kafka.Config{}, err
 	}
+	txnID := ""
+	if c.cfg.Delivery == "exactly_once" {
+		txnID = c.transactionalID()
+	}
 	return kafka.Config{
+		TransactionalID: txnID,
 		Brokers:         k.Brokers,
 		ClientID:        k.ClientID,
 		Acks:            acks,

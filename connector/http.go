@@ -102,6 +102,8 @@ func (h health) ready() (bool, string) {
 		return false, "stopping"
 	case h.phase == phaseIdle:
 		return false, "not running"
+	case h.phase == phaseStandby:
+		return false, "standby: another replica holds the ha lease"
 	case h.phase == phaseStarting:
 		return false, "starting: connecting to the source and resolving the start position"
 	case h.phase == phaseRestarting:

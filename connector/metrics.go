@@ -144,6 +144,14 @@ const (
 	phaseStarting                // opening the checkpoint, connecting, resolving the start
 	phaseSession                 // a pipeline session runs
 	phaseRestarting              // waiting to restart after a producer failure
+	phaseStandby                 // ha: waiting for the lease another replica holds
+)
+
+// HA roles, tailbox_ha_active.
+const (
+	roleNone    int32 = iota // ha.enabled is false
+	roleStandby              // waiting for the lease
+	roleActive               // holding the lease
 )
 
 // sendMeta is the kafka.Record.Meta of a record that pump hands to the
@@ -185,6 +193,7 @@ type metrics struct {
 	lastPub   *atomic.Uint64
 
 	// Run state.
+	role       atomic.Int32 // roleNone, roleStandby or roleActive
 	phase      atomic.Int32
 	stopping   atomic.Bool
 	dryRun     atomic.Bool
@@ -276,6 +285,18 @@ func (m *metrics) runStarted(dryRun bool, version string) {
 	m.cpMu.Lock()
 	m.cp, m.cpSaved = point{}, false
 	m.cpMu.Unlock()
+}
+
+// standby marks a replica waiting for the HA lease.
+func (m *metrics) standby() {
+	m.role.Store(roleStandby)
+	m.phase.Store(int32(phaseStandby))
+}
+
+// active marks the replica holding the HA lease.
+func (m *metrics) active() {
+	m.role.Store(roleActive)
+	m.phase.Store(int32(phaseStarting))
 }
 
 // sourceOpened records Run's reader.

@@ -10,11 +10,11 @@ import (
 
 // ShowOffset returns the stored checkpoint without locking it, so it works
 // while the connector runs. It wraps checkpoint.ErrNotFound when there is none.
-func (c *Connector) ShowOffset() (*checkpoint.Checkpoint, error) {
-	cp, err := checkpoint.Read(c.cfg.Checkpoint.File)
+func (c *Connector) ShowOffset(ctx context.Context) (*checkpoint.Checkpoint, error) {
+	cp, err := c.readCheckpoint(ctx)
 	if err != nil {
 		if errors.Is(err, checkpoint.ErrNotFound) {
-			return nil, fmt.Errorf("no checkpoint at %s: %w", c.cfg.Checkpoint.File, err)
+			return nil, fmt.Errorf("no checkpoint in %s: %w", c.storeName(), err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
@@ -22,17 +22,18 @@ func (c *Connector) ShowOffset() (*checkpoint.Checkpoint, error) {
 }
 
 // SetOffset resolves spec on the source server and replaces the stored
-// checkpoint with it (skip 0). It takes the checkpoint lock, so it refuses
-// while a connector with the same file runs. A corrupt or foreign checkpoint
+// checkpoint with it (skip 0). With the file store it takes the checkpoint
+// lock, so it refuses while a connector with the same file runs; the Kafka
+// store has no lock: stop the connector first. A corrupt or foreign checkpoint
 // is replaced: this is the way out of those errors. A spec the server cannot
 // stream from (purged, beyond the end, not a transaction boundary, a GTID
 // set it never executed, a time before its oldest binlog) is an error
 // wrapping binlog.ErrPositionUnavailable, and the stored file is left as it
 // is.
 func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Checkpoint, error) {
-	store, err := checkpoint.Open(c.cfg.Checkpoint.File)
+	store, err := c.openStore(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("open checkpoint: %w", err)
+		return nil, err
 	}
 	defer store.Close()
 	rc, err := c.readerConfig()

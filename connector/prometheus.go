@@ -61,6 +61,9 @@ var (
 	descReady = prometheus.NewDesc("tailbox_ready",
 		"1 while /readyz reports ready, else 0.",
 		nil, nil)
+	descHAActive = prometheus.NewDesc("tailbox_ha_active",
+		"With ha.enabled: 1 while this replica holds the lease and streams, 0 while it stands by.",
+		nil, nil)
 	descInfo = prometheus.NewDesc("tailbox_info",
 		"Constant 1, labeled with the tailbox version, the source flavor and the connector name.",
 		[]string{"version", "flavor", "name"}, nil)
@@ -86,7 +89,7 @@ func (exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descEventsRead, descPublished, descFailed, descDeadLettered, descFileIndex, descPosition, descLag,
 		descLatency, descCheckpointAge, descCheckpointFileIndex, descCheckpointPosition, descInFlight,
-		descRetries, descReconnects, descRestarts, descReady, descInfo,
+		descRetries, descReconnects, descRestarts, descReady, descHAActive, descInfo,
 	} {
 		ch <- d
 	}
@@ -139,5 +142,12 @@ func (e exporter) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	gauge(descReady, ready)
+	if role := m.role.Load(); role != roleNone {
+		active := 0.0
+		if role == roleActive {
+			active = 1
+		}
+		gauge(descHAActive, active)
+	}
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, m.version, *m.flavor.Load(), m.name)
 }

@@ -27,20 +27,33 @@ const (
 // Kafka failures that a retry may fix restart the pipeline from the
 // acknowledged checkpoint with back-off; MySQL connection failures are
 // retried by the reader.
+//
+// With ha.enabled the replica first waits for the lease (see runHA).
 func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
-	var store *checkpoint.File
-	var cp *checkpoint.Checkpoint
-	var err error
 	obs, err := c.startObserver(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer obs.close()
+	if c.cfg.HA.Enabled && !opts.DryRun {
+		return c.runHA(ctx, opts)
+	}
+	return c.runActive(ctx, opts)
+}
+
+// runActive is Run of the active replica.
+func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
+	var store checkpoint.Store
+	var cp *checkpoint.Checkpoint
+	var err error
 	if opts.DryRun {
-		cp, err = checkpoint.Read(c.cfg.Checkpoint.File)
+		cp, err = c.readCheckpoint(ctx)
 	} else {
-		if store, err = checkpoint.Open(c.cfg.Checkpoint.File); err != nil {
-			return fmt.Errorf("open checkpoint: %w", err)
+		if store, err = c.openStore(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 		defer store.Close()
 		cp, err = store.Load()
@@ -53,7 +66,7 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 		c.log.Warn().Err(err).Str("from", opts.From).Msg("ignoring the unreadable checkpoint: --from replaces it")
 		cp = nil
 	case err != nil:
-		return fmt.Errorf("%w: %w (the file is left as it is; use `tailbox offsets set` to replace it)", ErrCheckpoint, err)
+		return fmt.Errorf("%w: %w (the checkpoint is left as it is; use `tailbox offsets set` to replace it)", ErrCheckpoint, err)
 	}
 
 	reader, err := c.openReader(ctx)
@@ -79,7 +92,11 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 		Bool("dry_run", opts.DryRun).Msg("starting")
 
 	s := &saver{c: c, store: store, srv: serverIdentity(srv)}
-	if store != nil && (cp == nil || opts.From != "") {
+	if c.cfg.Delivery == "exactly_once" {
+		// Checkpoints are written only inside the Kafka transactions of
+		// the events they cover; the first one records the start at once.
+		s.txn, s.unsaved = true, cp == nil || opts.From != ""
+	} else if store != nil && (cp == nil || opts.From != "") {
 		// Record where this run starts, so a restart never jumps to "latest".
 		if err := s.save(start); err != nil {
 			return err
@@ -119,11 +136,15 @@ var errRetry = errors.New("retriable")
 // saver writes checkpoints.
 type saver struct {
 	c     *Connector
-	store *checkpoint.File
-	srv   checkpoint.Server
-	mu    sync.Mutex
-	last  point
-	saved bool
+	store checkpoint.Store
+	// txn: delivery exactly_once, where the transaction batcher writes
+	// the checkpoints and save is a no-op; unsaved: the start point is not
+	// stored yet.
+	txn, unsaved bool
+	srv          checkpoint.Server
+	mu           sync.Mutex
+	last         point
+	saved        bool
 	// startFile is the binlog file whose start time (startTime, zero when
 	// unknown) was last looked up, for checkpoint.Server.FileStartTime.
 	startFile string
@@ -131,7 +152,7 @@ type saver struct {
 }
 
 func (s *saver) save(p point) error {
-	if s.store == nil {
+	if s.store == nil || s.txn {
 		return nil
 	}
 	s.mu.Lock()
@@ -140,14 +161,7 @@ func (s *saver) save(p point) error {
 		s.c.m.checkpointUnchanged()
 		return nil
 	}
-	cp := &checkpoint.Checkpoint{
-		Name:       s.c.cfg.Name,
-		Position:   toCheckpointPos(p.Pos),
-		Skip:       p.Skip,
-		NextTxn:    p.NextTxn,
-		Server:     s.server(p.Pos.File),
-		TablesHash: s.c.cfg.TablesHash(),
-	}
+	cp := s.checkpoint(p)
 	if err := s.store.Save(cp); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
@@ -155,6 +169,18 @@ func (s *saver) save(p point) error {
 	s.c.m.checkpointed(p)
 	s.c.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint written")
 	return nil
+}
+
+// checkpoint is the checkpoint of p.
+func (s *saver) checkpoint(p point) *checkpoint.Checkpoint {
+	return &checkpoint.Checkpoint{
+		Name:       s.c.cfg.Name,
+		Position:   toCheckpointPos(p.Pos),
+		Skip:       p.Skip,
+		NextTxn:    p.NextTxn,
+		Server:     s.server(p.Pos.File),
+		TablesHash: s.c.cfg.TablesHash(),
+	}
 }
 
 // server is what the checkpoint records about the server for a position
@@ -182,19 +208,48 @@ func (s *saver) final(p point) error {
 
 // session runs the pipeline once from start and returns the committed point.
 func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start point, s *saver, opts RunOptions) (point, error) {
-	tr := newTracker(start)
-	if err := c.startReader(ctx, reader, start); err != nil {
-		return start, err
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	var prod *kafka.Producer
-	if !opts.DryRun {
+	if s.txn && !opts.DryRun {
+		// The transactional producer first fences any former producer of
+		// this name (InitProducerId), then the checkpoint is read: every
+		// transaction committed before the fence is in it, and none can
+		// commit after.
 		var err error
 		if prod, err = c.openProducer(sctx); err != nil {
 			return start, err
 		}
+		if !s.unsaved {
+			cp, err := s.store.Load()
+			if err != nil {
+				c.closeProducer(prod)
+				return start, fmt.Errorf("%w: reload the checkpoint after fencing: %w", errRetry, err)
+			}
+			if p := (point{Pos: fromCheckpointPos(cp.Position), Skip: cp.Skip, NextTxn: cp.NextTxn}); p != start {
+				c.log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).
+					Msg("resuming from the checkpoint stored in Kafka")
+				start = p
+			}
+		}
+	}
+	tr := newTracker(start)
+	if err := c.startReader(ctx, reader, start); err != nil {
+		if prod != nil {
+			c.closeProducer(prod)
+		}
+		return start, err
+	}
+	if prod == nil && !opts.DryRun {
+		var err error
+		if prod, err = c.openProducer(sctx); err != nil {
+			return start, err
+		}
+	}
+	var batch *txnBatcher
+	if s.txn && prod != nil {
+		batch = newTxnBatcher(c, prod, tr, start, s.unsaved, s.checkpoint)
 	}
 
 	var (
@@ -212,8 +267,10 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		go func() {
 			defer wg.Done()
 			for ack := range prod.Acks() {
-				c.m.acked(ack)
-				seq := ack.Record.Meta.(sendMeta).seq
+				meta, event := ack.Record.Meta.(sendMeta)
+				if event || ack.Err != nil {
+					c.m.acked(ack)
+				}
 				if ack.Err != nil {
 					ackMu.Lock()
 					if ackErr == nil {
@@ -225,24 +282,37 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 					abandon(failed, prod)
 					return // later acks are dropped: their records are resent
 				}
-				tr.settle(seq)
-				sem.release(ack.Record.Size())
+				if event {
+					tr.settle(meta.seq)
+					sem.release(ack.Record.Size())
+				}
 			}
 		}()
 	}
 
-	// Periodic checkpoint.
+	// Periodic checkpoint, or commit of the transaction.
 	stopTick := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(c.cfg.Checkpoint.Interval.D())
+		every := c.cfg.Checkpoint.Interval.D()
+		if batch != nil {
+			every = max(c.cfg.Kafka.TransactionInterval.D()/2, time.Millisecond)
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-stopTick:
 				return
 			case <-t.C:
+				if batch != nil {
+					if err := batch.tick(sctx); err != nil {
+						cancel() // the pump sees it at its next record
+						return
+					}
+					continue
+				}
 				p, _ := tr.committed()
 				if err := s.save(p); err != nil {
 					c.log.Error().Err(err).Msg("periodic checkpoint")
@@ -251,7 +321,15 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		}
 	}()
 
-	readErr := c.pump(sctx, reader, tr, prod, sem, opts)
+	readErr := c.pump(sctx, reader, tr, prod, batch, sem, opts)
+	var txnErr error
+	if batch != nil {
+		if ackFailed := failed.Err() != nil; !ackFailed {
+			// A clean stop, or a source error: what was read is consistent
+			// with the read point, so it commits.
+			_, txnErr = batch.finish(context.Background())
+		}
+	}
 
 	// Stop: no more intake; drain what is in flight, then checkpoint.
 	if prod != nil {
@@ -264,6 +342,13 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	close(stopTick)
 	wg.Wait()
 	p, _ := tr.committed()
+	if batch != nil {
+		p = batch.last()
+		s.unsaved = s.unsaved && !batch.stored()
+		if txnErr == nil {
+			_, txnErr = batch.finish(context.Background()) // the ticker's error, if any
+		}
+	}
 
 	ackMu.Lock()
 	aerr := ackErr
@@ -271,6 +356,8 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	switch {
 	case aerr != nil:
 		return p, aerr
+	case txnErr != nil:
+		return p, txnErr
 	case readErr != nil && ctx.Err() == nil && !errors.Is(readErr, context.Canceled):
 		return p, readErr
 	}
@@ -311,7 +398,7 @@ func abandon(failed context.Context, prod *kafka.Producer) {
 
 // pump reads changes, transforms them and hands records to the producer
 // until ctx is done or an error occurs.
-func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker, prod *kafka.Producer, sem *inFlight, opts RunOptions) error {
+func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker, prod *kafka.Producer, batch *txnBatcher, sem *inFlight, opts RunOptions) error {
 	out := opts.DryRunOut
 	if out == nil {
 		out = os.Stdout
@@ -374,8 +461,24 @@ func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker
 		if err := sem.acquire(ctx, rec.Size()); err != nil {
 			return err
 		}
+		if batch == nil {
+			rec.Meta = c.m.meta(tr.pushSlot(ch.Index, txn, false), ch.Txn)
+			if err := prod.Send(ctx, rec); err != nil {
+				return err
+			}
+			continue
+		}
+		// exactly_once: the slot and its record join the open
+		// transaction together (see txnBatcher).
+		if err := batch.lock(); err != nil {
+			return err
+		}
 		rec.Meta = c.m.meta(tr.pushSlot(ch.Index, txn, false), ch.Txn)
-		if err := prod.Send(ctx, rec); err != nil {
+		err = prod.Send(ctx, rec)
+		if cerr := batch.unlock(ctx, rec.Size(), err == nil); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -429,6 +532,18 @@ func (c *Connector) deliveryError(ack kafka.Ack) error {
 		return fmt.Errorf("%w: Kafka refused event %s for topic %s for good: %w (the checkpoint stays before it)", ErrRejected, id, r.Topic, ack.Err)
 	}
 	return fmt.Errorf("%w: deliver event %s to topic %s: %w", errRetry, id, r.Topic, ack.Err)
+}
+
+// closeProducer closes a producer that has sent nothing the caller waits
+// for, dropping its acknowledgements.
+func (c *Connector) closeProducer(prod *kafka.Producer) {
+	go func() {
+		for range prod.Acks() {
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = prod.Close(ctx)
 }
 
 // openProducer connects to Kafka, retrying with back-off while unreachable.

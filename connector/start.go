@@ -47,17 +47,17 @@ func (c *Connector) startPoint(ctx context.Context, reader *binlog.Reader, cp *c
 func (c *Connector) checkCheckpoint(cp *checkpoint.Checkpoint, srv binlog.Server) error {
 	fix := offsetsSetHint
 	if cp.Name != c.cfg.Name {
-		return fmt.Errorf("%w: %s was written by connector %q, this is %q%s", ErrCheckpoint, c.cfg.Checkpoint.File, cp.Name, c.cfg.Name, fix)
+		return fmt.Errorf("%w: %s was written by connector %q, this is %q%s", ErrCheckpoint, c.storeName(), cp.Name, c.cfg.Name, fix)
 	}
 	if cp.TablesHash != "" && cp.TablesHash != c.cfg.TablesHash() {
-		return fmt.Errorf("%w: outbox.tables changed since %s was written%s", ErrCheckpoint, c.cfg.Checkpoint.File, fix)
+		return fmt.Errorf("%w: outbox.tables changed since %s was written%s", ErrCheckpoint, c.storeName(), fix)
 	}
 	if cp.Server.Flavor != "" && cp.Server.Flavor != srv.Flavor.String() {
-		return fmt.Errorf("%w: %s was written for a %s server, %s is %s%s", ErrCheckpoint, c.cfg.Checkpoint.File, cp.Server.Flavor, c.cfg.Source.Addr, srv.Flavor, fix)
+		return fmt.Errorf("%w: %s was written for a %s server, %s is %s%s", ErrCheckpoint, c.storeName(), cp.Server.Flavor, c.cfg.Source.Addr, srv.Flavor, fix)
 	}
 	if cp.Position.GTID == "" && !sameServer(cp.Server, srv) {
 		return fmt.Errorf("%w: %s holds a file position of another server (server_id %d, binlog %s; connected to server_id %d, binlog %s)%s",
-			ErrCheckpoint, c.cfg.Checkpoint.File, cp.Server.ServerID, cp.Server.BinlogBasename, srv.ServerID, srv.BinlogBasename, fix)
+			ErrCheckpoint, c.storeName(), cp.Server.ServerID, cp.Server.BinlogBasename, srv.ServerID, srv.BinlogBasename, fix)
 	}
 	return nil
 }
@@ -79,7 +79,7 @@ func sameServer(s checkpoint.Server, srv binlog.Server) bool {
 // otherwise mislead after RESET MASTER.
 func (c *Connector) checkAvailable(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint) error {
 	pos := fromCheckpointPos(cp.Position)
-	where := c.cfg.Checkpoint.File
+	where := c.storeName()
 	if pos.GTID != "" {
 		if err := reader.CheckGTID(ctx, pos.GTID); err != nil {
 			return fmt.Errorf("%w: %s holds gtid %s, which this server cannot resume from: %w%s", ErrCheckpoint, where, pos.GTID, err, offsetsSetHint)

@@ -573,11 +573,13 @@ func endOffsets(t *testing.T, k *testenv.KafkaCluster, topic string) map[int32]i
 
 // waitDelivered consumes topics from the start until every id of want has
 // arrived, failing t after timeout with the number still missing.
-func waitDelivered(t *testing.T, k *testenv.KafkaCluster, topics []string, want map[string]bool, timeout time.Duration, p *proc) {
+// opts are appended to the consumer's (kgo.FetchIsolationLevel for
+// exactly_once).
+func waitDelivered(t *testing.T, k *testenv.KafkaCluster, topics []string, want map[string]bool, timeout time.Duration, p *proc, opts ...kgo.Opt) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs...), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(time.Second))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(k.Addrs...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.MetadataMinAge(50 * time.Millisecond), kgo.MetadataMaxAge(time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatalf("kafka client: %v", err)
 	}

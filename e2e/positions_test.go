@@ -451,7 +451,7 @@ func TestCorruptOrForeignCheckpointStopsAndStaysUntouched(t *testing.T) {
 		raw  string
 		want []string
 	}{
-		{name: "not JSON", raw: "{\"version\": 1, \"name\": tru", want: []string{`unusable checkpoint: load checkpoint \S+: checkpoint file is corrupt: invalid character`, `the file is left as it is`}},
+		{name: "not JSON", raw: "{\"version\": 1, \"name\": tru", want: []string{`unusable checkpoint: load checkpoint \S+: checkpoint file is corrupt: invalid character`, `the checkpoint is left as it is`}},
 		{name: "an unknown version", raw: `{"version": 9, "name": "x"}`, want: []string{`version: unsupported \(got 9`}},
 		{name: "another connector's", edit: func(cp map[string]any) { cp["name"] = "someone-else" }, want: []string{`was written by connector "someone-else", this is "e2e-`}},
 		{name: "other tables'", edit: func(cp map[string]any) { cp["tables_hash"] = "0000" }, want: []string{`outbox.tables changed since \S+ was written`}},

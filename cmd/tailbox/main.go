@@ -309,7 +309,9 @@ func cmdOffsetsShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cp, err := conn.ShowOffset()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cp, err := conn.ShowOffset(ctx)
 	if err != nil {
 		return err
 	}

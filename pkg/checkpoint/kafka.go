@@ -114,6 +114,9 @@ func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 	sc.Producer.Flush = sarama.NewConfig().Producer.Flush
 	sc.Producer.MaxMessageBytes = 1 << 20
 	sc.Consumer.IsolationLevel = sarama.ReadCommitted
+	// A client with no topic of its own yet must fetch all metadata
+	// (sarama refuses an empty topic list otherwise).
+	sc.Metadata.Full = true
 	sc.Consumer.Return.Errors = true
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("open kafka checkpoint store: sarama rejected the configuration: %w", err)

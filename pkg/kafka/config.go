@@ -291,6 +291,17 @@ func retryBackoff(retries, _ int) time.Duration {
 	return min(d, retryBackoffMax)
 }
 
+// ClientConfig validates cfg and returns its sarama configuration, for the
+// connector's other Kafka clients (the checkpoint store, the HA lease):
+// the same brokers version, client id, TLS, SASL and timeouts.
+func ClientConfig(cfg Config) (*sarama.Config, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.TransactionalID = ""
+	return cfg.withDefaults().saramaConfig()
+}
+
 // saramaConfig maps a validated Config with defaults onto sarama's.
 func (c Config) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()

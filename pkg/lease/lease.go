@@ -81,6 +81,9 @@ func Join(ctx context.Context, o Options) (*Lease, error) {
 	sc.Consumer.Group.Rebalance.Timeout = o.SessionTimeout
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Return.Errors = true
+	// A client with no topic of its own yet must fetch all metadata
+	// (sarama refuses an empty topic list otherwise).
+	sc.Metadata.Full = true
 	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	sc.Consumer.Offsets.AutoCommit.Enable = false
 	if err := sc.Validate(); err != nil {

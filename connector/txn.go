@@ -1,0 +1,211 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
+	"github.com/tailbox-cdc/tailbox/pkg/kafka"
+)
+
+// Bounds of one Kafka transaction of delivery: exactly_once, besides
+// kafka.transaction_interval.
+const (
+	txnMaxRecords = 20000
+	txnMaxBytes   = 32 << 20
+)
+
+// ErrFenced is returned by Run when a newer producer with the same
+// transactional id — another tailbox with the same name, or the replica
+// that took over — fenced this one: it can never write again.
+var ErrFenced = kafka.ErrFenced
+
+// checkpointMeta marks the checkpoint record of a transaction in its Ack.
+type checkpointMeta struct{}
+
+// txnBatcher groups the records of delivery: exactly_once into Kafka
+// transactions, each ending with the checkpoint record that covers it: the
+// point after everything pushed to the tracker so far. The events and the
+// checkpoint commit atomically, so a read_committed consumer sees each
+// event once, also across crashes: a restart resumes from the last
+// committed checkpoint, and whatever an unfinished transaction wrote is
+// aborted.
+//
+// The pump holds mu from pushing a slot to handing its record to the
+// producer (lock, unlock), so that a commit never covers a slot whose
+// record is not in the transaction; commits come from the pump (a full
+// batch) and from a ticker (kafka.transaction_interval).
+type txnBatcher struct {
+	c    *Connector
+	prod *kafka.Producer
+	tr   *tracker
+	cp   func(p point) *checkpoint.Checkpoint // the checkpoint record of p
+
+	mu         sync.Mutex
+	open       bool
+	began      time.Time
+	records    int
+	bytes      int
+	committed  point // last committed checkpoint
+	lastCommit time.Time
+	unsaved    bool  // committed is not stored yet (first start, --from)
+	err        error // the first commit failure: the batcher is done
+}
+
+func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start point, unsaved bool, cp func(point) *checkpoint.Checkpoint) *txnBatcher {
+	return &txnBatcher{c: c, prod: prod, tr: tr, cp: cp, committed: start, unsaved: unsaved, lastCommit: time.Now()}
+}
+
+// lock is called by the pump before it pushes a slot whose record it
+// sends; it opens a transaction when none is open.
+func (b *txnBatcher) lock() error {
+	b.mu.Lock()
+	if b.err != nil {
+		err := b.err
+		b.mu.Unlock()
+		return err
+	}
+	if !b.open {
+		if err := b.prod.BeginTxn(); err != nil {
+			b.fail(err)
+			err = b.err
+			b.mu.Unlock()
+			return err
+		}
+		b.open, b.began = true, time.Now()
+	}
+	return nil
+}
+
+// fail ends the batcher with err: ErrFenced stops the connector (or sends
+// an HA replica back to standby), anything else restarts the session from
+// the last committed checkpoint.
+func (b *txnBatcher) fail(err error) {
+	if errors.Is(err, kafka.ErrFenced) {
+		b.err = fmt.Errorf("%w (another tailbox named %q took over: the transactional id %s is fenced; the checkpoint stays at %s)", err, b.c.cfg.Name, b.c.transactionalID(), b.committed.Pos)
+	} else {
+		b.err = fmt.Errorf("%w: Kafka transaction: %w", errRetry, err)
+	}
+}
+
+// unlock is called once the record of size bytes is handed to the
+// producer (sent false when it was not); it commits when the batch is
+// full.
+func (b *txnBatcher) unlock(ctx context.Context, size int, sent bool) error {
+	defer b.mu.Unlock()
+	if !sent {
+		// The read point now covers a slot whose record is not in the
+		// transaction: it must never commit.
+		if b.err == nil {
+			b.err = fmt.Errorf("%w: a record of the open transaction was not sent", errRetry)
+		}
+		if b.open {
+			_ = b.prod.AbortTxn()
+			b.open = false
+		}
+		return nil
+	}
+	b.records++
+	b.bytes += size
+	if b.records >= txnMaxRecords || b.bytes >= txnMaxBytes {
+		return b.commitLocked(ctx)
+	}
+	return nil
+}
+
+// tick commits the open transaction once it is kafka.transaction_interval
+// old, and writes a checkpoint-only transaction when the read point moved
+// without events (other tables' transactions, skipped rows) at most every
+// checkpoint.interval, or at once when the start point is not stored yet.
+func (b *txnBatcher) tick(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return b.err
+	}
+	now := time.Now()
+	switch {
+	case b.open:
+		if now.Sub(b.began) < b.c.cfg.Kafka.TransactionInterval.D() {
+			return nil
+		}
+	case b.unsaved:
+	default:
+		if now.Sub(b.lastCommit) < b.c.cfg.Checkpoint.Interval.D() || b.tr.readPoint() == b.committed {
+			return nil
+		}
+	}
+	return b.commitLocked(ctx)
+}
+
+// finish commits what is open (on a clean stop) and returns the last
+// committed point.
+func (b *txnBatcher) finish(ctx context.Context) (point, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err == nil && (b.open || b.unsaved || b.tr.readPoint() != b.committed) {
+		_ = b.commitLocked(ctx)
+	}
+	return b.committed, b.err
+}
+
+// stored reports whether a checkpoint was committed (or was stored before).
+func (b *txnBatcher) stored() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.unsaved
+}
+
+// last returns the last committed point.
+func (b *txnBatcher) last() point {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.committed
+}
+
+// commitLocked appends the checkpoint record of the read point to the
+// transaction (opening one if needed) and commits. A failed commit is
+// aborted and ends the batcher: the session restarts from the last
+// committed checkpoint with a new producer.
+func (b *txnBatcher) commitLocked(ctx context.Context) error {
+	if !b.open {
+		if err := b.prod.BeginTxn(); err != nil {
+			b.fail(err)
+			return b.err
+		}
+		b.open, b.began = true, time.Now()
+	}
+	p := b.tr.readPoint()
+	cp := b.cp(p)
+	cp.Version = checkpoint.Version
+	cp.UpdatedAt = time.Now().UTC()
+	value, err := checkpoint.Encode(cp)
+	if err == nil {
+		err = b.prod.Send(ctx, &kafka.Record{
+			Topic: b.c.cfg.Checkpoint.Topic, Key: []byte(b.c.cfg.Name), Value: value,
+			Timestamp: cp.UpdatedAt, Meta: checkpointMeta{},
+		})
+	}
+	if err == nil {
+		err = b.prod.CommitTxn()
+	}
+	b.open = false
+	b.records, b.bytes = 0, 0
+	if err != nil {
+		if aerr := b.prod.AbortTxn(); aerr != nil && errors.Is(aerr, kafka.ErrFenced) {
+			err = aerr
+		}
+		b.fail(fmt.Errorf("commit at %s: %w", p.Pos, err))
+		return b.err
+	}
+	b.committed, b.lastCommit, b.unsaved = p, time.Now(), false
+	b.c.m.checkpointed(p)
+	b.c.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("transaction committed")
+	return nil
+}
+
+// transactionalID is the Kafka transactional.id of delivery: exactly_once.
+func (c *Connector) transactionalID() string { return "tailbox-" + c.cfg.Name }

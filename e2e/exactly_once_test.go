@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tailbox-cdc/tailbox/internal/testenv"
+)
+
+// useKafkaStore rewrites e's config for checkpoint.store: kafka and
+// delivery: exactly_once (and, with ha, ha.enabled), and makes start wait
+// for the "starting" line instead of a checkpoint file.
+func (e *env) useKafkaStore(ha bool) {
+	e.t.Helper()
+	b, err := os.ReadFile(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "checkpoint:\n", "checkpoint:\n  store: kafka\n", 1)
+	s += "delivery: exactly_once\n"
+	s = strings.Replace(s, "  linger: 1ms\n", "  linger: 1ms\n  transaction_interval: 50ms\n", 1)
+	if ha {
+		// kfake's group.min.session.timeout.ms is 6s, as Kafka's.
+		s += "ha: {enabled: true, session_timeout: 6s}\n"
+	}
+	if err := os.WriteFile(e.cfg, []byte(s), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	e.noFile = true
+}
+
+var readCommitted = kgo.FetchIsolationLevel(kgo.ReadCommitted())
+
+// TestExactlyOnceKill9UnderLoad is the kill -9 test of the fault issue with
+// delivery: exactly_once: consumed with read_committed, every committed
+// event is there exactly once, in commit order per aggregate.
+func TestExactlyOnceKill9UnderLoad(t *testing.T) {
+	kills := killCount(10, 100)
+	e := newEnvOn(t, testenv.StartMariaDB(t, ""), testenv.Kafka(t), "envelope")
+	e.useKafkaStore(false)
+	p := e.start()
+	l := startLoad(t, e.db, e.dbn, loadOptions{Workers: 4, Aggregates: 200, MaxRows: 5, Pause: 20 * time.Millisecond})
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for range kills {
+		time.Sleep(time.Duration(100+rng.IntN(1400)) * time.Millisecond)
+		p.mustRun(t)
+		p.kill9(t)
+		p = e.start()
+	}
+	time.Sleep(500 * time.Millisecond)
+	l.stop()
+	want := l.committed(t)
+	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, p, readCommitted)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+	}
+	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second) // read_committed
+	d := l.verify(t, recs, want)
+	if d.dups != 0 {
+		t.Errorf("read_committed consumer saw %d duplicates, want 0 with delivery: exactly_once", d.dups)
+	}
+	all := readUncommitted(t, e.kafka, loadTopic)
+	t.Logf("%d kills, %d events committed, %d records read_committed, %d duplicates; %d records in the log including aborted ones",
+		kills, len(want), len(recs), d.dups, len(all))
+}
+
+// readUncommitted returns every record of topic, aborted ones included.
+func readUncommitted(t *testing.T, k *testenv.KafkaCluster, topic string) []*kgo.Record {
+	t.Helper()
+	cl := k.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	var out []*kgo.Record
+	for {
+		recs, done := pollFor(cl, 2*time.Second)
+		out = append(out, recs...)
+		if done {
+			return out
+		}
+	}
+}
+
+// replicas starts n tailbox processes with the same config (ha.enabled) and
+// returns them once one of them is active.
+func (e *env) replicas(n int) []*proc {
+	e.t.Helper()
+	var ps []*proc
+	for range n {
+		ps = append(ps, e.start())
+	}
+	e.activeReplica(ps, 60*time.Second)
+	return ps
+}
+
+// activeReplica returns the one replica of ps that logged taking the lease
+// most recently and has not lost it since, waiting up to timeout.
+func (e *env) activeReplica(ps []*proc, timeout time.Duration) *proc {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var active []*proc
+		for _, p := range ps {
+			select {
+			case <-p.done:
+				continue
+			default:
+			}
+			out := p.stderr.String()
+			gained := strings.LastIndex(out, "ha lease acquired")
+			lost := max(strings.LastIndex(out, "ha lease lost"), strings.LastIndex(out, "fenced by the replica that took over"))
+			if gained > lost {
+				active = append(active, p)
+			}
+		}
+		if len(active) == 1 {
+			return active[0]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i, p := range ps {
+		e.t.Logf("replica %d stderr:\n%s", i, tail(p.stderr.String(), 4000))
+	}
+	e.t.Fatalf("no single active replica within %v", timeout)
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// TestHAFailoverKill9AndStall runs three replicas under load. kill -9 of the
+// active one: another takes over within the session timeout plus a few
+// seconds. SIGSTOP of the next active one past its session timeout: another
+// takes over; SIGCONT: the stalled one commits nothing more (it is fenced)
+// and stands by. Consumed with read_committed, every event arrives exactly
+// once, in commit order per aggregate.
+func TestHAFailoverKill9AndStall(t *testing.T) {
+	e := newEnvOn(t, testenv.StartMariaDB(t, ""), testenv.Kafka(t), "envelope")
+	e.useKafkaStore(true)
+	ps := e.replicas(3)
+	l := startLoad(t, e.db, e.dbn, loadOptions{Workers: 4, Aggregates: 200, MaxRows: 5, Pause: 20 * time.Millisecond})
+	time.Sleep(2 * time.Second)
+
+	// 1. kill -9 of the active replica.
+	first := e.activeReplica(ps, 10*time.Second)
+	first.kill9(t)
+	killed := time.Now()
+	var rest []*proc
+	for _, p := range ps {
+		if p != first {
+			rest = append(rest, p)
+		}
+	}
+	second := e.activeReplica(rest, 6*time.Second+30*time.Second)
+	t.Logf("takeover after kill -9 in %v (session timeout 6s)", time.Since(killed).Round(100*time.Millisecond))
+	time.Sleep(2 * time.Second)
+
+	// 2. SIGSTOP the new active replica past its session timeout.
+	if err := second.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	var third *proc
+	for _, p := range rest {
+		if p != second {
+			third = p
+		}
+	}
+	e.activeReplica([]*proc{third}, 6*time.Second+30*time.Second)
+	t.Logf("takeover after SIGSTOP in %v", time.Since(stopped).Round(100*time.Millisecond))
+	time.Sleep(2 * time.Second)
+	if err := second.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// The resumed replica notices it lost the lease or is fenced, and
+	// stands by.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := second.stderr.String()
+		i := strings.LastIndex(out, "ha lease acquired")
+		if j := max(strings.LastIndex(out, "ha lease lost"), strings.LastIndex(out, "fenced by the replica that took over")); j > i {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled replica did not step down within 30s of SIGCONT:\n%s", tail(out, 4000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	how := "noticed the lost lease"
+	if strings.Contains(second.stderr.String(), "fenced by the replica that took over") {
+		how = "was fenced when it tried to commit"
+	}
+	t.Logf("the stalled replica %s and stands by", how)
+	time.Sleep(2 * time.Second)
+
+	l.stop()
+	want := l.committed(t)
+	active := e.activeReplica(rest, 30*time.Second)
+	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, active, readCommitted)
+	for _, p := range rest {
+		if code := p.stop(t); code != 0 {
+			t.Errorf("replica exit code %d after SIGTERM, want 0:\n%s", code, tail(p.stderr.String(), 4000))
+		}
+	}
+	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second)
+	d := l.verify(t, recs, want)
+	if d.dups != 0 {
+		t.Errorf("read_committed consumer saw %d duplicates across two failovers, want 0", d.dups)
+	}
+	t.Logf("%d events committed, %d records read_committed, %d duplicates", len(want), len(recs), d.dups)
+}
+
+// pollFor polls cl once for up to d and reports whether it came back empty.
+func pollFor(cl *kgo.Client, d time.Duration) ([]*kgo.Record, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	recs := fs.Records()
+	return recs, len(recs) == 0
+}
