@@ -20,6 +20,9 @@ import (
 const (
 	// drainTimeout bounds waiting for outstanding acknowledgements on stop.
 	drainTimeout = 30 * time.Second
+	// healthySession is how long a session must have run for its failure
+	// to restart the restart back-off at 1s.
+	healthySession = time.Minute
 )
 
 // Run streams until ctx is done — then it stops reading, drains in-flight
@@ -106,8 +109,12 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 	wait := time.Second
 	for {
 		c.m.sessionStarted(start)
+		began := time.Now()
 		next, err := c.session(ctx, reader, start, s, opts)
 		c.m.sessionEnded()
+		if time.Since(began) > healthySession {
+			wait = time.Second // the back-off is for failures in a row
+		}
 		if err == nil || ctx.Err() != nil {
 			return s.final(next)
 		}
