@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,6 +150,7 @@ func TestHAFailoverKill9AndStall(t *testing.T) {
 	e := newEnvOn(t, testenv.StartMariaDB(t, ""), testenv.Kafka(t), "envelope")
 	e.useKafkaStore(true)
 	ps := e.replicas(3)
+	checkRoles(t, e.activeReplica(ps, 10*time.Second), ps)
 	l := startLoad(t, e.db, e.dbn, loadOptions{Workers: 4, Aggregates: 200, MaxRows: 5, Pause: 20 * time.Millisecond})
 	time.Sleep(2 * time.Second)
 
@@ -227,4 +230,40 @@ func pollFor(cl *kgo.Client, d time.Duration) ([]*kgo.Record, bool) {
 	fs := cl.PollFetches(ctx)
 	recs := fs.Records()
 	return recs, len(recs) == 0
+}
+
+// checkRoles checks that /readyz and tailbox_ha_active tell the active
+// replica from the standbys, and that `tailbox health` probes /healthz.
+func checkRoles(t *testing.T, active *proc, ps []*proc) {
+	t.Helper()
+	for i, p := range ps {
+		base := "http://" + httpAddr(t, p)
+		want, code, reason := 0.0, http.StatusServiceUnavailable, "standby: another replica holds the ha lease"
+		if p == active {
+			want, code, reason = 1, http.StatusOK, "streaming"
+		}
+		waitReady(t, p, base, code, reason, 30*time.Second)
+		if got, ok := find(scrape(t, base), "tailbox_ha_active"); !ok || got != want {
+			t.Errorf("replica %d: tailbox_ha_active = %v (present %v), want %v", i, got, ok, want)
+		}
+		out, errOut, exit := runTailbox(t, "health", "-url", base+"/healthz")
+		if exit != 0 || !strings.Contains(out, "200 OK") {
+			t.Errorf("replica %d: tailbox health: exit %d, stdout %q, stderr %q; want 0 and 200 OK", i, exit, out, errOut)
+		}
+	}
+	_, errOut, exit := runTailbox(t, "health", "-url", "http://127.0.0.1:1/healthz", "-timeout", "2s")
+	if exit != 1 || !strings.Contains(errOut, "health:") {
+		t.Errorf("tailbox health against a closed port: exit %d, stderr %q; want 1 with the error", exit, errOut)
+	}
+}
+
+// runTailbox runs the binary with args and returns stdout, stderr and the
+// exit code.
+func runTailbox(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t, "tailbox"), args...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), exitCode(err)
 }
