@@ -267,3 +267,37 @@ func runTailbox(t *testing.T, args ...string) (string, string, int) {
 	err := cmd.Run()
 	return out.String(), errOut.String(), exitCode(err)
 }
+
+// TestKafkaStoreOffsetsShowAndSet runs at_least_once with the checkpoint in
+// Kafka: the checkpoint survives a restart, `offsets show` reads it from
+// the topic and `offsets set` replaces it there.
+func TestKafkaStoreOffsetsShowAndSet(t *testing.T) {
+	e := newEnv(t, "envelope")
+	e.useKafkaStore(false)
+	b, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Kafka store without transactions.
+	if err := os.WriteFile(e.cfg, []byte(strings.Replace(string(b), "delivery: exactly_once\n", "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	e.write(1, 2)
+	from := "gtid:" + e.gtidPos()
+	e.expectEvents(nil, "--from", from)
+	e.write(3)
+	e.expectEvents([]int{3}) // resumes from the checkpoint in Kafka
+
+	out, errOut, code := e.runCmd("offsets", "show", "-c", e.cfg)
+	if code != 0 || !strings.Contains(out, `"name": "e2e-`) || !strings.Contains(out, `"gtid": "`+e.gtidPos()+`"`) {
+		t.Fatalf("offsets show: exit %d, stdout %s, stderr %s; want the checkpoint at %s", code, out, errOut, e.gtidPos())
+	}
+	if _, err := os.Stat(e.checkpointPath()); !os.IsNotExist(err) {
+		t.Errorf("checkpoint.store kafka wrote the file %s (stat: %v)", e.checkpointPath(), err)
+	}
+	if out, errOut, code := e.runCmd("offsets", "set", "-c", e.cfg, "--from", from); code != 0 {
+		t.Fatalf("offsets set: exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	e.expectEvents([]int{3, 3}) // event 3 again, from the position set
+}
