@@ -88,6 +88,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.checkpointed(point{Pos: binlog.Position{File: "mariadb-bin.000007", Pos: 4000}})
 	m.producerRetry()
 	m.restarted()
+	m.role.Store(roleActive) // as with ha.enabled: tailbox_ha_active is exported
 
 	s, err := c.serveHTTP("127.0.0.1:0")
 	if err != nil {

@@ -40,23 +40,32 @@ const (
 // and the other Kafka settings are tailbox's defaults; HTTP is off so that
 // runs never compete for a port.
 func (e *env) tailboxConfig(name, table, prefix string, interval time.Duration) (cfgPath, cpFile string, err error) {
+	return e.tailboxConfigDelivery(name, table, prefix, interval, false)
+}
+
+// tailboxConfigDelivery is tailboxConfig, with delivery: exactly_once and
+// the checkpoint in the Kafka topic <prefix>.checkpoints when eo is set.
+func (e *env) tailboxConfigDelivery(name, table, prefix string, interval time.Duration, eo bool) (cfgPath, cpFile string, err error) {
 	dir := filepath.Join(e.work, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", err
 	}
 	cpFile = filepath.Join(dir, "checkpoint.json")
 	_ = os.Remove(cpFile)
+	cpLine := fmt.Sprintf("checkpoint: {file: %q, interval: %s}\n", cpFile, interval)
+	if eo {
+		cpLine = fmt.Sprintf("checkpoint: {store: kafka, topic: %q, interval: %s}\ndelivery: exactly_once\n", prefix+".checkpoints", interval)
+	}
 	cfg := fmt.Sprintf(`name: bench-%s
 source: {addr: %q, user: %q, password: %q, server_id: %d}
 outbox:
   tables: [%s]
   route: {topic: %q}
 kafka: {brokers: [%q], acks: all}
-checkpoint: {file: %q, interval: %s}
-http: {listen: ""}
+%shttp: {listen: ""}
 log: {level: info, format: json}
 `, name, e.o.mysqlAddr, e.o.user, e.o.password, tailboxServerID, table, prefix+".${routedByValue}",
-		e.o.brokers, cpFile, interval)
+		e.o.brokers, cpLine)
 	cfgPath = filepath.Join(dir, "tailbox.yaml")
 	return cfgPath, cpFile, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
