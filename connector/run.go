@@ -403,92 +403,205 @@ func abandon(failed context.Context, prod *kafka.Producer) {
 	_ = prod.Close(failed) // reports the records given up
 }
 
+// Pipeline stages: the decode stage (reader.Next, Transform, the poison
+// rules) and the send stage (back-pressure, commit rule, producer) run on
+// their own goroutines, handing over batches of up to pipeBatch steps in
+// binlog order, at most pipeDepth batches ahead.
+const (
+	pipeBatch = 256
+	pipeDepth = 4
+)
+
+// step is what the send stage does for one binlog item, in order.
+type step struct {
+	marker bool
+	pos    binlog.Position // marker
+	index  int             // slot: captured row index in its transaction
+	txn    string          // slot: transaction identity
+	rec    *kafka.Record   // slot: the record; nil when nothing is sent
+	commit int64           // slot: commit time of its transaction (Unix ns, 0 unknown)
+}
+
 // pump reads changes, transforms them and hands records to the producer
-// until ctx is done or an error occurs.
+// until ctx is done or an error occurs. The steps decoded before an error
+// are still handed on, so that the checkpoint reaches the failing row.
 func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker, prod *kafka.Producer, batch *txnBatcher, sem *inFlight, opts RunOptions) error {
-	out := opts.DryRunOut
-	if out == nil {
-		out = os.Stdout
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []step, pipeDepth)
+	free := make(chan []step, pipeDepth+2)
+	var decodeErr error
+	decoded := make(chan struct{})
+	go func() {
+		defer close(decoded)
+		defer close(batches)
+		decodeErr = c.decode(pctx, reader, prod, batches, free)
+	}()
+	err := c.send(pctx, batches, free, tr, prod, batch, sem, opts)
+	cancel()
+	for range batches { // let decode finish
+	}
+	<-decoded
+	if err != nil {
+		return err
+	}
+	return decodeErr
+}
+
+// decode is the first pipeline stage: binlog items to steps.
+func (c *Connector) decode(ctx context.Context, reader *binlog.Reader, prod *kafka.Producer, out chan<- []step, free chan []step) error {
+	buf := make([]step, 0, pipeBatch)
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		select {
+		case out <- buf:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case buf = <-free:
+		default:
+			buf = make([]step, 0, pipeBatch)
+		}
+		return nil
 	}
 	for {
 		it, err := reader.Next(ctx)
 		if err != nil {
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
 			return err
 		}
-		if it.Kind == binlog.ItemMarker {
-			tr.pushMarker(it.Marker)
-			c.m.marker(it.Marker)
-			continue
-		}
-		ch := &it.Change
-		c.m.read(ch.Table)
-		txn := ch.Txn.GTID
-		if txn == "" {
-			txn = ch.Txn.Begin.File + ":" + strconv.FormatUint(uint64(ch.Txn.Begin.Pos), 10)
-		}
-		res, err := c.xform.Transform(ch)
-		var poison error
+		st, err := c.decodeItem(&it, prod)
 		if err != nil {
-			if !outbox.IsPoison(err) {
-				return fmt.Errorf("transform row of %s at %s:%d: %w", ch.Table, ch.File, ch.Pos, err)
+			if ferr := flush(); ferr != nil {
+				return ferr
 			}
-			poison = err
-		}
-		if res.Warning != "" {
-			c.log.Warn().Str("table", ch.Table.String()).Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).
-				Str("gtid", ch.Txn.GTID).Str("op", ch.Op.String()).Msg(res.Warning)
-		}
-		if poison == nil && res.Action != outbox.Publish {
-			tr.pushSlot(ch.Index, txn, true)
-			continue
-		}
-		rec := toRecord(&res.Event)
-		if poison == nil && prod != nil {
-			poison = prod.Fits(rec)
-		}
-		if poison != nil {
-			if c.cfg.Outbox.OnError != "dead_letter" {
-				c.m.rejected(rec.Topic, poison)
-				return fmt.Errorf("%w: event %s (row %d of transaction %s in %s at %s:%d): %w (outbox.on_error is fail: stopped before it, the checkpoint stays before it; fix the row or the route template, set on_error: dead_letter, or move past it with `tailbox offsets set`)",
-					ErrRejected, res.Event.ID, ch.Index, txn, ch.Table, ch.File, ch.Pos, poison)
-			}
-			c.m.deadLetteredEvent(rec.Topic, poison)
-			rec = c.deadLetter(rec, poison, prod)
-			c.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
-				Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")
-		}
-		if prod == nil {
-			if err := printRecord(out, rec); err != nil {
-				return fmt.Errorf("dry run output: %w", err)
-			}
-			tr.pushSlot(ch.Index, txn, true)
-			continue
-		}
-		// Back-pressure: bounded by count and by bytes in flight.
-		if err := sem.acquire(ctx, rec.Size()); err != nil {
 			return err
 		}
-		if batch == nil {
-			rec.Meta = c.m.meta(tr.pushSlot(ch.Index, txn, false), ch.Txn)
-			if err := prod.Send(ctx, rec); err != nil {
+		buf = append(buf, st)
+		// Hand on a full batch, and whatever is there once the reader
+		// has nothing decoded left: a batch never waits for the network.
+		if len(buf) == cap(buf) || reader.Buffered() == 0 {
+			if err := flush(); err != nil {
 				return err
 			}
-			continue
-		}
-		// exactly_once: the slot and its record join the open
-		// transaction together (see txnBatcher).
-		if err := batch.lock(); err != nil {
-			return err
-		}
-		rec.Meta = c.m.meta(tr.pushSlot(ch.Index, txn, false), ch.Txn)
-		err = prod.Send(ctx, rec)
-		if cerr := batch.unlock(ctx, rec.Size(), err == nil); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
 		}
 	}
+}
+
+// decodeItem turns one binlog item into its step: a marker, a record to
+// send, or a row that sends nothing. A poison event is an error with
+// on_error fail, and a dead-letter record with dead_letter.
+func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer) (step, error) {
+	if it.Kind == binlog.ItemMarker {
+		c.m.marker(it.Marker)
+		return step{marker: true, pos: it.Marker}, nil
+	}
+	ch := &it.Change
+	c.m.read(ch.Table)
+	txn := ch.Txn.GTID
+	if txn == "" {
+		txn = ch.Txn.Begin.File + ":" + strconv.FormatUint(uint64(ch.Txn.Begin.Pos), 10)
+	}
+	st := step{index: ch.Index, txn: txn}
+	res, err := c.xform.Transform(ch)
+	var poison error
+	if err != nil {
+		if !outbox.IsPoison(err) {
+			return st, fmt.Errorf("transform row of %s at %s:%d: %w", ch.Table, ch.File, ch.Pos, err)
+		}
+		poison = err
+	}
+	if res.Warning != "" {
+		c.log.Warn().Str("table", ch.Table.String()).Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).
+			Str("gtid", ch.Txn.GTID).Str("op", ch.Op.String()).Msg(res.Warning)
+	}
+	if poison == nil && res.Action != outbox.Publish {
+		return st, nil
+	}
+	rec := toRecord(&res.Event)
+	if poison == nil && prod != nil {
+		poison = prod.Fits(rec)
+	}
+	if poison != nil {
+		if c.cfg.Outbox.OnError != "dead_letter" {
+			c.m.rejected(rec.Topic, poison)
+			return st, fmt.Errorf("%w: event %s (row %d of transaction %s in %s at %s:%d): %w (outbox.on_error is fail: stopped before it, the checkpoint stays before it; fix the row or the route template, set on_error: dead_letter, or move past it with `tailbox offsets set`)",
+				ErrRejected, res.Event.ID, ch.Index, txn, ch.Table, ch.File, ch.Pos, poison)
+		}
+		c.m.deadLetteredEvent(rec.Topic, poison)
+		rec = c.deadLetter(rec, poison, prod)
+		c.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
+			Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")
+	}
+	st.rec = rec
+	if !ch.Txn.CommitTime.IsZero() {
+		st.commit = ch.Txn.CommitTime.UnixNano()
+	}
+	return st, nil
+}
+
+// send is the second pipeline stage: it applies the steps in order until
+// in closes or an error occurs.
+func (c *Connector) send(ctx context.Context, in <-chan []step, free chan<- []step, tr *tracker, prod *kafka.Producer, batch *txnBatcher, sem *inFlight, opts RunOptions) error {
+	out := opts.DryRunOut
+	if out == nil {
+		out = os.Stdout
+	}
+	for b := range in {
+		for i := range b {
+			if err := c.sendStep(ctx, &b[i], out, tr, prod, batch, sem); err != nil {
+				return err
+			}
+			b[i] = step{}
+		}
+		select {
+		case free <- b[:0]:
+		default:
+		}
+	}
+	return nil
+}
+
+func (c *Connector) sendStep(ctx context.Context, st *step, out io.Writer, tr *tracker, prod *kafka.Producer, batch *txnBatcher, sem *inFlight) error {
+	switch {
+	case st.marker:
+		tr.pushMarker(st.pos)
+		return nil
+	case st.rec == nil:
+		tr.pushSlot(st.index, st.txn, true)
+		return nil
+	case prod == nil:
+		if err := printRecord(out, st.rec); err != nil {
+			return fmt.Errorf("dry run output: %w", err)
+		}
+		tr.pushSlot(st.index, st.txn, true)
+		return nil
+	}
+	rec := st.rec
+	// Back-pressure: bounded by count and by bytes in flight.
+	if err := sem.acquire(ctx, rec.Size()); err != nil {
+		return err
+	}
+	if batch == nil {
+		rec.Meta = sendMeta{seq: tr.pushSlot(st.index, st.txn, false), commit: st.commit}
+		return prod.Send(ctx, rec)
+	}
+	// exactly_once: the slot and its record join the open transaction
+	// together (see txnBatcher).
+	if err := batch.lock(); err != nil {
+		return err
+	}
+	rec.Meta = sendMeta{seq: tr.pushSlot(st.index, st.txn, false), commit: st.commit}
+	err := prod.Send(ctx, rec)
+	if cerr := batch.unlock(ctx, rec.Size(), err == nil); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func toRecord(ev *outbox.Event) *kafka.Record {

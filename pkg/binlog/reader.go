@@ -232,7 +232,9 @@ func (r *Reader) startSync(from Position) error {
 		SemiSyncEnabled:         false,
 		Logger:                  r.slog,
 		RowsEventDecodeFunc:     r.decodeRows,
-		EventCacheCount:         16,
+		// A count of parsed events, not bytes: each may hold a large row
+		// (up to max_allowed_packet). The connector bounds what follows.
+		EventCacheCount: 16,
 		// MariaDB 11.4+ writes LogPos=0 inside transactions; markers only
 		// come from transaction ends, which carry real positions.
 		FillZeroLogPos: flavor == mysql.MariaDBFlavor,
@@ -295,6 +297,10 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 		}
 	}
 }
+
+// Buffered returns the number of items Next returns without waiting for
+// the server: the rest of the rows event it is in.
+func (r *Reader) Buffered() int { return len(r.pending) - r.head }
 
 // recover handles a stream error: fatal server errors are returned, others
 // lead to a reconnect from the last transaction end, retried with back-off
