@@ -217,6 +217,9 @@ log:
   format: console
 EOF
 sed 's/^/    /' "$config"
+note "tailbox check: the preflight of server settings, grants, table and Kafka"
+"$tailbox_bin" check -c "$config" 2>&1 | sed 's/^/    /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "tailbox check found a problem"
 "$tailbox_bin" run -c "$config" >"$demo_dir/tailbox.log" 2>&1 &
 tailbox_pid=$!
 sleep 1

@@ -61,8 +61,12 @@ type Position struct {
 // IsZero reports whether p is the zero Position.
 func (p Position) IsZero() bool { return p.File == "" && p.Pos == 0 && p.GTID == "" }
 
-// String renders p as FILE:POS, followed by " gtid=SET" when p has a GTID set.
+// String renders p as FILE:POS, followed by " gtid=SET" when p has a GTID
+// set; a GTID-only position is "gtid=SET".
 func (p Position) String() string {
+	if p.File == "" && p.GTID != "" {
+		return "gtid=" + p.GTID
+	}
 	s := p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10)
 	if p.GTID != "" {
 		s += " gtid=" + p.GTID
