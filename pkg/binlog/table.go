@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -35,6 +37,13 @@ type table struct {
 	types []byte
 	meta  []uint16
 	names [][]byte
+	// More of the TABLE_MAP that pub and conv are made from: a DDL that
+	// changes only these (signedness, a charset, ENUM or SET members,
+	// nullability) keeps types, meta and names.
+	nulls, signed                  []byte
+	charsets, colCharsets          []uint64
+	enumSetCharsets, enumSetColCss []uint64
+	enums, sets                    [][][]byte
 }
 
 var latin1Collations = map[uint64]bool{5: true, 8: true, 15: true, 31: true, 47: true, 48: true, 49: true, 94: true}
@@ -48,10 +57,22 @@ func newTable(tm *replication.TableMapEvent, names []string) *table {
 		conv:  make([]colConv, n),
 		types: bytes.Clone(tm.ColumnType),
 		meta:  append([]uint16(nil), tm.ColumnMeta...),
-		names: make([][]byte, len(tm.ColumnName)),
+		names: cloneAll(tm.ColumnName),
+
+		nulls:           bytes.Clone(tm.NullBitmap),
+		signed:          bytes.Clone(tm.SignednessBitmap),
+		charsets:        slices.Clone(tm.DefaultCharset),
+		colCharsets:     slices.Clone(tm.ColumnCharset),
+		enumSetCharsets: slices.Clone(tm.EnumSetDefaultCharset),
+		enumSetColCss:   slices.Clone(tm.EnumSetColumnCharset),
+		enums:           make([][][]byte, len(tm.EnumStrValue)),
+		sets:            make([][][]byte, len(tm.SetStrValue)),
 	}
-	for i, b := range tm.ColumnName {
-		t.names[i] = bytes.Clone(b)
+	for i, v := range tm.EnumStrValue {
+		t.enums[i] = cloneAll(v)
+	}
+	for i, v := range tm.SetStrValue {
+		t.sets[i] = cloneAll(v)
 	}
 	unsigned := tm.UnsignedMap()
 	collations := tm.CollationMap()
@@ -135,29 +156,43 @@ func stringLength(meta uint16) int {
 	return int(meta)
 }
 
-// sameShape reports whether tm describes the same columns as t.
-func (t *table) sameShape(tm *replication.TableMapEvent) bool {
-	if !bytes.Equal(t.types, tm.ColumnType) || len(t.meta) != len(tm.ColumnMeta) || len(t.names) != len(tm.ColumnName) {
-		return false
+// cloneAll returns a deep copy of bs.
+func cloneAll(bs [][]byte) [][]byte {
+	out := make([][]byte, len(bs))
+	for i, b := range bs {
+		out[i] = bytes.Clone(b)
 	}
-	for i, m := range tm.ColumnMeta {
-		if t.meta[i] != m {
-			return false
-		}
-	}
-	for i, n := range tm.ColumnName {
-		if !bytes.Equal(t.names[i], n) {
-			return false
-		}
-	}
-	return string(tm.Schema) == t.pub.Schema && string(tm.Table) == t.pub.Name
+	return out
 }
 
-// convertRow turns go-mysql's decoded values into the documented Row types.
+// sameShape reports whether tm describes the same columns as t: everything
+// newTable reads from it is equal.
+func (t *table) sameShape(tm *replication.TableMapEvent) bool {
+	eq := func(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }
+	eq2 := func(a, b [][][]byte) bool { return slices.EqualFunc(a, b, eq) }
+	return bytes.Equal(t.types, tm.ColumnType) && slices.Equal(t.meta, tm.ColumnMeta) && eq(t.names, tm.ColumnName) &&
+		bytes.Equal(t.nulls, tm.NullBitmap) && bytes.Equal(t.signed, tm.SignednessBitmap) &&
+		slices.Equal(t.charsets, tm.DefaultCharset) && slices.Equal(t.colCharsets, tm.ColumnCharset) &&
+		slices.Equal(t.enumSetCharsets, tm.EnumSetDefaultCharset) && slices.Equal(t.enumSetColCss, tm.EnumSetColumnCharset) &&
+		eq2(t.enums, tm.EnumStrValue) && eq2(t.sets, tm.SetStrValue) &&
+		string(tm.Schema) == t.pub.Schema && string(tm.Table) == t.pub.Name
+}
+
+// convertRow turns go-mysql's decoded values into the documented Row
+// types. It converts in place: go-mysql makes a new []any for every row
+// image, which nothing else reads once the event is handled. Values that
+// already have their documented type are kept as they are, neither copied
+// nor boxed again.
 func (t *table) convertRow(in []any) ([]any, error) {
-	out := make([]any, len(t.conv))
+	out := in
+	if len(in) != len(t.conv) {
+		// Not seen from go-mysql, which decodes every column of the table
+		// map; missing values would be NULL.
+		out = make([]any, len(t.conv))
+	}
 	for i := range t.conv {
 		if i >= len(in) || in[i] == nil {
+			out[i] = nil
 			continue
 		}
 		v, err := t.conv[i].convert(in[i])
@@ -169,31 +204,34 @@ func (t *table) convertRow(in []any) ([]any, error) {
 	return out, nil
 }
 
+// convert returns v as the documented type of c's kind: v itself when it
+// already has that type; strings of text made from []byte without copying
+// (see bytesString).
 func (c *colConv) convert(v any) (any, error) {
 	switch c.kind {
 	case KindInt:
 		switch x := v.(type) {
+		case int64:
+			return v, nil
 		case int8:
 			return int64(x), nil
 		case int16:
 			return int64(x), nil
 		case int32:
 			return int64(x), nil
-		case int64:
-			return x, nil
 		case int:
 			return int64(x), nil
 		}
 	case KindUint:
 		switch x := v.(type) {
+		case uint64:
+			return v, nil
 		case uint8:
 			return uint64(x), nil
 		case uint16:
 			return uint64(x), nil
 		case uint32:
 			return uint64(x), nil
-		case uint64:
-			return x, nil
 		case int64:
 			return uint64(x), nil
 		case int:
@@ -207,15 +245,15 @@ func (c *colConv) convert(v any) (any, error) {
 		}
 	case KindFloat:
 		switch x := v.(type) {
+		case float64:
+			return v, nil
 		case float32:
 			return float64(x), nil
-		case float64:
-			return x, nil
 		}
 	case KindEnum:
 		if x, ok := v.(int64); ok {
 			if c.names == nil {
-				return x, nil
+				return v, nil
 			}
 			if x <= 0 || int(x) > len(c.names) {
 				return "", nil
@@ -241,19 +279,28 @@ func (c *colConv) convert(v any) (any, error) {
 	case KindTimestamp, KindDatetime:
 		switch x := v.(type) {
 		case time.Time:
-			if c.kind == KindTimestamp {
+			if c.kind == KindTimestamp && x.Location() != time.UTC {
 				return x.UTC(), nil
 			}
-			return x, nil
+			return v, nil
 		case string:
 			return parseWallClock(x)
 		}
 	case KindText:
+		if c.charset == csLatin1 {
+			switch x := v.(type) {
+			case string:
+				return latin1ToUTF8(x), nil
+			case []byte:
+				return latin1ToUTF8(bytesString(x)), nil
+			}
+			break
+		}
 		switch x := v.(type) {
 		case string:
-			return textOf(x, c.charset), nil
+			return v, nil
 		case []byte:
-			return textOf(string(x), c.charset), nil
+			return bytesString(x), nil
 		}
 	case KindBinary:
 		var b []byte
@@ -261,6 +308,9 @@ func (c *colConv) convert(v any) (any, error) {
 		case string:
 			b = []byte(x)
 		case []byte:
+			if c.padTo <= len(x) {
+				return v, nil
+			}
 			b = x
 		default:
 			return nil, fmt.Errorf("unexpected %T for a binary column", v)
@@ -274,9 +324,9 @@ func (c *colConv) convert(v any) (any, error) {
 	case KindJSON:
 		switch x := v.(type) {
 		case string:
-			return x, nil
+			return v, nil
 		case []byte:
-			return string(x), nil
+			return bytesString(x), nil
 		default:
 			// A partial JSON update (binlog_row_value_options=PARTIAL_JSON).
 			return fmt.Sprint(x), nil
@@ -284,15 +334,22 @@ func (c *colConv) convert(v any) (any, error) {
 	case KindDecimal, KindDate, KindTime, KindOther:
 		switch x := v.(type) {
 		case string:
-			return x, nil
+			return v, nil
 		case []byte:
-			return string(x), nil
+			return bytesString(x), nil
 		default:
 			return fmt.Sprint(x), nil
 		}
 	}
 	return nil, fmt.Errorf("unexpected %T value for a %s column", v, c.kind)
 }
+
+// bytesString returns b as a string without copying. The []byte values
+// go-mysql decodes alias the event's own buffer, which is allocated for that
+// event and never written after it is decoded (go-mysql makes its VARCHAR
+// and JSON strings the same way), so the string stays valid and unchanged
+// for as long as it is referenced.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // parseWallClock parses go-mysql's string rendering of a DATETIME/TIMESTAMP.
 // Zero dates become the zero time.Time.
@@ -313,12 +370,10 @@ var cp1252 = [32]rune{
 	0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
 }
 
-// textOf converts a character column's bytes to UTF-8. UTF-8 and unknown
-// charsets pass through (invalid sequences are escaped by the encoders).
-func textOf(s string, charset int) string {
-	if charset != csLatin1 {
-		return s
-	}
+// latin1ToUTF8 converts the text of a latin1 (Windows-1252) column to
+// UTF-8. Columns in UTF-8 and unknown charsets pass through without it
+// (invalid sequences are escaped by the encoders).
+func latin1ToUTF8(s string) string {
 	ascii := true
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {

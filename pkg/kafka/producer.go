@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/IBM/sarama"
 )
@@ -297,19 +298,7 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 	p.mu.RUnlock()
 	defer p.senders.Done()
 
-	msg := &sarama.ProducerMessage{Topic: r.Topic, Timestamp: r.Timestamp, Metadata: r}
-	if r.Key != nil {
-		msg.Key = sarama.ByteEncoder(r.Key)
-	}
-	if r.Value != nil {
-		msg.Value = sarama.ByteEncoder(r.Value)
-	}
-	if len(r.Headers) > 0 {
-		msg.Headers = make([]sarama.RecordHeader, len(r.Headers))
-		for i, h := range r.Headers {
-			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
-		}
-	}
+	msg := r.message()
 
 	// Count before handing over: the Ack may come back at once.
 	p.inFlight.Add(1)
@@ -324,6 +313,46 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 		return fmt.Errorf("send to topic %q: %w", r.Topic, ErrClosed)
 	}
 }
+
+// message returns the sarama message for r. The key and value encoders
+// are views of r (the caller does not modify r until its Ack), and the
+// header keys share the bytes of r's strings (sarama only reads them), so
+// that nothing but the message and its header slice is allocated.
+func (r *Record) message() *sarama.ProducerMessage {
+	msg := &sarama.ProducerMessage{Topic: r.Topic, Timestamp: r.Timestamp, Metadata: r}
+	if r.Key != nil {
+		msg.Key = (*recordKey)(r)
+	}
+	if r.Value != nil {
+		msg.Value = (*recordValue)(r)
+	}
+	if len(r.Headers) > 0 {
+		msg.Headers = make([]sarama.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			msg.Headers[i] = sarama.RecordHeader{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value}
+		}
+	}
+	return msg
+}
+
+// recordKey is the sarama.Encoder of a Record's key; converting the
+// pointer to the interface does not allocate, unlike sarama.ByteEncoder.
+type recordKey Record
+
+// Encode implements sarama.Encoder.
+func (k *recordKey) Encode() ([]byte, error) { return k.Key, nil }
+
+// Length implements sarama.Encoder.
+func (k *recordKey) Length() int { return len(k.Key) }
+
+// recordValue is the sarama.Encoder of a Record's value.
+type recordValue Record
+
+// Encode implements sarama.Encoder.
+func (v *recordValue) Encode() ([]byte, error) { return v.Value, nil }
+
+// Length implements sarama.Encoder.
+func (v *recordValue) Length() int { return len(v.Value) }
 
 // Acks returns the channel that carries one Ack per record accepted by Send,
 // successes and failures merged in the order sarama reports them. It is the

@@ -1,8 +1,11 @@
 package outbox
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
@@ -46,5 +49,55 @@ func BenchmarkAppendQuoted(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = appendQuoted(buf[:0], s)
+	}
+}
+
+// benchCompactPayload is the payload internal/bench writes: compact JSON
+// whose bulk is one long string of hex filler.
+var benchCompactPayload = `{"memberId":4711,"seq":123456,"note":"` + strings.Repeat("3f9a0c7be15d42", 24) + `"}`
+
+func BenchmarkTransformCompactPayload(b *testing.B) {
+	o := Options{ConnectorName: "shop-outbox"}
+	tr := mustNew(b, o)
+	c := mariaDBChange()
+	c.Row[colPayload] = benchCompactPayload
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchCompactPayload)))
+	for b.Loop() {
+		r, err := tr.Transform(c)
+		if err != nil || r.Action != Publish {
+			b.Fatalf("Transform = %v, %v", r.Action, err)
+		}
+	}
+}
+
+// BenchmarkCompactJSON compares appendCompactJSON with encoding/json
+// (utf8.Valid, then json.Compact into a reused buffer, which is what
+// Transform used before).
+func BenchmarkCompactJSON(b *testing.B) {
+	for _, p := range []struct{ name, s string }{{"spaced", benchPayload}, {"compact", benchCompactPayload}} {
+		src := []byte(p.s)
+		b.Run(p.name+"/appendCompactJSON", func(b *testing.B) {
+			buf := make([]byte, 0, 1024)
+			b.SetBytes(int64(len(src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var ok bool
+				if buf, ok = appendCompactJSON(buf[:0], src); !ok {
+					b.Fatal("invalid")
+				}
+			}
+		})
+		b.Run(p.name+"/encoding_json", func(b *testing.B) {
+			var buf bytes.Buffer
+			b.SetBytes(int64(len(src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				if !utf8.Valid(src) || json.Compact(&buf, src) != nil {
+					b.Fatal("invalid")
+				}
+			}
+		})
 	}
 }

@@ -1,15 +1,12 @@
 package outbox
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
@@ -38,13 +35,11 @@ type Transformer struct {
 	plans    map[*binlog.Table]*plan
 
 	// Scratch space reused by every call.
-	buf      []byte       // text spans, then the value, then constant header values
-	adds     []span       // text spans of header placement columns
-	tmp      []byte       // text of a value written as a JSON string
-	rawBuf   []byte       // copy of a string payload
-	raw      []byte       // payload as stored: rawBuf or the row's []byte
-	json     []byte       // payload as compact JSON (payloadJSON)
-	compact  bytes.Buffer // json.Compact output
+	buf      []byte // text spans, then the value, then constant header values
+	adds     []span // text spans of header placement columns
+	tmp      []byte // text of a value written as a JSON string
+	rawBuf   []byte // copy of a string payload
+	raw      []byte // payload as stored: rawBuf or the row's []byte
 	topicBuf []byte
 	topics   map[string]string // valid rendered topics, to reuse their strings
 }
@@ -343,10 +338,9 @@ func (t *Transformer) trimScratch() {
 	if cap(t.rawBuf) > maxScratch {
 		t.rawBuf = nil
 	}
-	if t.compact.Cap() > maxScratch {
-		t.compact = bytes.Buffer{}
+	if cap(t.tmp) > maxScratch {
+		t.tmp = nil
 	}
-	t.json = nil
 }
 
 func nullOrEmpty(s span) string {
@@ -463,7 +457,7 @@ type payloadClass uint8
 
 const (
 	payloadNull   payloadClass = iota // null
-	payloadJSON                       // embedded JSON, in t.json
+	payloadJSON                       // embedded JSON: t.raw compacted, or a number
 	payloadString                     // t.raw as a JSON string
 	payloadBase64                     // t.raw as a base64 JSON string
 )
@@ -504,65 +498,59 @@ func (t *Transformer) loadPayload(v any, kind binlog.Kind) payloadSource {
 	return srcText
 }
 
-// classify decides how t.raw is written in a JSON format.
-func (t *Transformer) classify(src payloadSource) (payloadClass, error) {
+// appendJSONPayload decides how t.raw is written in a JSON format and,
+// when that is as embedded JSON, appends it to b, validated and compacted
+// in one pass. For the other classes it appends nothing: appendPayload
+// writes them.
+func (t *Transformer) appendJSONPayload(b []byte, src payloadSource) ([]byte, payloadClass, error) {
+	var ok bool
 	if src == srcNull {
-		return payloadNull, nil
+		return b, payloadNull, nil
 	}
 	switch t.opts.PayloadType {
 	case PayloadString:
-		return payloadString, nil
+		return b, payloadString, nil
 	case PayloadBytes:
-		return payloadBase64, nil
+		return b, payloadBase64, nil
 	case PayloadJSON:
 		if src == srcJSONDoc && len(trimJSONSpace(t.raw)) == 0 {
-			return payloadNull, nil // MySQL's empty JSON document
+			return b, payloadNull, nil // MySQL's empty JSON document
 		}
-		if !t.compactJSON(t.raw) {
-			return 0, fmt.Errorf("payload column %q is not valid JSON (payload_type=json): %w", t.opts.Fields.Payload, ErrInvalidPayload)
+		b, ok = appendCompactJSON(b, t.raw)
+		if !ok {
+			return b, 0, fmt.Errorf("payload column %q is not valid JSON (payload_type=json): %w", t.opts.Fields.Payload, ErrInvalidPayload)
 		}
-		return payloadJSON, nil
+		return b, payloadJSON, nil
 	}
 	switch src {
 	case srcNumber:
-		t.json = t.raw
-		return payloadJSON, nil
+		return append(b, t.raw...), payloadJSON, nil
 	case srcBinary:
-		return payloadBase64, nil
+		return b, payloadBase64, nil
 	case srcJSONDoc:
 		if len(trimJSONSpace(t.raw)) == 0 {
-			return payloadNull, nil
+			return b, payloadNull, nil
 		}
-		if !t.compactJSON(t.raw) {
-			return 0, fmt.Errorf("JSON payload column %q holds invalid JSON: %w", t.opts.Fields.Payload, ErrInvalidPayload)
+		b, ok = appendCompactJSON(b, t.raw)
+		if !ok {
+			return b, 0, fmt.Errorf("JSON payload column %q holds invalid JSON: %w", t.opts.Fields.Payload, ErrInvalidPayload)
 		}
-		return payloadJSON, nil
+		return b, payloadJSON, nil
 	}
-	if v := trimJSONSpace(t.raw); len(v) > 0 && (v[0] == '{' || v[0] == '[') && t.compactJSON(v) {
-		return payloadJSON, nil
+	if v := trimJSONSpace(t.raw); len(v) > 0 && (v[0] == '{' || v[0] == '[') {
+		if b, ok = appendCompactJSON(b, v); ok {
+			return b, payloadJSON, nil
+		}
 	}
-	return payloadString, nil
+	return b, payloadString, nil
 }
 
-// compactJSON reports whether b is valid UTF-8 JSON and, if so, sets t.json
-// to its compact form.
-func (t *Transformer) compactJSON(b []byte) bool {
-	if !utf8.Valid(b) {
-		return false
-	}
-	t.compact.Reset()
-	if json.Compact(&t.compact, b) != nil {
-		return false
-	}
-	t.json = t.compact.Bytes()
-	return true
-}
-
-// appendPayload writes the payload of class cls as a JSON value.
+// appendPayload writes the payload of a class other than payloadJSON as a
+// JSON value; payloadJSON is already written by appendJSONPayload.
 func (t *Transformer) appendPayload(b []byte, cls payloadClass) []byte {
 	switch cls {
 	case payloadJSON:
-		return append(b, t.json...)
+		return b
 	case payloadString:
 		return appendQuoted(b, t.raw)
 	case payloadBase64:
@@ -575,10 +563,6 @@ func (t *Transformer) appendPayload(b []byte, cls payloadClass) []byte {
 
 // appendEnvelope writes the envelope format.
 func (t *Transformer) appendEnvelope(b []byte, c *binlog.Change, p *plan, id, key, typ, route span, occurred time.Time, micros bool, src payloadSource) ([]byte, error) {
-	cls, err := t.classify(src)
-	if err != nil {
-		return b, err
-	}
 	b = append(b, `{"id":`...)
 	b = appendSpanJSON(b, id)
 	b = append(b, `,"type":`...)
@@ -590,6 +574,10 @@ func (t *Transformer) appendEnvelope(b []byte, c *binlog.Change, p *plan, id, ke
 	b = append(b, `,"occurredAt":"`...)
 	b = appendTime(b, occurred, micros)
 	b = append(b, `","payload":`...)
+	b, cls, err := t.appendJSONPayload(b, src)
+	if err != nil {
+		return b, err
+	}
 	b = t.appendPayload(b, cls)
 	for _, ai := range t.envAdds {
 		ci := p.add[ai]
@@ -609,10 +597,6 @@ func (t *Transformer) appendEnvelope(b []byte, c *binlog.Change, p *plan, id, ke
 
 // appendCloudEvents writes a CloudEvents 1.0 structured-mode JSON event.
 func (t *Transformer) appendCloudEvents(b []byte, c *binlog.Change, p *plan, id, key, typ span, occurred time.Time, micros bool, src payloadSource) ([]byte, error) {
-	cls, err := t.classify(src)
-	if err != nil {
-		return b, err
-	}
 	b = append(b, `{"specversion":"1.0","id":`...)
 	b = appendSpanJSON(b, id)
 	b = append(b, p.ceSource...)
@@ -634,10 +618,18 @@ func (t *Transformer) appendCloudEvents(b []byte, c *binlog.Change, p *plan, id,
 		b = append(b, t.addKeys[ai]...)
 		b, t.tmp = appendExtensionValue(b, t.tmp, v, c.Table.Columns[ci].Kind, t.zone)
 	}
+	// Write the payload after the JSON attributes; when it turns out not to
+	// be embedded JSON, replace them.
+	mark := len(b)
+	b = append(b, `,"datacontenttype":"application/json","data":`...)
+	b, cls, err := t.appendJSONPayload(b, src)
+	if err != nil {
+		return b, err
+	}
+	if cls != payloadJSON {
+		b = b[:mark]
+	}
 	switch cls {
-	case payloadJSON:
-		b = append(b, `,"datacontenttype":"application/json","data":`...)
-		b = append(b, t.json...)
 	case payloadString:
 		b = append(b, `,"datacontenttype":"text/plain","data":`...)
 		b = appendQuoted(b, t.raw)
@@ -663,16 +655,12 @@ func (t *Transformer) appendDebezium(b []byte, src payloadSource) ([]byte, bool,
 	return append(b, t.raw...), false, nil
 }
 
-// validJSON reports whether b is valid UTF-8 JSON.
-func validJSON(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
-
 // trimJSONSpace trims JSON whitespace from both ends of b.
 func trimJSONSpace(b []byte) []byte {
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-	for len(b) > 0 && isSpace(b[0]) {
+	for len(b) > 0 && isJSONSpace(b[0]) {
 		b = b[1:]
 	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
+	for len(b) > 0 && isJSONSpace(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
 	return b
