@@ -10,7 +10,7 @@ import (
 // whatever the size of a transaction or of its rows.
 const (
 	// maxInFlight bounds their number.
-	maxInFlight = 8192
+	maxInFlight = 4096
 	// maxInFlightBytes bounds their size (kafka.Record.Size: key, value,
 	// headers and framing). A single record larger than this is still sent,
 	// alone.
