@@ -52,17 +52,24 @@ func (c *Connector) openStore(ctx context.Context) (checkpoint.Store, error) {
 
 // readCheckpoint loads the stored checkpoint without taking the file's
 // lock, so that it works while a connector runs (offsets show, dry run,
-// check). It returns checkpoint.ErrNotFound when there is none.
+// check), and without creating the Kafka store's topic. It returns
+// checkpoint.ErrNotFound when there is none.
 func (c *Connector) readCheckpoint(ctx context.Context) (*checkpoint.Checkpoint, error) {
 	if !c.kafkaStore() {
 		return checkpoint.Read(c.cfg.Checkpoint.File)
 	}
-	s, err := c.openStore(ctx)
+	sc, err := c.kafkaClientConfig()
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	return s.Load()
+	k, err := checkpoint.OpenKafka(ctx, checkpoint.KafkaOptions{
+		Brokers: c.cfg.Kafka.Brokers, Config: sc, Topic: c.cfg.Checkpoint.Topic, Name: c.cfg.Name, ReadOnly: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoint: %w", err)
+	}
+	defer k.Close()
+	return k.Load()
 }
 
 // storeName names the checkpoint store in messages.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +65,9 @@ type KafkaOptions struct {
 	Name string
 	// Timeout bounds opening, each Load and each Save; 30 s when zero.
 	Timeout time.Duration
+	// ReadOnly opens the store for Load only (offsets show, check): a
+	// missing topic is not created, and Load then reports ErrNotFound.
+	ReadOnly bool
 }
 
 // Kafka keeps the checkpoint as the latest record with key Name in a
@@ -77,6 +81,8 @@ type KafkaOptions struct {
 type Kafka struct {
 	topic, name string
 	timeout     time.Duration
+	readOnly    bool
+	missing     bool // ReadOnly and the topic does not exist
 
 	mu       sync.Mutex
 	client   sarama.Client
@@ -122,7 +128,7 @@ func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 		return nil, fmt.Errorf("open kafka checkpoint store: sarama rejected the configuration: %w", err)
 	}
 
-	k := &Kafka{topic: o.Topic, name: o.Name, timeout: o.Timeout}
+	k := &Kafka{topic: o.Topic, name: o.Name, timeout: o.Timeout, readOnly: o.ReadOnly}
 	type result struct {
 		client   sarama.Client
 		producer sarama.SyncProducer
@@ -136,7 +142,15 @@ func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 			r.err = fmt.Errorf("connect to kafka %v: %w", o.Brokers, r.err)
 			return
 		}
-		if r.err = ensureTopic(r.client, o.Topic); r.err != nil {
+		if o.ReadOnly {
+			topics, err := r.client.Topics()
+			if err != nil {
+				_ = r.client.Close()
+				r.err = fmt.Errorf("list topics: %w", err)
+				return
+			}
+			k.missing = !slices.Contains(topics, o.Topic)
+		} else if r.err = ensureTopic(r.client, o.Topic); r.err != nil {
 			_ = r.client.Close()
 			return
 		}
@@ -215,6 +229,9 @@ func (k *Kafka) Load() (*Checkpoint, error) {
 	defer k.mu.Unlock()
 	if k.producer == nil {
 		return nil, fmt.Errorf("load checkpoint from %s: %w", k, ErrClosed)
+	}
+	if k.missing {
+		return nil, fmt.Errorf("load checkpoint from %s: the topic does not exist: %w", k, ErrNotFound)
 	}
 	value, found, err := k.latest()
 	if err != nil {
@@ -318,6 +335,9 @@ func (k *Kafka) Save(cp *Checkpoint) error {
 	defer k.mu.Unlock()
 	if k.producer == nil {
 		return fmt.Errorf("save checkpoint to %s: %w", k, ErrClosed)
+	}
+	if k.readOnly {
+		return fmt.Errorf("save checkpoint to %s: the store was opened read-only", k)
 	}
 	if cp == nil {
 		return fmt.Errorf("save checkpoint to %s: %w: nil", k, ErrInvalid)

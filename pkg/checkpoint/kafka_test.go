@@ -236,3 +236,34 @@ func TestKafkaStoreSurvivesBrokerRestart(t *testing.T) {
 		t.Errorf("Load after broker restart = %+v, want position %v skip %d", got, want.Position, want.Skip)
 	}
 }
+
+func TestKafkaStoreReadOnlyCreatesNothing(t *testing.T) {
+	_, addr := newBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k, err := OpenKafka(ctx, KafkaOptions{Brokers: []string{addr}, Name: "shop-outbox", ReadOnly: true, Timeout: 15 * time.Second})
+	if err != nil {
+		t.Fatalf("OpenKafka read-only: %v", err)
+	}
+	defer k.Close()
+	if _, err := k.Load(); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Load without the topic: got %v, want ErrNotFound", err)
+	}
+	if err := k.Save(sample()); err == nil {
+		t.Error("Save on a read-only store succeeded")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range md.Topics {
+		if tp.Topic != nil && *tp.Topic == DefaultTopic {
+			t.Errorf("a read-only store created %s", DefaultTopic)
+		}
+	}
+}
