@@ -24,6 +24,7 @@
 //     consumer (franz-go) has fetched the record, acks=all. Floors: go-mysql
 //     alone reading the same binlog meanwhile, and pkg/kafka alone producing
 //     at the same rate afterwards (see live.go).
+//   - live-eo: live with delivery: exactly_once, consumed read_committed.
 //   - bigtxn: one transaction of -bigtxn-rows outbox rows; peak RSS.
 //   - startup: exec of the binary, restarting from a checkpoint, until a
 //     consumer fetches the one event that was already waiting in the binlog
@@ -54,7 +55,7 @@ import (
 )
 
 // scenarioNames are the scenarios in the order they run.
-var scenarioNames = []string{"backlog", "mixed", "live", "bigtxn", "startup"}
+var scenarioNames = []string{"backlog", "mixed", "live", "live-eo", "bigtxn", "startup"}
 
 // options are the command-line flags.
 type options struct {
@@ -204,6 +205,8 @@ func run(o options) error {
 			err = e.mixed()
 		case "live":
 			err = e.live()
+		case "live-eo":
+			err = e.liveEO()
 		case "bigtxn":
 			err = e.bigTxn()
 		case "startup":
