@@ -100,43 +100,18 @@ func (e *env) liveRun(eo bool) error {
 
 	total := int(float64(o.liveRate) * o.liveDuration.Seconds())
 	sent := make([]atomic.Int64, total+1) // unix ns just before COMMIT, by seq
-	type result struct {
-		lat []time.Duration
-		err error
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.liveDuration+time.Minute)
 	defer cancel()
-	consumed := make(chan result, 1)
-	go func() {
-		seen := make([]bool, total+1)
-		lat := make([]time.Duration, 0, total)
-		for len(lat) < total {
-			recs, err := poll(ctx, cl)
-			now := time.Now()
-			if err != nil || ctx.Err() != nil {
-				consumed <- result{lat, errors.Join(err, ctx.Err())}
-				return
-			}
-			for _, r := range recs {
-				seq, ok := seqOf(header(r, "id"))
-				if !ok || seq < 1 || seq > total || seen[seq] {
-					continue
-				}
-				seen[seq] = true
-				lat = append(lat, now.Sub(time.Unix(0, sent[seq].Load())))
-			}
-		}
-		consumed <- result{lat, nil}
-	}()
+	consumed := collectLatency(ctx, cl, total, sent)
 
-	floor := make(chan result, 1)
+	floor := make(chan latencyResult, 1)
 	go func() {
 		if eo {
-			floor <- result{} // measured once, by the at_least_once run
+			floor <- latencyResult{} // measured once, by the at_least_once run
 			return
 		}
 		lat, err := e.readLatency(ctx, from, table, sent)
-		floor <- result{lat, err}
+		floor <- latencyResult{lat, err}
 	}()
 
 	fmt.Printf("writing %d events/s for %s with %d writers (one row per transaction)...\n", o.liveRate, o.liveDuration, o.liveWriters)
@@ -330,32 +305,7 @@ func (e *env) produceLatency(topic string, rate int, d time.Duration) ([]time.Du
 	for i := range value {
 		value[i] = "0123456789abcdef"[e.rng.IntN(16)]
 	}
-	type result struct {
-		lat []time.Duration
-		err error
-	}
-	consumed := make(chan result, 1)
-	go func() {
-		seen := make([]bool, total+1)
-		lat := make([]time.Duration, 0, total)
-		for len(lat) < total {
-			recs, err := poll(ctx, cl)
-			now := time.Now()
-			if err != nil || ctx.Err() != nil {
-				consumed <- result{lat, errors.Join(err, ctx.Err())}
-				return
-			}
-			for _, r := range recs {
-				seq, ok := seqOf(header(r, "id"))
-				if !ok || seq < 1 || seq > total || seen[seq] {
-					continue
-				}
-				seen[seq] = true
-				lat = append(lat, now.Sub(time.Unix(0, sent[seq].Load())))
-			}
-		}
-		consumed <- result{lat, nil}
-	}()
+	consumed := collectLatency(ctx, cl, total, sent)
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	for s := 1; s <= total; s++ {
@@ -397,4 +347,39 @@ func awaitSeq(cl *kgo.Client, p *proc, seq int, limit time.Duration) (time.Time,
 		}
 	}
 	return time.Time{}, fmt.Errorf("event %d not consumed within %s", seq, limit)
+}
+
+// latencyResult is what a latency measurement collected.
+type latencyResult struct {
+	lat []time.Duration
+	err error
+}
+
+// collectLatency consumes from cl until it has seen events 1..total once
+// each (by the sequence number in their id header), recording for each the
+// time since sent[seq]; the result arrives on the returned channel.
+func collectLatency(ctx context.Context, cl *kgo.Client, total int, sent []atomic.Int64) <-chan latencyResult {
+	consumed := make(chan latencyResult, 1)
+	go func() {
+		seen := make([]bool, total+1)
+		lat := make([]time.Duration, 0, total)
+		for len(lat) < total {
+			recs, err := poll(ctx, cl)
+			now := time.Now()
+			if err != nil || ctx.Err() != nil {
+				consumed <- latencyResult{lat, errors.Join(err, ctx.Err())}
+				return
+			}
+			for _, r := range recs {
+				seq, ok := seqOf(header(r, "id"))
+				if !ok || seq < 1 || seq > total || seen[seq] {
+					continue
+				}
+				seen[seq] = true
+				lat = append(lat, now.Sub(time.Unix(0, sent[seq].Load())))
+			}
+		}
+		consumed <- latencyResult{lat, nil}
+	}()
+	return consumed
 }
