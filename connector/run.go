@@ -285,6 +285,12 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 					}
 					ackMu.Unlock()
 					cancel()
+					if batch != nil {
+						// The open transaction is aborted at the end
+						// of the session, which needs the producer:
+						// keep draining it.
+						continue
+					}
 					fail()
 					abandon(failed, prod)
 					return // later acks are dropped: their records are resent
@@ -331,10 +337,18 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	readErr := c.pump(sctx, reader, tr, prod, batch, sem, opts)
 	var txnErr error
 	if batch != nil {
-		if ackFailed := failed.Err() != nil; !ackFailed {
+		ackMu.Lock()
+		ackFailed := ackErr != nil
+		ackMu.Unlock()
+		if ackFailed {
+			txnErr = batch.abort()
+			// Nothing of the aborted transaction needs to drain (sarama
+			// may retry a fenced batch for minutes): give it up.
+			fail()
+		} else {
 			// A clean stop, or a source error: what was read is consistent
 			// with the read point, so it commits.
-			_, txnErr = batch.finish(context.Background())
+			txnErr = batch.finish(context.Background())
 		}
 	}
 
@@ -352,15 +366,16 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	if batch != nil {
 		p = batch.last()
 		s.unsaved = s.unsaved && !batch.stored()
-		if txnErr == nil {
-			_, txnErr = batch.finish(context.Background()) // the ticker's error, if any
-		}
 	}
 
 	ackMu.Lock()
 	aerr := ackErr
 	ackMu.Unlock()
 	switch {
+	case errors.Is(txnErr, kafka.ErrFenced):
+		return p, txnErr // not retried: that would fence the new producer
+	case errors.Is(aerr, kafka.ErrFenced):
+		return p, aerr
 	case aerr != nil:
 		return p, aerr
 	case txnErr != nil:
@@ -647,6 +662,9 @@ func (c *Connector) deliveryError(ack kafka.Ack) error {
 		if h.Key == "id" {
 			id = string(h.Value)
 		}
+	}
+	if c.cfg.Delivery == "exactly_once" && kafka.IsFenced(ack.Err) {
+		return fmt.Errorf("%w: deliver event %s to topic %s: %w (another tailbox named %q took over)", kafka.ErrFenced, id, r.Topic, ack.Err, c.cfg.Name)
 	}
 	if kafka.IsPermanent(ack.Err) {
 		return fmt.Errorf("%w: Kafka refused event %s for topic %s for good: %w (the checkpoint stays before it)", ErrRejected, id, r.Topic, ack.Err)

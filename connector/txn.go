@@ -18,6 +18,24 @@ const (
 	txnMaxBytes   = 32 << 20
 )
 
+// txnOpTimeout bounds a commit or an abort: sarama first flushes the
+// transaction's records, and a batch the broker keeps refusing is retried
+// for half a minute. A commit that times out counts as failed; if it
+// completes later, its checkpoint record covers its events all the same.
+const txnOpTimeout = 10 * time.Second
+
+// bounded runs op, giving up after txnOpTimeout.
+func bounded(op func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(txnOpTimeout):
+		return fmt.Errorf("no answer from Kafka within %s", txnOpTimeout)
+	}
+}
+
 // ErrFenced is returned by Run when a newer producer with the same
 // transactional id — another tailbox with the same name, or the replica
 // that took over — fenced this one: it can never write again.
@@ -53,6 +71,7 @@ type txnBatcher struct {
 	lastCommit time.Time
 	unsaved    bool  // committed is not stored yet (first start, --from)
 	err        error // the first commit failure: the batcher is done
+	shut       bool  // finish or abort ran: the producer is not touched again
 }
 
 func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start point, unsaved bool, cp func(point) *checkpoint.Checkpoint) *txnBatcher {
@@ -63,8 +82,11 @@ func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start point,
 // sends; it opens a transaction when none is open.
 func (b *txnBatcher) lock() error {
 	b.mu.Lock()
-	if b.err != nil {
+	if b.err != nil || b.shut {
 		err := b.err
+		if err == nil {
+			err = errBatcherShut
+		}
 		b.mu.Unlock()
 		return err
 	}
@@ -103,7 +125,7 @@ func (b *txnBatcher) unlock(ctx context.Context, size int, sent bool) error {
 			b.err = fmt.Errorf("%w: a record of the open transaction was not sent", errRetry)
 		}
 		if b.open {
-			_ = b.prod.AbortTxn()
+			_ = bounded(b.prod.AbortTxn)
 			b.open = false
 		}
 		return nil
@@ -123,7 +145,7 @@ func (b *txnBatcher) unlock(ctx context.Context, size int, sent bool) error {
 func (b *txnBatcher) tick(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err != nil {
+	if b.err != nil || b.shut {
 		return b.err
 	}
 	now := time.Now()
@@ -141,16 +163,36 @@ func (b *txnBatcher) tick(ctx context.Context) error {
 	return b.commitLocked(ctx)
 }
 
-// finish commits what is open (on a clean stop) and returns the last
-// committed point.
-func (b *txnBatcher) finish(ctx context.Context) (point, error) {
+// finish commits what is open (on a clean stop) and shuts the batcher;
+// it returns the commit's error.
+func (b *txnBatcher) finish(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err == nil && (b.open || b.unsaved || b.tr.readPoint() != b.committed) {
+	if b.err == nil && !b.shut && (b.open || b.unsaved || b.tr.readPoint() != b.committed) {
 		_ = b.commitLocked(ctx)
 	}
-	return b.committed, b.err
+	b.shut = true
+	return b.err
 }
+
+// abort aborts the open transaction after a failed delivery and shuts the
+// batcher. It returns an error wrapping kafka.ErrFenced when the abort
+// shows that a newer producer fenced this one, else the batcher's error.
+func (b *txnBatcher) abort() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.shut && (b.open || b.err != nil) {
+		if err := bounded(b.prod.AbortTxn); errors.Is(err, kafka.ErrFenced) {
+			b.fail(err)
+		}
+		b.open = false
+	}
+	b.shut = true
+	return b.err
+}
+
+// errBatcherShut is returned by lock once the session is ending.
+var errBatcherShut = errors.New("the session's Kafka transactions are closed")
 
 // stored reports whether a checkpoint was committed (or was stored before).
 func (b *txnBatcher) stored() bool {
@@ -190,12 +232,12 @@ func (b *txnBatcher) commitLocked(ctx context.Context) error {
 		})
 	}
 	if err == nil {
-		err = b.prod.CommitTxn()
+		err = bounded(b.prod.CommitTxn)
 	}
 	b.open = false
 	b.records, b.bytes = 0, 0
 	if err != nil {
-		if aerr := b.prod.AbortTxn(); aerr != nil && errors.Is(aerr, kafka.ErrFenced) {
+		if aerr := bounded(b.prod.AbortTxn); errors.Is(aerr, kafka.ErrFenced) {
 			err = aerr
 		}
 		b.fail(fmt.Errorf("commit at %s: %w", p.Pos, err))

@@ -301,3 +301,44 @@ func TestKafkaStoreOffsetsShowAndSet(t *testing.T) {
 	}
 	e.expectEvents([]int{3, 3}) // event 3 again, from the position set
 }
+
+// TestExactlyOnceSecondInstanceFencesTheFirst starts a second connector with
+// the same name and delivery: exactly_once while the first streams under
+// load (a mistake ha.enabled prevents): the second fences the first, which
+// exits 1 saying so and commits nothing more; read_committed consumers see
+// every event once.
+func TestExactlyOnceSecondInstanceFencesTheFirst(t *testing.T) {
+	e := newEnvOn(t, testenv.StartMariaDB(t, ""), testenv.Kafka(t), "envelope")
+	e.useKafkaStore(false)
+	first := e.start()
+	l := startLoad(t, e.db, e.dbn, loadOptions{Workers: 4, Aggregates: 200, MaxRows: 5, Pause: 20 * time.Millisecond})
+	time.Sleep(2 * time.Second)
+
+	second := e.start()
+	select {
+	case <-first.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the fenced connector still runs 60s after the second one started:\n%s", tail(first.stderr.String(), 4000))
+	}
+	if code := exitCode(first.err); code != 1 || !strings.Contains(first.stderr.String(), "fenced") {
+		t.Fatalf("fenced connector: exit %d, want 1 with a message saying it was fenced:\n%s", code, tail(first.stderr.String(), 4000))
+	}
+	for _, line := range strings.Split(first.stderr.String(), "\n") {
+		if strings.HasPrefix(line, "tailbox: ") {
+			t.Logf("the first connector exited 1: %s", line)
+		}
+	}
+	time.Sleep(time.Second)
+	l.stop()
+	want := l.committed(t)
+	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, second, readCommitted)
+	if code := second.stop(t); code != 0 {
+		t.Fatalf("second connector: exit %d after SIGTERM, want 0:\n%s", code, tail(second.stderr.String(), 4000))
+	}
+	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second)
+	d := l.verify(t, recs, want)
+	if d.dups != 0 {
+		t.Errorf("read_committed consumer saw %d duplicates, want 0", d.dups)
+	}
+	t.Logf("%d events committed, %d records read_committed, %d duplicates", len(want), len(recs), d.dups)
+}

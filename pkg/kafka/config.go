@@ -361,6 +361,11 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	if c.TransactionalID != "" {
 		sc.Producer.Transaction.ID = c.TransactionalID
 		sc.Producer.Transaction.Timeout = transactionTimeout
+		// A transaction the coordinator aborts after transactionTimeout
+		// gains nothing from longer retries, and sarama retries a batch
+		// a newer epoch fenced (PRODUCER_FENCED) as if it could succeed:
+		// fail it within about half a minute instead.
+		sc.Producer.Retry.Max = txnRetryMax
 	}
 	sc.Producer.Partitioner = newMurmur2Partitioner
 	sc.Producer.Compression = compressions[c.Compression]
