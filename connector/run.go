@@ -230,14 +230,24 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		}
 		if !s.unsaved {
 			cp, err := s.store.Load()
-			if err != nil {
+			switch {
+			case errors.Is(err, checkpoint.ErrNotFound):
+				// Deleted meanwhile: keep the start, which commits at once.
+				c.log.Warn().Err(err).Msg("the checkpoint stored in Kafka is gone; writing it again")
+				s.unsaved, cp = true, nil
+			case errors.Is(err, checkpoint.ErrCorrupt):
+				c.closeProducer(prod)
+				return start, fmt.Errorf("%w: %w (the checkpoint is left as it is; use `tailbox offsets set` to replace it)", ErrCheckpoint, err)
+			case err != nil:
 				c.closeProducer(prod)
 				return start, fmt.Errorf("%w: reload the checkpoint after fencing: %w", errRetry, err)
 			}
-			if p := (point{Pos: fromCheckpointPos(cp.Position), Skip: cp.Skip, NextTxn: cp.NextTxn}); p != start {
-				c.log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).
-					Msg("resuming from the checkpoint stored in Kafka")
-				start = p
+			if cp != nil {
+				if p := (point{Pos: fromCheckpointPos(cp.Position), Skip: cp.Skip, NextTxn: cp.NextTxn}); p != start {
+					c.log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).
+						Msg("resuming from the checkpoint stored in Kafka")
+					start = p
+				}
 			}
 		}
 	}
