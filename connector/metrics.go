@@ -162,6 +162,9 @@ type sendMeta struct {
 	// commit is the commit time of its transaction (Unix ns, 0 unknown),
 	// for the commit-to-ack histogram.
 	commit int64
+	// size is the record's kafka.Record.Size, taken from the in-flight
+	// bound at its acknowledgement.
+	size int
 }
 
 // metrics is a Connector's instrumentation. Its hooks are called by Run
@@ -365,13 +368,13 @@ func (m *metrics) marker(p binlog.Position) {
 	m.readPos.Store(p.Pos)
 }
 
-// meta returns the Meta of a record in tracker slot seq from a change of txn.
-func (m *metrics) meta(seq uint64, txn *binlog.Txn) sendMeta {
-	sm := sendMeta{seq: seq}
-	if txn != nil && !txn.CommitTime.IsZero() {
-		sm.commit = txn.CommitTime.UnixNano()
+// commitNanos is sendMeta.commit for a change of txn: its commit time in
+// Unix ns, 0 when unknown.
+func commitNanos(txn *binlog.Txn) int64 {
+	if txn == nil || txn.CommitTime.IsZero() {
+		return 0
 	}
-	return sm
+	return txn.CommitTime.UnixNano()
 }
 
 // acked counts an acknowledgement (acknowledgement goroutine): a record

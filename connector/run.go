@@ -307,7 +307,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 				}
 				if event {
 					tr.settle(meta.seq)
-					sem.release(ack.Record.Size())
+					sem.release(meta.size)
 				}
 			}
 		}()
@@ -445,6 +445,7 @@ type step struct {
 	txn    string          // slot: transaction identity
 	rec    *kafka.Record   // slot: the record; nil when nothing is sent
 	commit int64           // slot: commit time of its transaction (Unix ns, 0 unknown)
+	size   int             // slot: rec.Size()
 }
 
 // pump reads changes, transforms them and hands records to the producer
@@ -564,9 +565,8 @@ func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer) (step, err
 			Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")
 	}
 	st.rec = rec
-	if !ch.Txn.CommitTime.IsZero() {
-		st.commit = ch.Txn.CommitTime.UnixNano()
-	}
+	st.commit = commitNanos(ch.Txn)
+	st.size = rec.Size()
 	return st, nil
 }
 
@@ -607,24 +607,23 @@ func (c *Connector) sendStep(ctx context.Context, st *step, out io.Writer, tr *t
 		tr.pushSlot(st.index, st.txn, true)
 		return nil
 	}
-	rec := st.rec
 	// Back-pressure: bounded by count and by bytes in flight.
-	if err := sem.acquire(ctx, rec.Size()); err != nil {
+	if err := sem.acquire(ctx, st.size); err != nil {
 		return err
 	}
-	if batch == nil {
-		rec.Meta = sendMeta{seq: tr.pushSlot(st.index, st.txn, false), commit: st.commit}
-		return prod.Send(ctx, rec)
+	if batch != nil {
+		// exactly_once: the slot and its record join the open
+		// transaction together (see txnBatcher).
+		if err := batch.lock(); err != nil {
+			return err
+		}
 	}
-	// exactly_once: the slot and its record join the open transaction
-	// together (see txnBatcher).
-	if err := batch.lock(); err != nil {
-		return err
-	}
-	rec.Meta = sendMeta{seq: tr.pushSlot(st.index, st.txn, false), commit: st.commit}
-	err := prod.Send(ctx, rec)
-	if cerr := batch.unlock(ctx, rec.Size(), err == nil); err == nil {
-		err = cerr
+	st.rec.Meta = sendMeta{seq: tr.pushSlot(st.index, st.txn, false), commit: st.commit, size: st.size}
+	err := prod.Send(ctx, st.rec)
+	if batch != nil {
+		if cerr := batch.unlock(ctx, st.size, err == nil); err == nil {
+			err = cerr
+		}
 	}
 	return err
 }

@@ -37,12 +37,17 @@ func (c *Connector) openStore(ctx context.Context) (checkpoint.Store, error) {
 		}
 		return f, nil
 	}
+	return c.openKafkaStore(ctx, false)
+}
+
+// openKafkaStore opens the Kafka checkpoint store; readOnly creates no topic.
+func (c *Connector) openKafkaStore(ctx context.Context, readOnly bool) (*checkpoint.Kafka, error) {
 	sc, err := c.kafkaClientConfig()
 	if err != nil {
 		return nil, err
 	}
 	k, err := checkpoint.OpenKafka(ctx, checkpoint.KafkaOptions{
-		Brokers: c.cfg.Kafka.Brokers, Config: sc, Topic: c.cfg.Checkpoint.Topic, Name: c.cfg.Name,
+		Brokers: c.cfg.Kafka.Brokers, Config: sc, Topic: c.cfg.Checkpoint.Topic, Name: c.cfg.Name, ReadOnly: readOnly,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint: %w", err)
@@ -58,15 +63,9 @@ func (c *Connector) readCheckpoint(ctx context.Context) (*checkpoint.Checkpoint,
 	if !c.kafkaStore() {
 		return checkpoint.Read(c.cfg.Checkpoint.File)
 	}
-	sc, err := c.kafkaClientConfig()
+	k, err := c.openKafkaStore(ctx, true)
 	if err != nil {
 		return nil, err
-	}
-	k, err := checkpoint.OpenKafka(ctx, checkpoint.KafkaOptions{
-		Brokers: c.cfg.Kafka.Brokers, Config: sc, Topic: c.cfg.Checkpoint.Topic, Name: c.cfg.Name, ReadOnly: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open checkpoint: %w", err)
 	}
 	defer k.Close()
 	return k.Load()

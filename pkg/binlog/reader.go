@@ -672,18 +672,28 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 	return nil
 }
 
-// Bounds returns the oldest and newest positions the server can stream from.
-func (r *Reader) Bounds(ctx context.Context) (oldest, newest Position, err error) {
+// logFiles returns the metadata connection and SHOW BINARY LOGS, which is
+// an error when empty: binary logging is off.
+func (r *Reader) logFiles(ctx context.Context) (*conn, []LogFile, error) {
 	c, err := r.metaConn(ctx)
 	if err != nil {
-		return oldest, newest, err
+		return nil, nil, err
 	}
 	logs, err := c.binaryLogs()
 	if err != nil {
-		return oldest, newest, err
+		return nil, nil, err
 	}
 	if len(logs) == 0 {
-		return oldest, newest, fmt.Errorf("SHOW BINARY LOGS is empty: binary logging (log_bin) is off")
+		return nil, nil, fmt.Errorf("SHOW BINARY LOGS is empty: binary logging (log_bin) is off")
+	}
+	return c, logs, nil
+}
+
+// Bounds returns the oldest and newest positions the server can stream from.
+func (r *Reader) Bounds(ctx context.Context) (oldest, newest Position, err error) {
+	_, logs, err := r.logFiles(ctx)
+	if err != nil {
+		return oldest, newest, err
 	}
 	oldest = Position{File: logs[0].Name, Pos: 4}
 	newest, err = r.Latest(ctx)
@@ -714,16 +724,9 @@ func (r *Reader) Latest(ctx context.Context) (Position, error) {
 
 // Earliest returns the start of the oldest binlog file still on the server.
 func (r *Reader) Earliest(ctx context.Context) (Position, error) {
-	c, err := r.metaConn(ctx)
+	c, logs, err := r.logFiles(ctx)
 	if err != nil {
 		return Position{}, err
-	}
-	logs, err := c.binaryLogs()
-	if err != nil {
-		return Position{}, err
-	}
-	if len(logs) == 0 {
-		return Position{}, fmt.Errorf("SHOW BINARY LOGS is empty: binary logging (log_bin) is off")
 	}
 	p := Position{File: logs[0].Name, Pos: 4}
 	switch {

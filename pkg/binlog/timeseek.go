@@ -28,16 +28,9 @@ func (r *Reader) AtTime(ctx context.Context, t time.Time) (Position, error) {
 	if r.closed {
 		return Position{}, ErrClosed
 	}
-	c, err := r.metaConn(ctx)
+	c, logs, err := r.logFiles(ctx)
 	if err != nil {
 		return Position{}, err
-	}
-	logs, err := c.binaryLogs()
-	if err != nil {
-		return Position{}, err
-	}
-	if len(logs) == 0 {
-		return Position{}, fmt.Errorf("SHOW BINARY LOGS is empty: binary logging (log_bin) is off")
 	}
 	starts := make([]time.Time, len(logs))
 	startOf := func(i int) (time.Time, error) {
