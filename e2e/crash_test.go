@@ -58,7 +58,7 @@ func TestCrashKill9UnderLoadLosesNothing(t *testing.T) {
 	want := l.committed(t)
 	waitDelivered(t, e.kafka, topics, want, 2*time.Minute, p)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 	}
 	recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
 	d := l.verify(t, recs, want)
@@ -161,7 +161,7 @@ func TestCrashLargeTransaction(t *testing.T) {
 		waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
 		rss := peakRSS(t, p.cmd.Process.Pid)
 		if code := p.stop(t); code != 0 {
-			t.Fatalf("tailbox exit code %d:\n%s", code, p.stderr.String())
+			t.Fatalf("tailbox exit code %d:\n%s", code, logTail(p.stderr.String()))
 		}
 		recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
 		checkBigTxn(t, recs, ids, nil, nil)
@@ -199,7 +199,7 @@ func TestCrashLargeTransaction(t *testing.T) {
 		waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
 		rss := peakRSS(t, p.cmd.Process.Pid)
 		if code := p.stop(t); code != 0 {
-			t.Fatalf("tailbox exit code %d:\n%s", code, p.stderr.String())
+			t.Fatalf("tailbox exit code %d:\n%s", code, logTail(p.stderr.String()))
 		}
 		t.Logf("peak RSS (VmHWM) of tailbox through one transaction of 1000 rows of 100 KiB: %.1f MiB", float64(rss)/1024)
 	})
@@ -234,7 +234,7 @@ func TestCrashLargeTransaction(t *testing.T) {
 		waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
 		rss := peakRSS(t, p.cmd.Process.Pid)
 		if code := p.stop(t); code != 0 {
-			t.Fatalf("tailbox exit code %d:\n%s", code, p.stderr.String())
+			t.Fatalf("tailbox exit code %d:\n%s", code, logTail(p.stderr.String()))
 		}
 		recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
 		sent, dups := checkBigTxn(t, recs, ids, cp, end)

@@ -71,7 +71,7 @@ func TestEndToEndFormats(t *testing.T) {
 			// Then read until quiet, so that anything extra would show.
 			recs := e.kafka.ConsumeAll(t, topics, 1500*time.Millisecond)
 			if code := p.stop(t); code != 0 {
-				t.Fatalf("exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+				t.Fatalf("exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 			}
 			if got := e.topics(); strings.Join(got, ",") != "outbox.event.board,outbox.event.member" {
 				t.Fatalf("broker topics = %v: only the two outbox topics may exist (no rollback, members or delete topics)", got)
@@ -161,7 +161,7 @@ func TestEndToEndFormats(t *testing.T) {
 				}
 			}
 			if !strings.Contains(p.stderr.String(), "update") {
-				t.Errorf("the dropped update of an outbox row should be logged as a warning:\n%s", p.stderr.String())
+				t.Errorf("the dropped update of an outbox row should be logged as a warning:\n%s", logTail(p.stderr.String()))
 			}
 		})
 	}
@@ -183,7 +183,7 @@ func TestRestartSendsNothingTwiceAndMissesNothing(t *testing.T) {
 	write(0, 10)
 	e.kafka.Consume(t, topic, 10, 30*time.Second)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("first run exit code %d:\n%s", code, p.stderr.String())
+		t.Fatalf("first run exit code %d:\n%s", code, logTail(p.stderr.String()))
 	}
 	// Written while the connector is down.
 	write(10, 20)
@@ -192,7 +192,7 @@ func TestRestartSendsNothingTwiceAndMissesNothing(t *testing.T) {
 	e.kafka.Consume(t, topic, 25, 30*time.Second)
 	recs := e.kafka.ConsumeAll(t, topic, time.Second)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("second run exit code %d:\n%s", code, p.stderr.String())
+		t.Fatalf("second run exit code %d:\n%s", code, logTail(p.stderr.String()))
 	}
 	got := ids(recs)
 	seen := map[string]bool{}

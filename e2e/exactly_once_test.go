@@ -62,7 +62,7 @@ func TestExactlyOnceKill9UnderLoad(t *testing.T) {
 	want := l.committed(t)
 	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, p, readCommitted)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 	}
 	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second) // read_committed
 	d := l.verify(t, recs, want)
@@ -127,17 +127,10 @@ func (e *env) activeReplica(ps []*proc, timeout time.Duration) *proc {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for i, p := range ps {
-		e.t.Logf("replica %d stderr:\n%s", i, tail(p.stderr.String(), 4000))
+		e.t.Logf("replica %d stderr:\n%s", i, logTail(p.stderr.String()))
 	}
 	e.t.Fatalf("no single active replica within %v", timeout)
 	return nil
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 // TestHAFailoverKill9AndStall runs three replicas under load. kill -9 of the
@@ -195,7 +188,7 @@ func TestHAFailoverKill9AndStall(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the stalled replica did not step down within 30s of SIGCONT:\n%s", tail(out, 4000))
+			t.Fatalf("the stalled replica did not step down within 30s of SIGCONT:\n%s", logTail(out))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -212,7 +205,7 @@ func TestHAFailoverKill9AndStall(t *testing.T) {
 	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, active, readCommitted)
 	for _, p := range rest {
 		if code := p.stop(t); code != 0 {
-			t.Errorf("replica exit code %d after SIGTERM, want 0:\n%s", code, tail(p.stderr.String(), 4000))
+			t.Errorf("replica exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 		}
 	}
 	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second)
@@ -318,10 +311,10 @@ func TestExactlyOnceSecondInstanceFencesTheFirst(t *testing.T) {
 	select {
 	case <-first.done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the fenced connector still runs 60s after the second one started:\n%s", tail(first.stderr.String(), 4000))
+		t.Fatalf("the fenced connector still runs 60s after the second one started:\n%s", logTail(first.stderr.String()))
 	}
 	if code := exitCode(first.err); code != 1 || !strings.Contains(first.stderr.String(), "fenced") {
-		t.Fatalf("fenced connector: exit %d, want 1 with a message saying it was fenced:\n%s", code, tail(first.stderr.String(), 4000))
+		t.Fatalf("fenced connector: exit %d, want 1 with a message saying it was fenced:\n%s", code, logTail(first.stderr.String()))
 	}
 	for _, line := range strings.Split(first.stderr.String(), "\n") {
 		if strings.HasPrefix(line, "tailbox: ") {
@@ -333,7 +326,7 @@ func TestExactlyOnceSecondInstanceFencesTheFirst(t *testing.T) {
 	want := l.committed(t)
 	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, second, readCommitted)
 	if code := second.stop(t); code != 0 {
-		t.Fatalf("second connector: exit %d after SIGTERM, want 0:\n%s", code, tail(second.stderr.String(), 4000))
+		t.Fatalf("second connector: exit %d after SIGTERM, want 0:\n%s", code, logTail(second.stderr.String()))
 	}
 	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second)
 	d := l.verify(t, recs, want)

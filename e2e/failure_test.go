@@ -18,7 +18,7 @@ func (p *proc) wait(t *testing.T) int {
 	select {
 	case <-p.done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("tailbox did not exit within 60s:\n%s", p.stderr.String())
+		t.Fatalf("tailbox did not exit within 60s:\n%s", logTail(p.stderr.String()))
 	}
 	return exitCode(p.err)
 }
@@ -32,10 +32,10 @@ func TestPoisonEventStopsBeforeItAndLosesNothing(t *testing.T) {
 	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000b2", "bad topic!", "m-1", "Poison", `{}`))
 	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000b3", "member", "m-1", "After", `{}`))
 	if code := p.wait(t); code != 1 {
-		t.Fatalf("exit code %d, want 1:\n%s", code, p.stderr.String())
+		t.Fatalf("exit code %d, want 1:\n%s", code, logTail(p.stderr.String()))
 	}
 	if !strings.Contains(p.stderr.String(), "outbox.event.bad topic!") {
-		t.Fatalf("the error does not name the rendered topic:\n%s", p.stderr.String())
+		t.Fatalf("the error does not name the rendered topic:\n%s", logTail(p.stderr.String()))
 	}
 	// Nothing after the poison event was published.
 	recs := e.kafka.ConsumeAll(t, []string{"outbox.event.member"}, time.Second)
@@ -62,7 +62,7 @@ func TestDryRunPrintsEventsAndWritesNoCheckpoint(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.stderr.String())
+		t.Fatalf("exit code %d:\n%s", code, logTail(p.stderr.String()))
 	}
 	var line struct {
 		Topic   string            `json:"topic"`
@@ -110,7 +110,7 @@ func TestDeadLetterTakesPoisonEventsAndStreamingGoesOn(t *testing.T) {
 	good := e.kafka.Consume(t, []string{"outbox.event.member"}, 2, 30*time.Second)
 	dlq := e.kafka.Consume(t, []string{"outbox.dlq"}, 2, 30*time.Second)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.stderr.String())
+		t.Fatalf("exit code %d:\n%s", code, logTail(p.stderr.String()))
 	}
 	if got := strings.Join(ids(good), ","); got != "00000000-0000-0000-0000-0000000000d1,00000000-0000-0000-0000-0000000000d4" {
 		t.Fatalf("outbox topic got %s", got)
@@ -146,7 +146,7 @@ func TestTooLargeEventStopsWithOnErrorFail(t *testing.T) {
 	p := e.start()
 	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000e1", "member", "m-1", "TooBig", `{"blob":"`+strings.Repeat("x", 3000)+`"}`))
 	if code := p.wait(t); code != 1 || !strings.Contains(p.stderr.String(), "too large") {
-		t.Fatalf("exit code %d, want 1 naming the size:\n%s", code, p.stderr.String())
+		t.Fatalf("exit code %d, want 1 naming the size:\n%s", code, logTail(p.stderr.String()))
 	}
 }
 

@@ -87,7 +87,7 @@ func TestFaultKafkaBrokerCrashAndRestartLosesNothing(t *testing.T) {
 	waitDelivered(t, k, topics, want, 3*time.Minute, p)
 	p.mustRun(t)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 	}
 	recs := k.ConsumeAll(t, topics, 2*time.Second)
 	d := l.verify(t, recs, want)
@@ -146,7 +146,7 @@ func TestFaultMariaDBCrashAndRestartLosesNothing(t *testing.T) {
 	waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
 	p.mustRun(t)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 	}
 	recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
 	d := l.verify(t, recs, want)
@@ -182,7 +182,7 @@ func TestFaultStalledSourceConnectionIsDetected(t *testing.T) {
 	for px.accepted() <= n {
 		p.mustRun(t)
 		if time.Now().After(deadline) {
-			t.Fatalf("the connector did not reconnect within a minute of the stall:\n%s", p.stderr.String())
+			t.Fatalf("the connector did not reconnect within a minute of the stall:\n%s", logTail(p.stderr.String()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -193,12 +193,12 @@ func TestFaultStalledSourceConnectionIsDetected(t *testing.T) {
 	waitDelivered(t, e.kafka, topics, want, 2*time.Minute, p)
 	p.mustRun(t)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 	}
 	recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
 	d := l.verify(t, recs, want)
 	if !strings.Contains(p.stderr.String(), "binlog connection lost") {
-		t.Errorf("tailbox did not log the lost binlog connection:\n%s", p.stderr.String())
+		t.Errorf("tailbox did not log the lost binlog connection:\n%s", logTail(p.stderr.String()))
 	}
 	logWarnings(t, p)
 	t.Logf("%d events committed, %d records in Kafka, %d duplicates", len(want), len(recs), d.dups)

@@ -141,7 +141,7 @@ func (e *env) start(args ...string) *proc {
 			<-p.done
 		}
 		if e.t.Failed() {
-			e.t.Logf("tailbox stderr:\n%s", p.stderr.String())
+			e.t.Logf("tailbox stderr%s:\n%s", saveLog(e.t, p.stderr.String()), logTail(p.stderr.String()))
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -158,13 +158,53 @@ func (e *env) start(args ...string) *proc {
 		}
 		select {
 		case <-p.done:
-			e.t.Fatalf("tailbox exited early (%v):\n%s", p.err, p.stderr.String())
+			e.t.Fatalf("tailbox exited early (%v):\n%s", p.err, logTail(p.stderr.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("tailbox did not start within 30s:\n%s", p.stderr.String())
+			e.t.Fatalf("tailbox did not start within 30s:\n%s", logTail(p.stderr.String()))
 		}
 	}
+}
+
+// logTail is what a failure message shows of a tailbox log: its last 60
+// lines without sarama's debug chatter, so that the test's own message stays
+// within sight at the end of a long CI log. saveLog keeps the whole log.
+func logTail(log string) string {
+	const keep = 60
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(log, "\n"), "\n") {
+		if strings.Contains(l, `"level":"debug","component":"sarama"`) {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) > keep {
+		return fmt.Sprintf("[%d earlier lines and sarama's debug lines left out]\n%s", len(lines)-keep, strings.Join(lines[len(lines)-keep:], "\n"))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// saveLog writes a failed test's whole tailbox log under
+// $TAILBOX_TEST_ARTIFACTS (scripts/test.sh sets it) and returns " (whole log:
+// PATH)", or "" when the variable is unset or the file cannot be written.
+func saveLog(t *testing.T, log string) string {
+	dir := os.Getenv("TAILBOX_TEST_ARTIFACTS")
+	if dir == "" {
+		return ""
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ""
+	}
+	f, err := os.CreateTemp(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-*.log")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.WriteString(log); err != nil {
+		return ""
+	}
+	return " (whole log: " + f.Name() + ")"
 }
 
 func modTime(path string) time.Time {
@@ -182,7 +222,7 @@ func (p *proc) stop(t *testing.T) int {
 	select {
 	case <-p.done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("tailbox did not stop within 60s after SIGTERM:\n%s", p.stderr.String())
+		t.Fatalf("tailbox did not stop within 60s after SIGTERM:\n%s", logTail(p.stderr.String()))
 	}
 	return exitCode(p.err)
 }

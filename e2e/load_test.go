@@ -81,7 +81,7 @@ func (p *proc) mustRun(t *testing.T) {
 	t.Helper()
 	select {
 	case <-p.done:
-		t.Fatalf("tailbox exited (%v) although it should recover by itself:\n%s", p.err, p.stderr.String())
+		t.Fatalf("tailbox exited (%v) although it should recover by itself:\n%s", p.err, logTail(p.stderr.String()))
 	default:
 	}
 }

@@ -162,7 +162,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 
 	t.Run("a status line is logged while running and a summary on stop", func(t *testing.T) {
 		if code := p.stop(t); code != 0 {
-			t.Fatalf("exit code %d:\n%s", code, p.stderr.String())
+			t.Fatalf("exit code %d:\n%s", code, logTail(p.stderr.String()))
 		}
 		status, summary := logLines(p.stderr.String(), "status"), logLines(p.stderr.String(), "run summary")
 		if len(status) == 0 {
@@ -282,7 +282,7 @@ func waitReady(t *testing.T, p *proc, base string, code int, reason string, time
 	poll(t, timeout, func() string {
 		select {
 		case <-p.done:
-			t.Fatalf("tailbox exited (%v):\n%s", p.err, p.stderr.String())
+			t.Fatalf("tailbox exited (%v):\n%s", p.err, logTail(p.stderr.String()))
 		default:
 		}
 		got, body, err := tryGet(base + "/readyz")

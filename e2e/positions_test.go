@@ -73,7 +73,7 @@ func (e *env) expectEvents(want []int, args ...string) {
 	}
 	recs := e.kafka.ConsumeAll(e.t, memberTopic, time.Second)
 	if code := p.stop(e.t); code != 0 {
-		e.t.Fatalf("exit code %d after SIGTERM:\n%s", code, p.stderr.String())
+		e.t.Fatalf("exit code %d after SIGTERM:\n%s", code, logTail(p.stderr.String()))
 	}
 	// Partitions interleave: compare as multisets.
 	got := ids(recs)
@@ -224,7 +224,7 @@ func TestStartLatestSkipsWhatCameBefore(t *testing.T) {
 	e.kafka.Consume(t, memberTopic, 1, 30*time.Second)
 	recs := e.kafka.ConsumeAll(t, memberTopic, time.Second)
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d:\n%s", code, p.stderr.String())
+		t.Fatalf("exit code %d:\n%s", code, logTail(p.stderr.String()))
 	}
 	if got := ids(recs); !slices.Equal(got, []string{eventID(2)}) {
 		t.Fatalf("start.from latest published %v, want only the event written after the start", got)

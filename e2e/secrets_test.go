@@ -134,7 +134,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			code := p.stop(t)
 			outs = append(outs, cmdOutput{"run", p.stdout.String(), p.stderr.String()})
 			if code != 0 {
-				t.Fatalf("run: exit status %d:\n%s", code, p.stderr.String())
+				t.Fatalf("run: exit status %d:\n%s", code, logTail(p.stderr.String()))
 			}
 
 			// run --dry-run, printing an event.
@@ -231,11 +231,11 @@ func waitForProc(t *testing.T, what string, cond func() bool, p *proc) {
 	for !cond() {
 		select {
 		case <-p.done:
-			t.Fatalf("tailbox exited (%v) while waiting for %s:\n%s", p.err, what, p.stderr.String())
+			t.Fatalf("tailbox exited (%v) while waiting for %s:\n%s", p.err, what, logTail(p.stderr.String()))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 30s:\n%s", what, p.stderr.String())
+			t.Fatalf("no %s within 30s:\n%s", what, logTail(p.stderr.String()))
 		}
 	}
 }

@@ -202,7 +202,7 @@ func TestSourceTLSModes(t *testing.T) {
 			e.deliverOne(fmt.Sprintf("tls%d", i), s.exec)
 			s.assertTLS(t, tc.user)
 			if code := p.stop(t); code != 0 {
-				t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+				t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 			}
 		})
 	}
@@ -244,7 +244,7 @@ func TestSourceTLSModes(t *testing.T) {
 		e.deliverOne("tlsname", s.exec)
 		s.assertTLS(t, plainUser)
 		if code := p.stop(t); code != 0 {
-			t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+			t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 		}
 	})
 }
@@ -348,7 +348,7 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 			p := e.start()
 			e.deliverOne("sasl", nil)
 			if code := p.stop(t); code != 0 {
-				t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, p.stderr.String())
+				t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
 			}
 		})
 	}

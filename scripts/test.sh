@@ -20,6 +20,8 @@
 # Environment:
 #   TAILBOX_KEEP_SERVERS=1   leave MariaDB running afterwards (faster reruns)
 #   TAILBOX_TEST_TIMEOUT     go test -timeout (default: 20m)
+#   TAILBOX_TEST_ARTIFACTS   where go test's output and the whole tailbox log
+#                            of each failed e2e test go (default: .tmp/test-artifacts)
 #   TAILBOX_MARIADB_DIR, TAILBOX_MARIADB_PORT   see scripts/mariadb.sh
 set -euo pipefail
 
@@ -70,11 +72,23 @@ say "go vet ${vet_pkgs[*]}"
 vet_status=0
 go vet "${vet_pkgs[@]}" || vet_status=$?
 
+# go test's output is also kept in a file, so that a failure's own message
+# can be repeated at the very end, below the logs of every other test.
+export TAILBOX_TEST_ARTIFACTS=${TAILBOX_TEST_ARTIFACTS:-$repo/.tmp/test-artifacts}
+mkdir -p "$TAILBOX_TEST_ARTIFACTS"
+rm -f "$TAILBOX_TEST_ARTIFACTS"/Test*.log # an earlier run's
+out="$TAILBOX_TEST_ARTIFACTS/go-test.log"
 say "go test -count=1 -timeout ${TAILBOX_TEST_TIMEOUT:-20m} ${*:-} ${pkgs[*]:-}"
-status=0
-go test -count=1 -timeout "${TAILBOX_TEST_TIMEOUT:-20m}" "$@" "${pkgs[@]}" || status=$?
+set +e
+go test -count=1 -timeout "${TAILBOX_TEST_TIMEOUT:-20m}" "$@" "${pkgs[@]}" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
 if [ "$status" -ne 0 ]; then
-  say "tests failed (go test exit status $status)"
+  say "tests failed (go test exit status $status); what failed, from $out:"
+  # The FAIL lines, each test message's first line, and panics.
+  grep -E '^[[:space:]]*--- FAIL|^[[:space:]]+[[:alnum:]_]+_test\.go:[0-9]+: |^panic:|^FAIL[[:space:]]' "$out" \
+    | grep -v '_test\.go:[0-9]+: tailbox stderr' | cut -c1-300 | tail -n 80 >&2 || true
+  say "tests failed (go test exit status $status); whole logs of failed runs: $TAILBOX_TEST_ARTIFACTS"
 elif [ "$vet_status" -ne 0 ]; then
   say "tests passed, but go vet failed (exit status $vet_status)"
   status=$vet_status

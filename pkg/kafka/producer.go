@@ -109,6 +109,24 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var txnStatus func() sarama.ProducerTxnStatusFlag // set once the producer exists
+	var statusReady atomic.Bool
+	if cfg.TransactionalID != "" {
+		// sarama retries a batch whose AddPartitionsToTxn failed as if the
+		// connection were bad, also after a fatal answer such as
+		// PRODUCER_FENCED, where every retry fails at once the same way.
+		// Without back-off those retries end in milliseconds and the fatal
+		// error reaches the Acks and CommitTxn, instead of after ~30 s of
+		// back-off in which a fenced tailbox would time out its commit and
+		// restart, fencing the newer producer in turn.
+		backoff := sc.Producer.Retry.BackoffFunc
+		sc.Producer.Retry.BackoffFunc = func(retries, maxRetries int) time.Duration {
+			if statusReady.Load() && txnStatus()&sarama.ProducerTxnFlagFatalError != 0 {
+				return 0
+			}
+			return backoff(retries, maxRetries)
+		}
+	}
 	brokers := strings.Join(cfg.Brokers, ",")
 	reachable, err := probe(ctx, cfg)
 	if err != nil {
@@ -150,6 +168,8 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 		return nil, fmt.Errorf("start kafka producer on %s: %w", brokers, s.err)
 	}
 
+	txnStatus = s.ap.TxnStatus
+	statusReady.Store(true)
 	p := &Producer{
 		maxMessageBytes: cfg.MaxMessageBytes,
 		client:          s.client,

@@ -84,9 +84,16 @@ func TestTransactionsCommitAbortAndFence(t *testing.T) {
 	if err := p.AbortTxn(); !errors.Is(err, ErrFenced) {
 		t.Errorf("fenced producer's AbortTxn: got %v, want ErrFenced", err)
 	}
+	// The zombie's failed calls must not have taken the id back (sarama
+	// bumps the epoch when it aborts after INVALID_PRODUCER_EPOCH, and
+	// kfake accepts a stale epoch there): the new producer still commits.
+	batch(p2, "new-again", 1)
+	if err := p2.CommitTxn(); err != nil {
+		t.Fatalf("new producer after the zombie's abort: CommitTxn: %v", err)
+	}
 
 	got := committedValues(t, c, topic)
-	want := []string{"committed-0", "committed-1", "committed-2", "new-0"}
+	want := []string{"committed-0", "committed-1", "committed-2", "new-0", "new-again-0"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("read_committed sees %q, want %q", got, want)
 	}
@@ -96,5 +103,130 @@ func TestTransactionalNeedsAcksAll(t *testing.T) {
 	err := Config{Brokers: []string{"127.0.0.1:9092"}, Acks: AcksLeader, TransactionalID: "x"}.Validate()
 	if !errors.Is(err, ErrInvalidConfig) || err == nil {
 		t.Fatalf("Validate: got %v, want ErrInvalidConfig for acks=leader with a transactional id", err)
+	}
+}
+
+// TestFencedMidTransactionNeverTakesTheIDBack fences a producer in the
+// middle of its transaction, as a second tailbox with the same name does.
+// The zombie's next batch and its commit fail, its abort reports ErrFenced
+// (which stops tailbox rather than restarting a session that would fence
+// the new producer in turn), it cannot begin again, and the new producer
+// keeps committing; read_committed consumers see none of the zombie's
+// records.
+func TestFencedMidTransactionNeverTakesTheIDBack(t *testing.T) {
+	const topic = "txn"
+	c := newCluster(t, kfake.SeedTopics(1, topic))
+	zombie := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
+	zacks := make(chan Ack, 16)
+	go func() {
+		for a := range zombie.Acks() {
+			zacks <- a
+		}
+	}()
+	if err := zombie.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(t, zombie, &Record{Topic: topic, Key: []byte("k"), Value: []byte("zombie-0")})
+	if a := <-zacks; a.Err != nil {
+		t.Fatalf("zombie's first record: %v", a.Err)
+	}
+
+	fresh := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
+	go func() {
+		for range fresh.Acks() {
+		}
+	}()
+	send(t, zombie, &Record{Topic: topic, Key: []byte("k"), Value: []byte("zombie-1")})
+	if a := <-zacks; a.Err == nil {
+		t.Error("the zombie's record after the fence was acknowledged")
+	} else {
+		t.Logf("zombie's record after the fence: %v", a.Err)
+	}
+	if err := zombie.CommitTxn(); err == nil {
+		t.Error("the zombie committed after the fence")
+	}
+	if err := zombie.AbortTxn(); !errors.Is(err, ErrFenced) {
+		t.Errorf("zombie's AbortTxn: got %v, want ErrFenced", err)
+	}
+	if err := zombie.BeginTxn(); err == nil {
+		t.Error("the zombie began a transaction after the fence")
+	}
+
+	for i := range 2 {
+		if err := fresh.BeginTxn(); err != nil {
+			t.Fatalf("new producer: BeginTxn %d: %v", i, err)
+		}
+		send(t, fresh, &Record{Topic: topic, Key: []byte("k"), Value: fmt.Appendf(nil, "new-%d", i)})
+		if err := fresh.CommitTxn(); err != nil {
+			t.Fatalf("new producer: CommitTxn %d after the zombie's calls: %v", i, err)
+		}
+	}
+	got := committedValues(t, c, topic)
+	if want := []string{"new-0", "new-1"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("read_committed sees %q, want %q", got, want)
+	}
+}
+
+// TestFencedProducerFailsFastOnANewPartition fences a producer whose next
+// record goes to a partition not yet in its transaction: AddPartitionsToTxn
+// answers PRODUCER_FENCED, which sarama makes fatal but then retries the
+// batch as if the connection were bad. The record must fail, and CommitTxn
+// report ErrFenced, well within the connector's 10 s bound on a commit
+// (rather than after the ~30 s of retries), so that the connector stops
+// instead of timing out and restarting, which would fence the new producer
+// in turn.
+func TestFencedProducerFailsFastOnANewPartition(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "a", "b"))
+	zombie := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
+	zacks := make(chan Ack, 16)
+	go func() {
+		for a := range zombie.Acks() {
+			zacks <- a
+		}
+	}()
+	if err := zombie.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(t, zombie, &Record{Topic: "a", Key: []byte("k"), Value: []byte("zombie-a")})
+	if a := <-zacks; a.Err != nil {
+		t.Fatalf("zombie's first record: %v", a.Err)
+	}
+	fresh := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
+	go func() {
+		for range fresh.Acks() {
+		}
+	}()
+
+	send(t, zombie, &Record{Topic: "b", Key: []byte("k"), Value: []byte("zombie-b")})
+	commit := make(chan error, 1)
+	go func() { commit <- zombie.CommitTxn() }()
+	select {
+	case err := <-commit:
+		if !errors.Is(err, ErrFenced) {
+			t.Errorf("zombie's CommitTxn: got %v, want ErrFenced", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fenced producer's CommitTxn did not return within 10s")
+	}
+	select {
+	case a := <-zacks:
+		if !IsFenced(a.Err) {
+			t.Errorf("zombie's record for a new partition: ack error %v, want one IsFenced reports", a.Err)
+		}
+	case <-time.After(time.Second):
+		t.Error("no ack for the zombie's record once CommitTxn returned")
+	}
+	if err := zombie.AbortTxn(); !errors.Is(err, ErrFenced) {
+		t.Errorf("zombie's AbortTxn: got %v, want ErrFenced", err)
+	}
+	if err := fresh.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(t, fresh, &Record{Topic: "b", Key: []byte("k"), Value: []byte("new")})
+	if err := fresh.CommitTxn(); err != nil {
+		t.Fatalf("new producer: CommitTxn after the zombie's calls: %v", err)
+	}
+	if got := committedValues(t, c, "b"); fmt.Sprint(got) != "[new]" {
+		t.Errorf("read_committed sees %q in b, want [new]", got)
 	}
 }
