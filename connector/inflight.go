@@ -21,6 +21,11 @@ const (
 // by bytes. acquire blocks while a record would exceed either bound; a
 // record always fits when nothing else is in flight. Safe for concurrent
 // use by one acquirer and any number of releasers.
+//
+// A waiting acquirer is woken once the count has fallen by a slack of
+// maxCount/16 below the bound (or to zero), not at every release: in a
+// backlog the bound is reached all the time, and waking the sender for each
+// acknowledgement would cost a goroutine switch per record.
 type inFlight struct {
 	maxCount int
 	maxBytes int64
@@ -29,6 +34,7 @@ type inFlight struct {
 	count   int
 	bytes   int64
 	waiting bool
+	need    int64         // size of the record the acquirer waits to send
 	wake    chan struct{} // closed by release when an acquirer waits
 }
 
@@ -48,7 +54,7 @@ func (f *inFlight) acquire(ctx context.Context, size int) error {
 			f.mu.Unlock()
 			return nil
 		}
-		f.waiting = true
+		f.waiting, f.need = true, n
 		wake := f.wake
 		f.mu.Unlock()
 		select {
@@ -65,7 +71,7 @@ func (f *inFlight) release(size int) {
 	defer f.mu.Unlock()
 	f.count--
 	f.bytes -= int64(size)
-	if f.waiting {
+	if f.waiting && (f.count == 0 || f.count <= f.maxCount-max(f.maxCount/16, 1) && f.bytes+f.need <= f.maxBytes) {
 		close(f.wake)
 		f.wake = make(chan struct{})
 		f.waiting = false

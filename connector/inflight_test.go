@@ -74,3 +74,56 @@ func TestInFlightAcquireStopsWithItsContext(t *testing.T) {
 		t.Fatalf("a cancelled acquire took room: load = %d, %d", n, b)
 	}
 }
+
+// TestInFlightWakesTheSenderWithSlack checks that a full semaphore wakes
+// its waiting acquirer only once maxCount/16 records have been released,
+// not at every release (a goroutine switch per record in a backlog).
+func TestInFlightWakesTheSenderWithSlack(t *testing.T) {
+	f := newInFlight(32, 1<<20)
+	ctx := context.Background()
+	for range 32 {
+		if err := f.acquire(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan error, 1)
+	go func() { got <- f.acquire(ctx, 10) }()
+	waitWaiting(t, f)
+	f.release(10) // 31 in flight: room for one, but no wake yet
+	f.mu.Lock()
+	woken := !f.waiting
+	f.mu.Unlock()
+	if woken {
+		t.Fatal("the acquirer was woken after a single release of 32")
+	}
+	f.release(10) // 30 = 32 - 32/16: wake
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the acquirer was not woken once 2 of 32 records were released")
+	}
+	if n, _ := f.load(); n != 31 {
+		t.Fatalf("load = %d records, want 31", n)
+	}
+}
+
+// waitWaiting waits until an acquirer of f waits.
+func waitWaiting(t *testing.T, f *inFlight) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		w := f.waiting
+		f.mu.Unlock()
+		if w {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the acquirer did not wait")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

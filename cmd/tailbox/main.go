@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -254,6 +255,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	setGCPercent()
 	ctx, stop := signalContext(logger)
 	defer stop()
 	logger.Info().Str("version", version).Msg("tailbox starting")
@@ -263,6 +265,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info().Msg("stopped")
 	return nil
+}
+
+// gcPercent is run's garbage-collection target when GOGC is not set: the
+// connector's live heap is small and bounded (records in flight, the event
+// cache), so trading some memory for fewer collections pays. make bench
+// measured the backlog at ~10% less CPU per event than with Go's default
+// of 100, for ~6 MiB more peak RSS.
+const gcPercent = 150
+
+// setGCPercent applies gcPercent unless the user set GOGC.
+func setGCPercent() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // errCheckFailed is returned by check when an item failed (exit 1).

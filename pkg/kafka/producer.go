@@ -294,6 +294,11 @@ func (p *Producer) run() {
 // deliver hands a to the caller, unless a Close gave up waiting.
 func (p *Producer) deliver(a Ack) {
 	p.inFlight.Add(-1)
+	select { // the common case, without a full select
+	case p.acks <- a:
+		return
+	default:
+	}
 	select {
 	case p.acks <- a:
 	case <-p.abandon:
@@ -322,6 +327,11 @@ func (p *Producer) Send(ctx context.Context, r *Record) error {
 
 	// Count before handing over: the Ack may come back at once.
 	p.inFlight.Add(1)
+	select { // the common case, without a full select
+	case p.ap.Input() <- msg:
+		return nil
+	default:
+	}
 	select {
 	case p.ap.Input() <- msg:
 		return nil
