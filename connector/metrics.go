@@ -154,8 +154,8 @@ const (
 	roleActive               // holding the lease
 )
 
-// sendMeta is the kafka.Record.Meta of a record that pump hands to the
-// producer.
+// sendMeta is what the acknowledgement of a record that pump hands to the
+// producer needs; the record's kafka.Record.Meta points to it.
 type sendMeta struct {
 	// seq is the record's slot in the tracker.
 	seq uint64
@@ -389,7 +389,7 @@ func (m *metrics) acked(a kafka.Ack) {
 		m.lastTopic, m.lastPub = topic, m.published.with(topic, "")
 	}
 	m.lastPub.Add(1)
-	if sm, ok := a.Record.Meta.(sendMeta); ok && sm.commit != 0 {
+	if sm, ok := a.Record.Meta.(*sendMeta); ok && sm.commit != 0 {
 		m.latency.observe(time.Duration(time.Now().UnixNano() - sm.commit))
 	}
 }

@@ -284,7 +284,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		go func() {
 			defer wg.Done()
 			for ack := range prod.Acks() {
-				meta, event := ack.Record.Meta.(sendMeta)
+				meta, event := ack.Record.Meta.(*sendMeta)
 				if event || ack.Err != nil {
 					c.m.acked(ack)
 				}
@@ -443,9 +443,7 @@ type step struct {
 	pos    binlog.Position // marker
 	index  int             // slot: captured row index in its transaction
 	txn    string          // slot: transaction identity
-	rec    *kafka.Record   // slot: the record; nil when nothing is sent
-	commit int64           // slot: commit time of its transaction (Unix ns, 0 unknown)
-	size   int             // slot: rec.Size()
+	out    *outRecord      // slot: the record; nil when nothing is sent
 }
 
 // pump reads changes, transforms them and hands records to the producer
@@ -549,7 +547,8 @@ func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer) (step, err
 	if poison == nil && res.Action != outbox.Publish {
 		return st, nil
 	}
-	rec := toRecord(&res.Event)
+	out := toRecord(&res.Event)
+	rec := &out.Record
 	if poison == nil && prod != nil {
 		poison = prod.Fits(rec)
 	}
@@ -560,13 +559,13 @@ func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer) (step, err
 				ErrRejected, res.Event.ID, ch.Index, txn, ch.Table, ch.File, ch.Pos, poison)
 		}
 		c.m.deadLetteredEvent(rec.Topic, poison)
-		rec = c.deadLetter(rec, poison, prod)
+		out = c.deadLetter(rec, poison, prod)
+		rec = &out.Record
 		c.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
 			Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")
 	}
-	st.rec = rec
-	st.commit = commitNanos(ch.Txn)
-	st.size = rec.Size()
+	out.meta = sendMeta{commit: commitNanos(ch.Txn), size: rec.Size()}
+	st.out = out
 	return st, nil
 }
 
@@ -597,18 +596,19 @@ func (c *Connector) sendStep(ctx context.Context, st *step, out io.Writer, tr *t
 	case st.marker:
 		tr.pushMarker(st.pos)
 		return nil
-	case st.rec == nil:
+	case st.out == nil:
 		tr.pushSlot(st.index, st.txn, true)
 		return nil
 	case prod == nil:
-		if err := printRecord(out, st.rec); err != nil {
+		if err := printRecord(out, &st.out.Record); err != nil {
 			return fmt.Errorf("dry run output: %w", err)
 		}
 		tr.pushSlot(st.index, st.txn, true)
 		return nil
 	}
 	// Back-pressure: bounded by count and by bytes in flight.
-	if err := sem.acquire(ctx, st.size); err != nil {
+	size := st.out.meta.size
+	if err := sem.acquire(ctx, size); err != nil {
 		return err
 	}
 	if batch != nil {
@@ -618,25 +618,39 @@ func (c *Connector) sendStep(ctx context.Context, st *step, out io.Writer, tr *t
 			return err
 		}
 	}
-	st.rec.Meta = sendMeta{seq: tr.pushSlot(st.index, st.txn, false), commit: st.commit, size: st.size}
-	err := prod.Send(ctx, st.rec)
+	st.out.meta.seq = tr.pushSlot(st.index, st.txn, false)
+	err := prod.Send(ctx, &st.out.Record)
 	if batch != nil {
-		if cerr := batch.unlock(ctx, st.size, err == nil); err == nil {
+		if cerr := batch.unlock(ctx, size, err == nil); err == nil {
 			err = cerr
 		}
 	}
 	return err
 }
 
-func toRecord(ev *outbox.Event) *kafka.Record {
-	rec := &kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}
+// outRecord is a record the connector sends, with its sendMeta (the
+// record's Meta points to it) and room for its headers: one allocation per
+// event.
+type outRecord struct {
+	kafka.Record
+	meta sendMeta
+	hdrs [4]kafka.Header
+}
+
+func toRecord(ev *outbox.Event) *outRecord {
+	o := &outRecord{Record: kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}}
+	o.Meta = &o.meta
 	if len(ev.Headers) > 0 {
-		rec.Headers = make([]kafka.Header, len(ev.Headers))
-		for i, h := range ev.Headers {
-			rec.Headers[i] = kafka.Header{Key: h.Key, Value: h.Value}
+		hs := o.hdrs[:0]
+		if len(ev.Headers) > len(o.hdrs) {
+			hs = make([]kafka.Header, 0, len(ev.Headers))
 		}
+		for _, h := range ev.Headers {
+			hs = append(hs, kafka.Header{Key: h.Key, Value: h.Value})
+		}
+		o.Headers = hs
 	}
-	return rec
+	return o
 }
 
 // Headers of dead-lettered records.
@@ -650,17 +664,19 @@ const (
 // the original topic in headers. A value that alone makes the record too
 // large is dropped (header tailbox.value.dropped=true), so that the
 // dead-letter record itself can be delivered.
-func (c *Connector) deadLetter(rec *kafka.Record, reason error, prod *kafka.Producer) *kafka.Record {
-	dl := *rec
+func (c *Connector) deadLetter(rec *kafka.Record, reason error, prod *kafka.Producer) *outRecord {
+	o := &outRecord{Record: *rec}
+	o.Meta = &o.meta
+	dl := &o.Record
 	dl.Topic = c.cfg.Outbox.DeadLetterTopic
 	dl.Headers = append(append([]kafka.Header(nil), rec.Headers...),
 		kafka.Header{Key: headerError, Value: []byte(reason.Error())},
 		kafka.Header{Key: headerOriginalTopic, Value: []byte(rec.Topic)})
-	if prod != nil && prod.Fits(&dl) != nil {
+	if prod != nil && prod.Fits(dl) != nil {
 		dl.Value = nil
 		dl.Headers = append(dl.Headers, kafka.Header{Key: headerValueDropped, Value: []byte("true")})
 	}
-	return &dl
+	return o
 }
 
 // deliveryError classifies a failed acknowledgement.
