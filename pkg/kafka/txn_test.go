@@ -116,21 +116,7 @@ func TestTransactionalNeedsAcksAll(t *testing.T) {
 func TestFencedMidTransactionNeverTakesTheIDBack(t *testing.T) {
 	const topic = "txn"
 	c := newCluster(t, kfake.SeedTopics(1, topic))
-	zombie := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
-	zacks := make(chan Ack, 16)
-	go func() {
-		for a := range zombie.Acks() {
-			zacks <- a
-		}
-	}()
-	if err := zombie.BeginTxn(); err != nil {
-		t.Fatal(err)
-	}
-	send(t, zombie, &Record{Topic: topic, Key: []byte("k"), Value: []byte("zombie-0")})
-	if a := <-zacks; a.Err != nil {
-		t.Fatalf("zombie's first record: %v", a.Err)
-	}
-
+	zombie, zacks := openTxnWithARecord(t, c, topic)
 	fresh := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
 	go func() {
 		for range fresh.Acks() {
@@ -177,20 +163,7 @@ func TestFencedMidTransactionNeverTakesTheIDBack(t *testing.T) {
 // in turn.
 func TestFencedProducerFailsFastOnANewPartition(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "a", "b"))
-	zombie := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
-	zacks := make(chan Ack, 16)
-	go func() {
-		for a := range zombie.Acks() {
-			zacks <- a
-		}
-	}()
-	if err := zombie.BeginTxn(); err != nil {
-		t.Fatal(err)
-	}
-	send(t, zombie, &Record{Topic: "a", Key: []byte("k"), Value: []byte("zombie-a")})
-	if a := <-zacks; a.Err != nil {
-		t.Fatalf("zombie's first record: %v", a.Err)
-	}
+	zombie, zacks := openTxnWithARecord(t, c, "a")
 	fresh := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
 	go func() {
 		for range fresh.Acks() {
@@ -229,4 +202,26 @@ func TestFencedProducerFailsFastOnANewPartition(t *testing.T) {
 	if got := committedValues(t, c, "b"); fmt.Sprint(got) != "[new]" {
 		t.Errorf("read_committed sees %q in b, want [new]", got)
 	}
+}
+
+// openTxnWithARecord starts a producer with transactional id
+// "tailbox-shop", begins a transaction and has one record of it in topic
+// acknowledged; the producer's later acks arrive on the channel.
+func openTxnWithARecord(t *testing.T, c *kfake.Cluster, topic string) (*Producer, <-chan Ack) {
+	t.Helper()
+	p := newProducer(t, c, func(c *Config) { c.TransactionalID = "tailbox-shop" })
+	acks := make(chan Ack, 16)
+	go func() {
+		for a := range p.Acks() {
+			acks <- a
+		}
+	}()
+	if err := p.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	send(t, p, &Record{Topic: topic, Key: []byte("k"), Value: []byte("first")})
+	if a := <-acks; a.Err != nil {
+		t.Fatalf("first record of the transaction: %v", a.Err)
+	}
+	return p, acks
 }
