@@ -89,7 +89,7 @@ func main() {
 	var o options
 	var scenarios string
 	flag.StringVar(&scenarios, "scenario", "all", "scenarios to run, comma-separated: all or "+strings.Join(scenarioNames, ","))
-	flag.IntVar(&o.rows, "rows", 200000, "backlog: outbox rows")
+	flag.IntVar(&o.rows, "rows", 1000000, "backlog: outbox rows")
 	flag.IntVar(&o.txnRows, "txn-rows", 100, "backlog, mixed: rows per transaction")
 	flag.IntVar(&o.aggregates, "aggregates", 10000, "distinct aggregate ids (record keys)")
 	flag.IntVar(&o.payload, "payload", 400, "approximate JSON payload bytes of an outbox row")

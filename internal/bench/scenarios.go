@@ -82,10 +82,16 @@ func (e *env) backlog() error {
 				return fmt.Errorf("read tailbox's records: %w", err)
 			}
 		}
+		if err := e.dropTopics(prefix + ".member"); err != nil {
+			return err
+		}
 		cpu0 := selfCPU()
 		prodDur, err := e.ceilingProduce(sample, o.rows, prefix+".ceiling")
 		if err != nil {
 			return fmt.Errorf("ceiling_produce: %w", err)
+		}
+		if err := e.dropTopics(prefix + ".ceiling"); err != nil {
+			return err
 		}
 		prod := timed{prodDur, selfCPU() - cpu0}
 		reads, prods, tbs = append(reads, read), append(prods, prod), append(tbs, tb)
@@ -170,6 +176,9 @@ func (e *env) backlogExactlyOnce(table string, from binlogPos, n int, alo float6
 	u, err := p.stop()
 	if err != nil {
 		return fmt.Errorf("exactly_once tailbox: %w", err)
+	}
+	if err := e.dropTopics(prefix + ".member"); err != nil {
+		return err
 	}
 	got := rate(n, total)
 	fmt.Printf("exactly_once: %.3fs\n", total.Seconds())

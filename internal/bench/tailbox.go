@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
@@ -282,6 +283,24 @@ func runRange(argv []string, cpFile string, to binlogPos) (rangeRun, error) {
 		r.stream = total - s
 	}
 	return r, nil
+}
+
+// dropTopics deletes topics from the broker once a measurement is done,
+// so that every measurement starts on a broker holding the same data:
+// devkafka keeps every record in memory, and a broker grown by the earlier
+// rounds' millions of records spends more (GC included) on each request.
+func (e *env) dropTopics(topics ...string) error {
+	admin, err := sarama.NewClusterAdmin(strings.Split(e.o.brokers, ","), sarama.NewConfig())
+	if err != nil {
+		return fmt.Errorf("drop topics %v: %w", topics, err)
+	}
+	defer admin.Close()
+	for _, t := range topics {
+		if err := admin.DeleteTopic(t); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return fmt.Errorf("drop topic %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // consumer returns a franz-go client reading topics from their start; it
