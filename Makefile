@@ -21,7 +21,7 @@ test: ## go vet and all tests against a private MariaDB (scripts/test.sh; ARGS="
 soak: ## long fault runs: 200 kill -9 of tailbox under load (100 with exactly_once), repeated broker and MariaDB crashes (TAILBOX_SOAK_KILLS=N)
 	TAILBOX_SOAK=1 TAILBOX_TEST_TIMEOUT=$${TAILBOX_TEST_TIMEOUT:-90m} scripts/test.sh -v -run 'TestCrash|TestFault|TestExactlyOnceKill9' ./e2e/ $(ARGS)
 
-bench: ## benchmarks vs the read/produce ceilings (scripts/bench.sh; ARGS="-scenario backlog -rows 1000000 -profile .tmp/bench/profile")
+bench: ## benchmarks vs the read/produce ceilings (scripts/bench.sh; ARGS="-scenario backlog -rows 200000 -profile .tmp/bench/profile")
 	scripts/bench.sh $(ARGS)
 
 demo: ## end-to-end demo: MariaDB + devkafka + tailbox + kcat (scripts/demo.sh)
