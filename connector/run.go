@@ -709,27 +709,47 @@ func (c *Connector) closeProducer(prod *kafka.Producer) {
 	_ = prod.Close(ctx)
 }
 
-// openProducer connects to Kafka, retrying with back-off while unreachable.
+// openProducer connects to Kafka, retrying with back-off while no broker
+// is reachable or the brokers refuse the SASL login (which an operator may
+// fix on the broker's side).
 func (c *Connector) openProducer(ctx context.Context) (*kafka.Producer, error) {
 	pc, err := c.producerConfig()
 	if err != nil {
 		return nil, err
 	}
 	pc.OnRetry = c.m.producerRetry
-	wait := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	return retryKafka(ctx, c, func() (*kafka.Producer, error) {
 		p, err := kafka.New(ctx, pc)
 		if err == nil {
 			c.m.producerUp(p)
-			return p, nil
 		}
-		if !errors.Is(err, kafka.ErrUnreachable) {
-			return nil, err
+		return p, err
+	})
+}
+
+// retryKafka calls open until it succeeds, returns an error that is not
+// worth retrying, or ctx ends; it backs off from 0.5 s to 30 s and logs
+// every failed attempt with its reason.
+func retryKafka[T any](ctx context.Context, c *Connector, open func() (T, error)) (T, error) {
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		v, err := open()
+		if err == nil {
+			return v, nil
 		}
-		c.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("kafka unreachable, retrying")
+		switch {
+		case ctx.Err() != nil:
+			return v, ctx.Err()
+		case errors.Is(err, kafka.ErrAuthentication):
+			c.log.Error().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("kafka refused the login (fix kafka.sasl, or the user on the brokers), retrying")
+		case errors.Is(err, kafka.ErrUnreachable), errors.Is(err, checkpoint.ErrUnavailable):
+			c.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("kafka unreachable, retrying")
+		default:
+			return v, err
+		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return v, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 30*time.Second)

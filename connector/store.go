@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -37,7 +38,23 @@ func (c *Connector) openStore(ctx context.Context) (checkpoint.Store, error) {
 		}
 		return f, nil
 	}
-	return c.openKafkaStore(ctx, false)
+	// Retried like the producer while Kafka cannot be reached or refuses
+	// the login; sarama's own error says only that it ran out of brokers,
+	// so ask pkg/kafka which it is.
+	return retryKafka(ctx, c, func() (checkpoint.Store, error) {
+		k, err := c.openKafkaStore(ctx, false)
+		if err == nil {
+			return k, nil
+		}
+		if errors.Is(err, checkpoint.ErrUnavailable) && ctx.Err() == nil {
+			if pc, perr := c.producerConfig(); perr == nil {
+				if derr := kafka.Diagnose(ctx, pc); errors.Is(derr, kafka.ErrAuthentication) || errors.Is(derr, kafka.ErrUnreachable) {
+					return nil, fmt.Errorf("open checkpoint store (kafka topic %s): %w", c.cfg.Checkpoint.Topic, derr)
+				}
+			}
+		}
+		return nil, err
+	})
 }
 
 // openKafkaStore opens the Kafka checkpoint store; readOnly creates no topic.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -321,5 +322,39 @@ func (px *proxy) close() {
 	for _, pc := range conns {
 		pc.a.Close()
 		pc.b.Close()
+	}
+}
+
+// TestKafkaDownAtStartIsRetried starts tailbox while its broker is down,
+// with each checkpoint store: run keeps retrying, saying so, and once the
+// broker is up it delivers what was committed meanwhile (DESIGN: server
+// unreachable at start is retried with back-off, not an exit).
+func TestKafkaDownAtStartIsRetried(t *testing.T) {
+	for _, store := range []string{"file", "kafka"} {
+		t.Run("checkpoint store "+store, func(t *testing.T) {
+			dk := testenv.StartDevKafka(t)
+			k := &testenv.KafkaCluster{Addrs: []string{dk.Addr}}
+			e := newEnvOn(t, testenv.MySQL(t), k, "envelope")
+			if store == "kafka" {
+				e.useKafkaStore(false)
+			}
+			dk.Stop(t)
+			e.write(1, 2)
+			p := e.startUnchecked("--from", "earliest")
+			waitForProc(t, "two failed attempts to reach Kafka", func() bool {
+				return strings.Count(p.stderr.String(), "kafka unreachable, retrying") >= 2
+			}, p)
+			dk.Start(t)
+			e.write(3)
+			got := ids(k.Consume(t, memberTopic, 3, time.Minute))
+			p.mustRun(t)
+			if code := p.stop(t); code != 0 {
+				t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
+			}
+			slices.Sort(got)
+			if want := []string{eventID(1), eventID(2), eventID(3)}; !slices.Equal(got, want) {
+				t.Errorf("delivered %v once the broker was up, want %v", got, want)
+			}
+		})
 	}
 }

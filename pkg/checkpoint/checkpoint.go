@@ -52,6 +52,12 @@ var (
 	// ErrInvalid is returned by Save, and by Checkpoint.Validate, for a
 	// checkpoint Load would reject; nothing is written.
 	ErrInvalid = errors.New("invalid checkpoint")
+
+	// ErrUnavailable is returned by OpenKafka when no broker could be
+	// reached, a broker refused the login, or the cluster did not answer
+	// within the timeout: a condition that may pass, unlike a topic with
+	// the wrong cleanup.policy.
+	ErrUnavailable = errors.New("kafka unavailable")
 )
 
 // Position is a binlog position: a transaction boundary ("marker").

@@ -91,6 +91,8 @@ type Kafka struct {
 
 // OpenKafka connects to the brokers, makes sure the checkpoint topic exists
 // and is compacted, and returns the store. It does not read the checkpoint.
+// When no broker answers, one refuses the login or the cluster does not
+// answer within o.Timeout, the error wraps ErrUnavailable.
 func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 	if o.Name == "" {
 		return nil, errors.New("open kafka checkpoint store: empty name")
@@ -139,14 +141,14 @@ func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 		var r result
 		defer func() { done <- r }()
 		if r.client, r.err = sarama.NewClient(o.Brokers, sc); r.err != nil {
-			r.err = fmt.Errorf("connect to kafka %v: %w", o.Brokers, r.err)
+			r.err = fmt.Errorf("connect to kafka %v: %w: %w", o.Brokers, ErrUnavailable, r.err)
 			return
 		}
 		if o.ReadOnly {
 			topics, err := r.client.Topics()
 			if err != nil {
 				_ = r.client.Close()
-				r.err = fmt.Errorf("list topics: %w", err)
+				r.err = fmt.Errorf("list topics: %w: %w", ErrUnavailable, err)
 				return
 			}
 			k.missing = !slices.Contains(topics, o.Topic)
@@ -175,7 +177,7 @@ func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 				_ = r.client.Close()
 			}
 		}()
-		return nil, fmt.Errorf("open kafka checkpoint store (topic %s) on %v: %w", o.Topic, o.Brokers, ctx.Err())
+		return nil, fmt.Errorf("open kafka checkpoint store (topic %s) on %v: %w: %w", o.Topic, o.Brokers, ErrUnavailable, ctx.Err())
 	}
 }
 

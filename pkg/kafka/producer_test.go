@@ -528,14 +528,20 @@ func TestNoGoroutineLeaksAfterClose(t *testing.T) {
 	t.Fatalf("%d goroutines before, %d after Close:\n%s", before, after, buf[:runtime.Stack(buf, true)])
 }
 
-func TestUnreachableBrokersFailFast(t *testing.T) {
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
+	return addr
+}
 
+func TestUnreachableBrokersFailFast(t *testing.T) {
+	addr := closedAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	p, err := New(ctx, Config{Brokers: []string{addr}, DialTimeout: 2 * time.Second})
@@ -641,6 +647,27 @@ func TestSASL(t *testing.T) {
 		}
 		t.Logf("New: %v", err) // kfake closes the connection: reported as a refused login
 	})
+}
+
+// TestDiagnose checks the explanation given to clients whose own error
+// says only that sarama ran out of brokers.
+func TestDiagnose(t *testing.T) {
+	c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(SASLScramSHA256, "cdc", "s3cret"))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	good := Config{Brokers: c.ListenAddrs(), SASL: SASL{Mechanism: SASLScramSHA256, User: "cdc", Password: "s3cret"}}
+	if err := Diagnose(ctx, good); err != nil {
+		t.Errorf("Diagnose with the right password = %v, want nil", err)
+	}
+	bad := good
+	bad.SASL.Password = "wrong-pw"
+	if err := Diagnose(ctx, bad); !errors.Is(err, ErrAuthentication) || !strings.Contains(err.Error(), `user "cdc"`) {
+		t.Errorf("Diagnose with a wrong password = %v, want ErrAuthentication naming the user", err)
+	}
+	down := Config{Brokers: []string{closedAddr(t)}, DialTimeout: time.Second}
+	if err := Diagnose(ctx, down); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("Diagnose of a closed port = %v, want ErrUnreachable", err)
+	}
 }
 
 func TestEveryAcksLevelProduces(t *testing.T) {

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +77,31 @@ func openBroker(addr string, sc *sarama.Config) error {
 	}
 	if _, err := b.ApiVersions(&sarama.ApiVersionsRequest{}); err != nil {
 		return err
+	}
+	return nil
+}
+
+// Diagnose tells why a client with cfg may fail to connect, for callers
+// whose own client (sarama's, directly) reports only that it ran out of
+// brokers: an error wrapping ErrUnreachable when no broker accepts a
+// connection, the TLS error when the handshake fails, an error wrapping
+// ErrAuthentication (naming mechanism, user and broker) when a reachable
+// broker refuses the SASL login, and nil when a broker accepts it.
+func Diagnose(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	addr, err := probe(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	sc, err := cfg.saramaConfig()
+	if err != nil {
+		return err
+	}
+	if err := openBroker(addr, sc); err != nil {
+		return authFailure(cfg, addr, err)
 	}
 	return nil
 }
