@@ -463,6 +463,8 @@ func (c *Connector) checkKafka(ctx context.Context) Result {
 		switch {
 		case errors.Is(err, kafka.ErrUnreachable):
 			r.Fix = "check kafka.brokers (host:port) and that a broker accepts connections from this host"
+		case errors.Is(err, kafka.ErrAuthentication):
+			r.Fix = "correct kafka.sasl (mechanism, user, password), or create the user with this mechanism on the brokers"
 		case kctx.Err() != nil:
 			r.Detail = fmt.Sprintf("no answer from kafka %s within %s: %s", brokers, kafkaCheckTimeout, err)
 			r.Fix = "check kafka.brokers and that the brokers' advertised listeners are reachable from this host"

@@ -365,6 +365,11 @@ func TestKafkaTLSAndSASL(t *testing.T) {
 				fmt.Sprintf("%s\n  sasl: {mechanism: SCRAM-SHA-512, user: tailbox-producer, password: not-the-right-pw}", ks.tlsCfg))
 			if store == "kafka" {
 				e.useKafkaStore(false)
+			} else {
+				out, _, code := e.runCmd("check", "-c", e.cfg)
+				if code != 1 || !strings.Contains(out, "kafka SASL authentication failed") || !strings.Contains(out, "create the user with this mechanism on the brokers") {
+					t.Errorf("check: exit status %d, want 1 with a FAIL naming the refused login and the fix:\n%s", code, out)
+				}
 			}
 			p := e.startUnchecked()
 			const refused = "kafka refused the login (fix kafka.sasl, or the user on the brokers), retrying"
