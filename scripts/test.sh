@@ -85,9 +85,10 @@ status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then
   say "tests failed (go test exit status $status); what failed, from $out:"
-  # The FAIL lines, each test message's first line, and panics.
+  # The FAIL lines, the first line of each test message (those of a saved
+  # tailbox log name its file), and panics.
   grep -E '^[[:space:]]*--- FAIL|^[[:space:]]+[[:alnum:]_]+_test\.go:[0-9]+: |^panic:|^FAIL[[:space:]]' "$out" \
-    | grep -v '_test\.go:[0-9]+: tailbox stderr' | cut -c1-300 | tail -n 80 >&2 || true
+    | cut -c1-300 | tail -n 80 >&2 || true
   say "tests failed (go test exit status $status); whole logs of failed runs: $TAILBOX_TEST_ARTIFACTS"
 elif [ "$vet_status" -ne 0 ]; then
   say "tests passed, but go vet failed (exit status $vet_status)"
