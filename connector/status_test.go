@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tailbox-cdc/tailbox/config"
+	"github.com/tailbox-cdc/tailbox/internal/testenv"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
@@ -57,7 +57,7 @@ func TestStatusLine(t *testing.T) {
 }
 
 func TestObserverLogsStatusAndSummary(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	cfg := testConfig(t)
 	cfg.HTTP.Listen = ""
 	cfg.Log.StatusInterval = config.Duration(time.Second)
@@ -100,22 +100,4 @@ func TestObserverLogsStatusAndSummary(t *testing.T) {
 	if ok, reason := c.m.health(time.Now()).ready(); ok || reason != "stopping" {
 		t.Errorf("after close: ready %v %q, want not ready, stopping", ok, reason)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -90,27 +89,10 @@ func (e *env) checkpointPath() string { return filepath.Join(e.dir, "data", "che
 // proc is a running tailbox.
 type proc struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testenv.SyncBuffer
+	stderr *testenv.SyncBuffer
 	done   chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func (e *env) command(args ...string) *exec.Cmd {
@@ -127,23 +109,7 @@ func (e *env) command(args ...string) *exec.Cmd {
 func (e *env) start(args ...string) *proc {
 	e.t.Helper()
 	before := modTime(e.checkpointPath())
-	p := &proc{cmd: e.command(append([]string{"run", "-c", e.cfg}, args...)...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	e.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if e.t.Failed() {
-			e.t.Logf("tailbox stderr%s:\n%s", saveLog(e.t, p.stderr.String()), logTail(p.stderr.String()))
-		}
-	})
+	p := e.startUnchecked(args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if m := modTime(e.checkpointPath()); !m.IsZero() && m != before {
@@ -165,6 +131,31 @@ func (e *env) start(args ...string) *proc {
 			e.t.Fatalf("tailbox did not start within 30s:\n%s", logTail(p.stderr.String()))
 		}
 	}
+}
+
+// startUnchecked runs `tailbox run -c CFG args...` without waiting for
+// anything; at cleanup the process is killed if still running, and its log
+// is shown (and saved) when the test failed.
+func (e *env) startUnchecked(args ...string) *proc {
+	e.t.Helper()
+	p := &proc{cmd: e.command(append([]string{"run", "-c", e.cfg}, args...)...), stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if e.t.Failed() {
+			e.t.Logf("tailbox stderr%s:\n%s", saveLog(e.t, p.stderr.String()), logTail(p.stderr.String()))
+		}
+	})
+	return p
 }
 
 // logTail is what a failure message shows of a tailbox log: its last 60

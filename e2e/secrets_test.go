@@ -204,27 +204,6 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 }
 
-// startUnchecked runs `tailbox run -c CFG` without waiting for a checkpoint;
-// the process is killed at cleanup if still running.
-func (e *env) startUnchecked(args ...string) *proc {
-	e.t.Helper()
-	p := &proc{cmd: e.command(append([]string{"run", "-c", e.cfg}, args...)...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	e.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
 // waitForProc polls cond for up to 30 seconds, failing t when it never holds
 // or when p exits first.
 func waitForProc(t *testing.T, what string, cond func() bool, p *proc) {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +23,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestDevkafkaServesAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	bin := testenv.Binary(t, "devkafka")
 	ready := filepath.Join(t.TempDir(), "ready")
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-partitions", "2", "-ready-file", ready)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -122,7 +121,7 @@ func TestDevkafkaServesTLSWithClientCertificatesAndSASL(t *testing.T) {
 	}
 	bin := testenv.Binary(t, "devkafka")
 	ready := filepath.Join(t.TempDir(), "ready")
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-ready-file", ready, "-log-level", "info",
 		"-tls-cert", server.CertFile, "-tls-key", server.KeyFile, "-tls-client-ca", ca.CertFile,
 		"-sasl-user", "SCRAM-SHA-512:alice:@"+pwFile, "-sasl-user", "PLAIN:bob:plain-secret")
@@ -183,7 +182,7 @@ func TestDevkafkaServesTLSWithClientCertificatesAndSASL(t *testing.T) {
 
 // waitForFile returns the trimmed content of path once it exists, failing t
 // when the process exits or 10 seconds pass first.
-func waitForFile(t *testing.T, path string, exited <-chan error, stderr *syncBuffer) string {
+func waitForFile(t *testing.T, path string, exited <-chan error, stderr *testenv.SyncBuffer) string {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -198,22 +197,4 @@ func waitForFile(t *testing.T, path string, exited <-chan error, stderr *syncBuf
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writing process and a reading test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

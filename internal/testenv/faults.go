@@ -79,22 +79,25 @@ type DevKafka struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	stderr *lockedBuffer
+	stderr *SyncBuffer
 }
 
-// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads: the
+// output of a process a test reads while it runs.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String returns what was written so far.
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -153,7 +156,7 @@ func (d *DevKafka) start() error {
 		return fmt.Errorf("devkafka on %s is already running", d.Addr)
 	}
 	_ = os.Remove(d.ready) // a killed broker leaves its ready file
-	stderr := &lockedBuffer{}
+	stderr := &SyncBuffer{}
 	cmd := exec.Command(d.bin, "-listen", d.Addr, "-partitions", strconv.Itoa(KafkaPartitions),
 		"-data-dir", d.DataDir, "-ready-file", d.ready, "-log-level", "warn")
 	cmd.Stderr = stderr

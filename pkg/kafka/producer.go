@@ -109,8 +109,7 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var txnStatus func() sarama.ProducerTxnStatusFlag // set once the producer exists
-	var statusReady atomic.Bool
+	var running atomic.Pointer[sarama.AsyncProducer] // set once it exists
 	if cfg.TransactionalID != "" {
 		// sarama retries a batch whose AddPartitionsToTxn failed as if the
 		// connection were bad, also after a fatal answer such as
@@ -121,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 		// restart, fencing the newer producer in turn.
 		backoff := sc.Producer.Retry.BackoffFunc
 		sc.Producer.Retry.BackoffFunc = func(retries, maxRetries int) time.Duration {
-			if statusReady.Load() && txnStatus()&sarama.ProducerTxnFlagFatalError != 0 {
+			if ap := running.Load(); ap != nil && (*ap).TxnStatus()&sarama.ProducerTxnFlagFatalError != 0 {
 				return 0
 			}
 			return backoff(retries, maxRetries)
@@ -168,8 +167,7 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 		return nil, fmt.Errorf("start kafka producer on %s: %w", brokers, s.err)
 	}
 
-	txnStatus = s.ap.TxnStatus
-	statusReady.Store(true)
+	running.Store(&s.ap)
 	p := &Producer{
 		maxMessageBytes: cfg.MaxMessageBytes,
 		client:          s.client,
