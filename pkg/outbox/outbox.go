@@ -64,6 +64,8 @@ type Header struct {
 // Event is one Kafka record made from an outbox row. Key, Value and the
 // header values of one Event share a backing array that Transform allocates
 // for that Event alone: they stay valid and unchanged after later calls.
+// The Headers slice itself is the Transformer's and is reused by its next
+// call: copy it to keep it.
 type Event struct {
 	// ID is the event id (the Fields.ID column as text); it is also the "id"
 	// header. Consumers de-duplicate by it.
@@ -75,7 +77,8 @@ type Event struct {
 	Key []byte
 	// Value is the encoded event; nil is a tombstone (NULL value).
 	Value []byte
-	// Headers are the record headers, "id" first.
+	// Headers are the record headers, "id" first. The slice is reused by
+	// the Transformer's next call (the values in it are not).
 	Headers []Header
 	// Timestamp is occurredAt: the timestamp column when configured and
 	// valid, else the commit time, in UTC, truncated to the precision that is

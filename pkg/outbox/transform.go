@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
@@ -28,18 +29,18 @@ type Transformer struct {
 	headerAdds []int    // indexes into opts.Additional with PlacementHeader
 	envAdds    []int    // indexes into opts.Additional with PlacementEnvelope
 	addKeys    [][]byte // per opts.Additional: `,"<as>":`
-	nHeaders   int      // headers per event
 
 	last     *binlog.Table
 	lastPlan *plan
 	plans    map[*binlog.Table]*plan
 
 	// Scratch space reused by every call.
-	buf      []byte // text spans, then the value, then constant header values
-	adds     []span // text spans of header placement columns
-	tmp      []byte // text of a value written as a JSON string
-	rawBuf   []byte // copy of a string payload
-	raw      []byte // payload as stored: rawBuf or the row's []byte
+	buf      []byte   // text spans, then the value, then constant header values
+	hdrs     []Header // Event.Headers, reused by the next call
+	adds     []span   // text spans of header placement columns
+	tmp      []byte   // text of a value written as a JSON string
+	rawBuf   []byte   // text of a payload that is not a string or []byte
+	raw      []byte   // payload as stored: rawBuf or a view of the row's value
 	topicBuf []byte
 	topics   map[string]string // valid rendered topics, to reuse their strings
 }
@@ -93,13 +94,14 @@ func New(opts Options) (*Transformer, error) {
 		k := appendQuoted([]byte{','}, a.As)
 		t.addKeys[i] = append(k, ':')
 	}
-	t.nHeaders = 1 + len(t.headerAdds)
+	n := 1 + len(t.headerAdds)
 	if o.Format != FormatDebezium {
-		t.nHeaders++ // type
+		n++ // type
 	}
 	if o.Format == FormatCloudEvents {
-		t.nHeaders++ // content-type
+		n++ // content-type
 	}
+	t.hdrs = make([]Header, 0, n)
 	return t, nil
 }
 
@@ -305,8 +307,7 @@ func (t *Transformer) insert(c *binlog.Change, p *plan) (Result, error) {
 		return mem[s.start:s.end:s.end]
 	}
 	ev.Key = sub(key)
-	hs := make([]Header, 0, t.nHeaders)
-	hs = append(hs, Header{Key: "id", Value: sub(id)})
+	hs := append(t.hdrs[:0], Header{Key: "id", Value: sub(id)})
 	if t.opts.Format != FormatDebezium {
 		hs = append(hs, Header{Key: "type", Value: sub(typ)})
 	}
@@ -316,6 +317,7 @@ func (t *Transformer) insert(c *binlog.Change, p *plan) (Result, error) {
 	for j, ai := range t.headerAdds {
 		hs = append(hs, Header{Key: t.opts.Additional[ai].As, Value: sub(adds[j])})
 	}
+	t.hdrs = hs
 	ev.Headers = hs
 	if !tomb {
 		ev.Value = mem[valStart:valEnd:valEnd]
@@ -469,8 +471,8 @@ func (t *Transformer) loadPayload(v any, kind binlog.Kind) payloadSource {
 		t.raw = nil
 		return srcNull
 	case string:
-		t.rawBuf = append(t.rawBuf[:0], x...)
-		t.raw = t.rawBuf
+		// A view, not a copy: t.raw is only ever read.
+		t.raw = unsafe.Slice(unsafe.StringData(x), len(x))
 	case []byte:
 		t.raw = x
 		if kind != binlog.KindJSON && kind != binlog.KindText {
