@@ -9,8 +9,13 @@ import (
 // the binlog reader's small event cache they bound the connector's memory
 // whatever the size of a transaction or of its rows.
 const (
-	// maxInFlight bounds their number.
-	maxInFlight = 4096
+	// maxInFlight bounds their number: enough for a full request (1 MiB)
+	// on the wire and the next one filling. Each record in flight is live
+	// heap the garbage collector marks at every cycle, and the live heap
+	// sets the heap goal: make bench measured 2048 at ~10% less CPU per
+	// event than 4096 at the same throughput, with GOGC 250 (see
+	// cmd/tailbox) at a lower peak RSS.
+	maxInFlight = 2048
 	// maxInFlightBytes bounds their size (kafka.Record.Size: key, value,
 	// headers and framing). A single record larger than this is still sent,
 	// alone.
