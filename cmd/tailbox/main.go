@@ -267,18 +267,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// gcPercent is run's garbage-collection target when GOGC is not set: the
-// connector's live heap is small and bounded (records in flight, the event
-// cache), so trading some memory for fewer collections pays. In the
-// backlog, 150 took ~10% less CPU per event than Go's default of 100, and
-// 250 (with 2048 records in flight instead of 4096) ~10% less again, at a
-// peak RSS of 53-56 MiB against 51-57 before.
-const gcPercent = 250
-
-// setGCPercent applies gcPercent unless the user set GOGC.
+// setGCPercent applies connector.GCPercent unless the user set GOGC.
 func setGCPercent() {
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
+		debug.SetGCPercent(connector.GCPercent)
 	}
 }
 

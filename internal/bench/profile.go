@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"syscall"
@@ -47,6 +48,9 @@ func connectorMain(args []string) int {
 	level, err := zerolog.ParseLevel(cfg.Log.Level)
 	if err != nil {
 		level = zerolog.InfoLevel
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(connector.GCPercent) // as tailbox run does
 	}
 	logger := zerolog.New(os.Stderr).Level(level).With().Timestamp().Logger()
 	conn, err := connector.New(cfg, logger)
