@@ -32,7 +32,9 @@
 //
 // backlog and mixed run -repeat rounds (ceilings and tailbox one after the
 // other) and report the medians, so that a burst of load elsewhere on the
-// machine moves a ratio less. Every tailbox run reports CPU seconds per
+// machine moves a ratio less; the backlog target is judged on the median of
+// the rounds' own ratios (each round's ceilings were measured within
+// seconds of its tailbox run). Every tailbox run reports CPU seconds per
 // 100k events (rusage) and peak RSS (VmHWM). The output is a table, the
 // targets of the performance issue with PASS/FAIL (not reflected in the
 // exit status), and one machine-readable line `BENCH key=value ...`.
