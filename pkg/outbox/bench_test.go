@@ -101,3 +101,15 @@ func BenchmarkCompactJSON(b *testing.B) {
 		})
 	}
 }
+
+var sinkQuoted []byte
+
+// BenchmarkAppendQuotedID quotes an event id, the kind of short text every
+// event carries several of.
+func BenchmarkAppendQuotedID(b *testing.B) {
+	s := "3f9a0c7b-e15d-42aa-9c1e-0123456789ab"
+	buf := make([]byte, 0, 128)
+	for b.Loop() {
+		sinkQuoted = appendQuoted(buf[:0], s)
+	}
+}

@@ -170,6 +170,27 @@ const (
 	space8 = lsb8 * 0x20
 )
 
+// plainRun returns i advanced over whole 8-byte words of s in which no byte
+// is a quote, a backslash, a control character or non-ASCII: the bytes a
+// JSON string holds as they are. The byte it stops at (if any word
+// remains) is the first such byte; fewer than 8 bytes left are not looked
+// at.
+func plainRun[S ~string | ~[]byte](s S, i int) int {
+	for len(s)-i >= 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q, b := x^quote8, x^bslash
+		m := ((q - lsb8) &^ q) | ((b - lsb8) &^ b) | ((x - space8) &^ x) | x
+		m &= msb8
+		if m != 0 {
+			// The lowest flagged byte is a true hit (borrows only move up).
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	return i
+}
+
 // scanJSONString checks the rest of a JSON string whose opening quote is
 // just before src[i] and returns the index after its closing quote, or -1
 // when it is not valid (a control character, a bad escape, invalid UTF-8 or
@@ -178,7 +199,8 @@ func scanJSONString(src []byte, i int) int {
 	n := len(src)
 	for {
 		// Eight bytes at a time while none is a quote, a backslash, a
-		// control character or non-ASCII.
+		// control character or non-ASCII (plainRun, with one load: this
+		// loop carries payloads).
 		for n-i >= 8 {
 			x := binary.LittleEndian.Uint64(src[i:])
 			q, b := x^quote8, x^bslash
