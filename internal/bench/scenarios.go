@@ -118,8 +118,8 @@ func (e *env) backlog() error {
 		note: "pkg/kafka alone, tailbox's records"})
 	r.add(row{name: "backlog composed", rate: composed, cpu100k: per100k(readCPU+prodCPU, n), note: "1/(1/read + 1/produce); CPU: read + produce"})
 	r.add(row{name: "backlog tailbox", events: n, seconds: tb.total.Seconds(), rate: got, cpu100k: per100k(tb.cpu, n), rssMiB: tb.maxRSSMiB,
-		note: fmt.Sprintf("%.2f of composed (median of the rounds' ratios %s; %.2f from the medians), %.2f of read, %.2f of produce; streaming %.3fs = %.0f ev/s (%.2f of composed)",
-			ratio, formatRatios(ratios), got/composed, got/read, got/prod, tb.stream.Seconds(), stream, stream/composed)})
+		note: fmt.Sprintf("%.2f of composed (median of the rounds' ratios %s; %.2f from the medians), %.2f of read, %.2f of produce; streaming %.3fs = %.0f ev/s (%.2f of composed); CPU per event %.2f× the ceilings'",
+			ratio, formatRatios(ratios), got/composed, got/read, got/prod, tb.stream.Seconds(), stream, stream/composed, tb.cpu.Seconds()/(readCPU+prodCPU).Seconds())})
 	r.key("backlog_rows", n)
 	r.key("backlog_events_per_s", got)
 	r.key("backlog_ceiling_read", read)
@@ -133,6 +133,9 @@ func (e *env) backlog() error {
 	r.key("backlog_stream_ratio_composed", stream/composed)
 	r.key("backlog_cpu_s_per_100k", per100k(tb.cpu, n))
 	r.key("backlog_ceiling_cpu_s_per_100k", per100k(readCPU+prodCPU, n))
+	// CPU per event against the ceilings' (their process only): what
+	// tailbox adds, less moved by the machine's scheduling than the rates.
+	r.key("backlog_cpu_ratio", tb.cpu.Seconds()/(readCPU+prodCPU).Seconds())
 	r.key("backlog_peak_rss_mib", tb.maxRSSMiB)
 	r.atLeast("backlog_ratio", "backlog events/s / composed ceiling", ratio, 0.90, "")
 	r.atMost("backlog_rss", "backlog peak RSS", tb.maxRSSMiB, 64, " MiB")
