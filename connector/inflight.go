@@ -25,10 +25,9 @@ const (
 // GCPercent is the garbage-collection target `tailbox run` sets when GOGC
 // is not set: the connector's live heap is small and bounded (records in
 // flight, the event cache), so trading some memory for fewer collections
-// pays. In the
-// backlog, 150 took ~10% less CPU per event than Go's default of 100, and
-// 250 (with 2048 records in flight instead of 4096) ~10% less again, at a
-// peak RSS of 53-56 MiB against 51-57 before.
+// pays. In the backlog, 150 took ~10% less CPU per event than Go's default
+// of 100, and 250 (with 2048 records in flight instead of 4096) ~10% less
+// again, at a peak RSS of 53-56 MiB against 51-57 before.
 const GCPercent = 250
 
 // inFlight is a semaphore over records in flight, bounded both by count and
