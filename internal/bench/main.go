@@ -80,7 +80,7 @@ type options struct {
 	profileDir string
 
 	mysqlAddr, user, password, brokers string
-	tailbox                            string
+	tailbox, compare                   string
 	keep, ownServer                    bool
 }
 
@@ -109,6 +109,7 @@ func main() {
 	flag.StringVar(&o.password, "password", os.Getenv("TAILBOX_TEST_MYSQL_PASSWORD"), "its password")
 	flag.StringVar(&o.brokers, "brokers", "", "Kafka bootstrap host:port (devkafka)")
 	flag.StringVar(&o.tailbox, "tailbox", "bin/tailbox", "tailbox binary")
+	flag.StringVar(&o.compare, "compare", "", "backlog: another tailbox `binary` (e.g. built from an older commit) run in every round next to -tailbox, in alternating order, for a paired comparison")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database and the work directory")
 	flag.BoolVar(&o.ownServer, "own-server", false, "the server is the benchmark's own (make bench's): purge its old binary logs first and rotate the binlog before each scenario")
 	flag.Parse()

@@ -62,7 +62,7 @@ func (e *env) backlog() error {
 	// Rounds of read ceiling, tailbox, produce ceiling; medians count.
 	prefix := e.topicPrefix("backlog")
 	var reads, prods []timed
-	var tbs []rangeRun
+	var tbs, cmps []rangeRun
 	var sample []*kgo.Record
 	for i := 1; i <= o.repeat; i++ {
 		read, err := e.timedRead(from, to, o.rows)
@@ -72,6 +72,15 @@ func (e *env) backlog() error {
 		cfg, cp, err := e.tailboxConfig("backlog", table, prefix, rangeInterval)
 		if err != nil {
 			return err
+		}
+		// With -compare, the other binary runs right before tailbox in
+		// even rounds and right after it in odd ones.
+		if o.compare != "" && i%2 == 0 {
+			c, err := e.compareRun(table, from, to)
+			if err != nil {
+				return err
+			}
+			cmps = append(cmps, c)
 		}
 		tb, err := runRange(e.tailboxArgv(cfg, from), cp, to)
 		if err != nil {
@@ -85,6 +94,13 @@ func (e *env) backlog() error {
 		if err := e.dropTopics(prefix + ".member"); err != nil {
 			return err
 		}
+		if o.compare != "" && i%2 == 1 {
+			c, err := e.compareRun(table, from, to)
+			if err != nil {
+				return err
+			}
+			cmps = append(cmps, c)
+		}
 		cpu0 := selfCPU()
 		prodDur, err := e.ceilingProduce(sample, o.rows, prefix+".ceiling")
 		if err != nil {
@@ -95,7 +111,11 @@ func (e *env) backlog() error {
 		}
 		prod := timed{prodDur, selfCPU() - cpu0}
 		reads, prods, tbs = append(reads, read), append(prods, prod), append(tbs, tb)
-		fmt.Printf("round %d: ceiling_read %.3fs, tailbox %.3fs, ceiling_produce %.3fs\n", i, read.d.Seconds(), tb.total.Seconds(), prodDur.Seconds())
+		cmp := ""
+		if len(cmps) > 0 {
+			cmp = fmt.Sprintf(", compare %.3fs", cmps[len(cmps)-1].total.Seconds())
+		}
+		fmt.Printf("round %d: ceiling_read %.3fs, tailbox %.3fs%s, ceiling_produce %.3fs\n", i, read.d.Seconds(), tb.total.Seconds(), cmp, prodDur.Seconds())
 	}
 	readT, prodT, tb := medianTimed(reads), medianTimed(prods), medianRun(tbs)
 	readDur, readCPU, prodDur, prodCPU := readT.d, readT.cpu, prodT.d, prodT.cpu
@@ -137,6 +157,9 @@ func (e *env) backlog() error {
 	// tailbox adds, less moved by the machine's scheduling than the rates.
 	r.key("backlog_cpu_ratio", tb.cpu.Seconds()/(readCPU+prodCPU).Seconds())
 	r.key("backlog_peak_rss_mib", tb.maxRSSMiB)
+	if len(cmps) > 0 {
+		e.reportCompare(reads, prods, tbs, cmps, n)
+	}
 	r.atLeast("backlog_ratio", "backlog events/s / composed ceiling", ratio, 0.90, "")
 	r.atMost("backlog_rss", "backlog peak RSS", tb.maxRSSMiB, 64, " MiB")
 
@@ -235,6 +258,44 @@ func medianRun(rs []rangeRun) rangeRun {
 		m.maxRSSMiB = max(m.maxRSSMiB, r.maxRSSMiB)
 	}
 	return m
+}
+
+// compareRun runs the -compare binary over the backlog range once, like
+// tailbox (its own checkpoint and topic, deleted afterwards).
+func (e *env) compareRun(table string, from, to binlogPos) (rangeRun, error) {
+	prefix := e.topicPrefix("backlog-compare")
+	cfg, cp, err := e.tailboxConfig("backlog-compare", table, prefix, rangeInterval)
+	if err != nil {
+		return rangeRun{}, err
+	}
+	argv := e.tailboxArgv(cfg, from)
+	argv[0] = e.o.compare
+	c, err := runRange(argv, cp, to)
+	if err != nil {
+		return rangeRun{}, fmt.Errorf("-compare %s: %w", e.o.compare, err)
+	}
+	return c, e.dropTopics(prefix + ".member")
+}
+
+// reportCompare adds the -compare binary's row: its ratio per round (from
+// the round's own ceilings) and, per round, tailbox's time and CPU against
+// it, with their medians.
+func (e *env) reportCompare(reads, prods []timed, tbs, cmps []rangeRun, n int) {
+	ratios := roundRatioValues(reads, prods, cmps, n)
+	var speed, cpu []float64
+	for i := range cmps {
+		speed = append(speed, cmps[i].total.Seconds()/tbs[i].total.Seconds())
+		cpu = append(cpu, tbs[i].cpu.Seconds()/cmps[i].cpu.Seconds())
+	}
+	c := medianRun(cmps)
+	r := &e.rep
+	r.add(row{name: "backlog compare", events: n, seconds: c.total.Seconds(), rate: rate(n, c.total), cpu100k: per100k(c.cpu, n), rssMiB: c.maxRSSMiB,
+		note: fmt.Sprintf("%s: %.2f of composed (rounds %s); tailbox is %.2f× as fast (rounds %s) at %.2f× its CPU (rounds %s)",
+			e.o.compare, median(ratios), formatRatios(ratios), median(speed), formatRatios(speed), median(cpu), formatRatios(cpu))})
+	r.key("backlog_compare_ratio_composed", median(ratios))
+	r.key("backlog_compare_cpu_s_per_100k", per100k(c.cpu, n))
+	r.key("backlog_compare_speedup", median(speed))
+	r.key("backlog_compare_cpu_ratio", median(cpu))
 }
 
 // roundRatioValues returns tailbox's share of the composed ceiling in
