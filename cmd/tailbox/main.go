@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -255,7 +254,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	setGCPercent()
+	connector.SetGCPercent()
 	ctx, stop := signalContext(logger)
 	defer stop()
 	logger.Info().Str("version", version).Msg("tailbox starting")
@@ -265,13 +264,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info().Msg("stopped")
 	return nil
-}
-
-// setGCPercent applies connector.GCPercent unless the user set GOGC.
-func setGCPercent() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(connector.GCPercent)
-	}
 }
 
 // errCheckFailed is returned by check when an item failed (exit 1).

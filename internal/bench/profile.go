@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"syscall"
@@ -49,9 +48,7 @@ func connectorMain(args []string) int {
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(connector.GCPercent) // as tailbox run does
-	}
+	connector.SetGCPercent() // as tailbox run does
 	logger := zerolog.New(os.Stderr).Level(level).With().Timestamp().Logger()
 	conn, err := connector.New(cfg, logger)
 	if err != nil {
