@@ -54,14 +54,7 @@ func TestCrashKill9UnderLoadLosesNothing(t *testing.T) {
 	}
 
 	time.Sleep(500 * time.Millisecond)
-	l.stop()
-	want := l.committed(t)
-	waitDelivered(t, e.kafka, topics, want, 2*time.Minute, p)
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
-	}
-	recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
-	d := l.verify(t, recs, want)
+	want, recs, d := l.drain(t, e.kafka, topics, 2*time.Minute, p)
 	checkCrashDuplicates(t, l, d, crashes)
 	logWarnings(t, p)
 	t.Logf("%d kills, %d events committed, %d records in Kafka, %d duplicates (%.2f%%)",
@@ -154,16 +147,7 @@ func TestCrashLargeTransaction(t *testing.T) {
 		e := newEnvOn(t, db, testenv.Kafka(t), "envelope")
 		p := e.start()
 		ids := commitBigTxn(t, e)
-		want := map[string]bool{}
-		for _, id := range ids {
-			want[id] = true
-		}
-		waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
-		rss := peakRSS(t, p.cmd.Process.Pid)
-		if code := p.stop(t); code != 0 {
-			t.Fatalf("tailbox exit code %d:\n%s", code, logTail(p.stderr.String()))
-		}
-		recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
+		recs, rss := deliverBigTxn(t, e, p, topics, ids)
 		checkBigTxn(t, recs, ids, nil, nil)
 		t.Logf("peak RSS (VmHWM) of tailbox through one %d-row transaction: %.1f MiB", bigTxnRows, float64(rss)/1024)
 	})
@@ -227,16 +211,7 @@ func TestCrashLargeTransaction(t *testing.T) {
 			t.Fatalf("checkpoint after the kill has no skip: %+v", cp)
 		}
 		p = e.start()
-		want := map[string]bool{}
-		for _, id := range ids {
-			want[id] = true
-		}
-		waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
-		rss := peakRSS(t, p.cmd.Process.Pid)
-		if code := p.stop(t); code != 0 {
-			t.Fatalf("tailbox exit code %d:\n%s", code, logTail(p.stderr.String()))
-		}
-		recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
+		recs, rss := deliverBigTxn(t, e, p, topics, ids)
 		sent, dups := checkBigTxn(t, recs, ids, cp, end)
 		t.Logf("killed with checkpoint skip %d of transaction %s; %d rows were in Kafka before the kill; %d rows sent again after the restart (all after the skip); peak RSS of the second run %.1f MiB",
 			cp.Skip, cp.NextTxn, sent, dups, float64(rss)/1024)
@@ -294,4 +269,20 @@ func checkBigTxn(t *testing.T, recs []*kgo.Record, ids []string, cp *checkpoint.
 		t.Fatalf("%d of %d rows never arrived", missing, len(ids))
 	}
 	return sentBefore, dups
+}
+
+// deliverBigTxn waits until topics hold every row of ids, reads tailbox's
+// peak RSS (KiB), stops it (exit 0) and returns what the topics hold.
+func deliverBigTxn(t *testing.T, e *env, p *proc, topics, ids []string) ([]*kgo.Record, int64) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
+	rss := peakRSS(t, p.cmd.Process.Pid)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("tailbox exit code %d:\n%s", code, logTail(p.stderr.String()))
+	}
+	return e.kafka.ConsumeAll(t, topics, 2*time.Second), rss
 }

@@ -58,14 +58,7 @@ func TestExactlyOnceKill9UnderLoad(t *testing.T) {
 		p = e.start()
 	}
 	time.Sleep(500 * time.Millisecond)
-	l.stop()
-	want := l.committed(t)
-	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, p, readCommitted)
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
-	}
-	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second) // read_committed
-	d := l.verify(t, recs, want)
+	want, recs, d := l.drain(t, e.kafka, []string{loadTopic}, 2*time.Minute, p, readCommitted)
 	if d.dups != 0 {
 		t.Errorf("read_committed consumer saw %d duplicates, want 0 with delivery: exactly_once", d.dups)
 	}
@@ -322,14 +315,7 @@ func TestExactlyOnceSecondInstanceFencesTheFirst(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	l.stop()
-	want := l.committed(t)
-	waitDelivered(t, e.kafka, []string{loadTopic}, want, 2*time.Minute, second, readCommitted)
-	if code := second.stop(t); code != 0 {
-		t.Fatalf("second connector: exit %d after SIGTERM, want 0:\n%s", code, logTail(second.stderr.String()))
-	}
-	recs := e.kafka.ConsumeAll(t, []string{loadTopic}, 2*time.Second)
-	d := l.verify(t, recs, want)
+	want, recs, d := l.drain(t, e.kafka, []string{loadTopic}, 2*time.Minute, second, readCommitted)
 	if d.dups != 0 {
 		t.Errorf("read_committed consumer saw %d duplicates, want 0", d.dups)
 	}

@@ -83,15 +83,7 @@ func TestFaultKafkaBrokerCrashAndRestartLosesNothing(t *testing.T) {
 	}
 
 	time.Sleep(time.Second)
-	l.stop()
-	want := l.committed(t)
-	waitDelivered(t, k, topics, want, 3*time.Minute, p)
-	p.mustRun(t)
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
-	}
-	recs := k.ConsumeAll(t, topics, 2*time.Second)
-	d := l.verify(t, recs, want)
+	want, recs, d := l.drain(t, k, topics, 3*time.Minute, p)
 	bad := 0
 	for id, first := range d.first {
 		for i, o := range outages {
@@ -142,15 +134,7 @@ func TestFaultMariaDBCrashAndRestartLosesNothing(t *testing.T) {
 		t.Logf("MariaDB crash %d: restarted", i+1)
 	}
 	time.Sleep(time.Second)
-	l.stop()
-	want := l.committed(t)
-	waitDelivered(t, e.kafka, topics, want, 3*time.Minute, p)
-	p.mustRun(t)
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
-	}
-	recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
-	d := l.verify(t, recs, want)
+	want, recs, d := l.drain(t, e.kafka, topics, 3*time.Minute, p)
 	if !strings.Contains(p.stderr.String(), "binlog connection lost") {
 		t.Errorf("tailbox did not log the lost binlog connection")
 	}
@@ -188,16 +172,8 @@ func TestFaultStalledSourceConnectionIsDetected(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	l.stop()
 	e.db = db
-	want := l.committed(t)
-	waitDelivered(t, e.kafka, topics, want, 2*time.Minute, p)
-	p.mustRun(t)
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
-	}
-	recs := e.kafka.ConsumeAll(t, topics, 2*time.Second)
-	d := l.verify(t, recs, want)
+	want, recs, d := l.drain(t, e.kafka, topics, 2*time.Minute, p)
 	if !strings.Contains(p.stderr.String(), "binlog connection lost") {
 		t.Errorf("tailbox did not log the lost binlog connection:\n%s", logTail(p.stderr.String()))
 	}

@@ -523,6 +523,23 @@ func parseMariaGTID(t *testing.T, g string) (domain, server, seq uint64) {
 	return n[0], n[1], n[2]
 }
 
+// drain stops the load, waits until topics hold every event it committed
+// (p streaming them), stops p, which must still run and exit 0 on SIGTERM,
+// and checks what Kafka holds (read_committed) against what was committed.
+// opts are waitDelivered's consumer options.
+func (l *load) drain(t *testing.T, k *testenv.KafkaCluster, topics []string, limit time.Duration, p *proc, opts ...kgo.Opt) (want map[string]bool, recs []*kgo.Record, d delivered) {
+	t.Helper()
+	l.stop()
+	want = l.committed(t)
+	waitDelivered(t, k, topics, want, limit, p, opts...)
+	p.mustRun(t)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("tailbox exit code %d after SIGTERM, want 0:\n%s", code, logTail(p.stderr.String()))
+	}
+	recs = k.ConsumeAll(t, topics, 2*time.Second)
+	return want, recs, l.verify(t, recs, want)
+}
+
 // endOffsets returns the log end offset of every partition of topic (none
 // when the topic does not exist yet).
 func endOffsets(t *testing.T, k *testenv.KafkaCluster, topic string) map[int32]int64 {
