@@ -131,6 +131,9 @@ func (e *env) backlog() error {
 	// taken from different rounds. Both are reported.
 	ratios := roundRatioValues(reads, prods, tbs, n)
 	ratio := median(ratios)
+	// CPU per event against the ceilings' (their process only): what
+	// tailbox adds, less moved by the machine's scheduling than the rates.
+	cpuRatio := tb.cpu.Seconds() / (readCPU + prodCPU).Seconds()
 	r := &e.rep
 	r.add(row{name: "backlog ceiling_read", events: n, seconds: readDur.Seconds(), rate: read, cpu100k: per100k(readCPU, n),
 		note: "go-mysql alone, every row decoded"})
@@ -139,7 +142,7 @@ func (e *env) backlog() error {
 	r.add(row{name: "backlog composed", rate: composed, cpu100k: per100k(readCPU+prodCPU, n), note: "1/(1/read + 1/produce); CPU: read + produce"})
 	r.add(row{name: "backlog tailbox", events: n, seconds: tb.total.Seconds(), rate: got, cpu100k: per100k(tb.cpu, n), rssMiB: tb.maxRSSMiB,
 		note: fmt.Sprintf("%.2f of composed (median of the rounds' ratios %s; %.2f from the medians), %.2f of read, %.2f of produce; streaming %.3fs = %.0f ev/s (%.2f of composed); CPU per event %.2f× the ceilings'",
-			ratio, formatRatios(ratios), got/composed, got/read, got/prod, tb.stream.Seconds(), stream, stream/composed, tb.cpu.Seconds()/(readCPU+prodCPU).Seconds())})
+			ratio, formatRatios(ratios), got/composed, got/read, got/prod, tb.stream.Seconds(), stream, stream/composed, cpuRatio)})
 	r.key("backlog_rows", n)
 	r.key("backlog_events_per_s", got)
 	r.key("backlog_ceiling_read", read)
@@ -153,9 +156,7 @@ func (e *env) backlog() error {
 	r.key("backlog_stream_ratio_composed", stream/composed)
 	r.key("backlog_cpu_s_per_100k", per100k(tb.cpu, n))
 	r.key("backlog_ceiling_cpu_s_per_100k", per100k(readCPU+prodCPU, n))
-	// CPU per event against the ceilings' (their process only): what
-	// tailbox adds, less moved by the machine's scheduling than the rates.
-	r.key("backlog_cpu_ratio", tb.cpu.Seconds()/(readCPU+prodCPU).Seconds())
+	r.key("backlog_cpu_ratio", cpuRatio)
 	r.key("backlog_peak_rss_mib", tb.maxRSSMiB)
 	if len(cmps) > 0 {
 		e.reportCompare(reads, prods, tbs, cmps, n)
