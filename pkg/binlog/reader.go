@@ -77,6 +77,8 @@ type Reader struct {
 	head       int
 
 	st stats // what Stats reports; safe for concurrent reads
+
+	rowsDec rowsDecoder // decodes captured rows in go-mysql's parsing goroutine
 }
 
 // Open validates cfg, connects a metadata connection, detects the flavor and
@@ -148,13 +150,17 @@ func (r *Reader) isCaptured(schema, table []byte) bool {
 }
 
 // decodeRows is go-mysql's RowsEventDecodeFunc: rows of tables that are not
-// captured are left undecoded.
+// captured are left undecoded; those of captured tables are decoded by
+// rowsDecoder where it can, else by go-mysql.
 func (r *Reader) decodeRows(e *replication.RowsEvent, data []byte) error {
 	pos, err := e.DecodeHeader(data)
 	if err != nil {
 		return err
 	}
 	if e.Table == nil || !r.isCaptured(e.Table.Schema, e.Table.Table) {
+		return nil
+	}
+	if r.rowsDec.decode(e, data[pos:]) {
 		return nil
 	}
 	return e.DecodeData(pos, data)
