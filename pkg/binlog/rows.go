@@ -174,19 +174,20 @@ func fullBitmap(b []byte, n int) bool {
 	return true
 }
 
+// maxPlans bounds the plans kept: a table gets a new id whenever the server
+// reopens it, and the old ids are never seen again.
+const maxPlans = 1024
+
 // plan returns the plan for tm, made anew when the table's shape changed.
 func (d *rowsDecoder) plan(id uint64, tm *replication.TableMapEvent) *rowsPlan {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.plans[id]
-	if p != nil && p.tm == tm {
-		return p
-	}
-	if p != nil && p.tbl.sameShape(tm) {
+	if p != nil && (p.tm == tm || p.tbl.sameShape(tm)) {
 		p.tm = tm
 		return p
 	}
-	if d.plans == nil {
+	if d.plans == nil || len(d.plans) >= maxPlans {
 		d.plans = map[uint64]*rowsPlan{}
 	}
 	p = newRowsPlan(tm)

@@ -31,7 +31,9 @@ type rowsCheck struct {
 	mu         sync.Mutex
 	fast, slow map[string]int // rows events by table
 	rows       int            // row images compared
-	problems   []string
+	// MariaDB's compressed rows events, and how many rowsDecoder took.
+	compressed, compressedFast int
+	problems                   []string
 }
 
 func newRowsCheck() *rowsCheck {
@@ -65,11 +67,19 @@ func (c *rowsCheck) decode(want map[string]bool) func(*replication.RowsEvent, []
 		body := data[pos:]
 		c.mangled(e, body)
 		fast := c.dec.decode(e, body)
+		typ, _ := rowsEventType(e)
+		compressed := typ >= replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1 && typ <= replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1
 		c.mu.Lock()
 		if fast {
 			c.fast[name]++
 		} else {
 			c.slow[name]++
+		}
+		if compressed {
+			c.compressed++
+			if fast {
+				c.compressedFast++
+			}
 		}
 		c.mu.Unlock()
 		if !fast {
@@ -296,15 +306,47 @@ func pow10(n int) int64 {
 
 const typesColumns = "ti,tiu,si,siu,mi,miu,i,iu,bi,biu,c,c255,vc,vcl,lat,latc,latt,bin,vb,tt,tx,mt,lt,js,tb,bl,mb,lb,e,e300,s,s20,ts,ts3,ts6,dt,dt1,dt4,dt6"
 
-// TestRowsDecoderMatchesGoMySQL writes rows of every column type the fast
-// decoder handles to MariaDB, inserted, updated and deleted, with NULLs,
-// extremes and multi-byte text, and the values it leaves to DecodeData
-// (zero and pre-1970 dates, a DECIMAL table), then reads the binlog with
-// both decoders: every row must convert to the same values, and every cut
-// or corrupted body must fail cleanly.
+// TestRowsDecoderMatchesGoMySQL compares the two decoders on every column
+// type rowsDecoder handles (checkTypes): every row must convert to the
+// same values, and every cut or corrupted body must fail cleanly.
 func TestRowsDecoderMatchesGoMySQL(t *testing.T) {
 	db := testenv.MySQL(t)
-	dbn := db.CreateDatabase(t, "rowsdec")
+	check, dbn, written := checkTypes(t, db)
+	types, others := dbn+".types", dbn+".others"
+	if check.fast[types] < 40 {
+		t.Errorf("%d rows events of the types table decoded by rowsDecoder, want at least the 40 inserts", check.fast[types])
+	}
+	if check.slow[types] < 5 {
+		t.Errorf("%d rows events of the types table left to DecodeData, want the 5 of zero or early dates", check.slow[types])
+	}
+	if check.fast[others] != 0 || check.slow[others] == 0 {
+		t.Errorf("the DECIMAL table: %d events decoded here, %d by DecodeData; want 0 and some", check.fast[others], check.slow[others])
+	}
+	if check.rows < written {
+		t.Errorf("%d row images compared, want at least the %d inserted", check.rows, written)
+	}
+}
+
+// TestRowsDecoderLeavesCompressedEventsToGoMySQL runs the same rows on a
+// MariaDB that compresses rows events (log_bin_compress): those must go to
+// DecodeData, which decompresses them, and the rest still match.
+func TestRowsDecoderLeavesCompressedEventsToGoMySQL(t *testing.T) {
+	db := testenv.StartMariaDB(t, "log_bin_compress=ON")
+	check, _, _ := checkTypes(t, db)
+	if check.compressed < 30 || check.compressedFast != 0 {
+		t.Errorf("%d compressed rows events, %d of them decoded by rowsDecoder; want at least 30 and none", check.compressed, check.compressedFast)
+	}
+}
+
+// checkTypes writes rows of every column type the fast decoder handles to
+// db, inserted, updated and deleted, with NULLs, extremes and multi-byte
+// text, and rows it leaves to DecodeData (zero and pre-1970 dates, a
+// DECIMAL table), then reads them from the binlog with both decoders and
+// fails t where they differ. It returns the check, the database and the
+// rows inserted.
+func checkTypes(t *testing.T, db *testenv.MySQLServer) (check *rowsCheck, dbn string, written int) {
+	t.Helper()
+	dbn = db.CreateDatabase(t, "rowsdec")
 	db.Exec(t, fmt.Sprintf(typesDDL, dbn, members("m", 300), members("s", 20)))
 	db.Exec(t, fmt.Sprintf(othersDDL, dbn))
 	from := db.Exec(t, "SHOW MASTER STATUS")
@@ -321,7 +363,6 @@ func TestRowsDecoderMatchesGoMySQL(t *testing.T) {
 	}
 	exec("SET SESSION sql_mode = ''") // zero dates below
 	insert := "INSERT INTO " + dbn + ".types (" + typesColumns + ") VALUES "
-	written := 0
 	for i := 0; i < 40; i++ {
 		var rows []string
 		for j := rng.IntN(8); j >= 0; j-- {
@@ -339,7 +380,7 @@ func TestRowsDecoderMatchesGoMySQL(t *testing.T) {
 	exec("INSERT INTO " + dbn + ".others VALUES (1, 12.34, 'a'), (2, NULL, NULL)")
 	exec("FLUSH BINARY LOGS")
 
-	check := newRowsCheck()
+	check = newRowsCheck()
 	host, port, _ := net.SplitHostPort(db.Addr)
 	p, _ := strconv.Atoi(port)
 	s := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
@@ -367,20 +408,8 @@ func TestRowsDecoderMatchesGoMySQL(t *testing.T) {
 	for _, p := range check.problems {
 		t.Error(p)
 	}
-	types, others := dbn+".types", dbn+".others"
-	t.Logf("%d row images compared; rows events decoded here %v, by DecodeData %v", check.rows, check.fast, check.slow)
-	if check.fast[types] < 40 {
-		t.Errorf("%d rows events of the types table decoded by rowsDecoder, want at least the 40 inserts", check.fast[types])
-	}
-	if check.slow[types] < 5 {
-		t.Errorf("%d rows events of the types table left to DecodeData, want the 5 of zero or early dates", check.slow[types])
-	}
-	if check.fast[others] != 0 || check.slow[others] == 0 {
-		t.Errorf("the DECIMAL table: %d events decoded here, %d by DecodeData; want 0 and some", check.fast[others], check.slow[others])
-	}
-	if check.rows < written {
-		t.Errorf("%d row images compared, want at least the %d inserted", check.rows, written)
-	}
+	t.Logf("%d row images compared; rows events decoded here %v, by DecodeData %v; %d compressed", check.rows, check.fast, check.slow, check.compressed)
+	return check, dbn, written
 }
 
 // recordedRows lists the recorded binlogs the decoders are compared on:
@@ -542,5 +571,32 @@ func TestBoxesHoldTheirValues(t *testing.T) {
 	}
 	if s, ok := got[7].(string); !ok || s != "1" {
 		t.Errorf("type assertion = %q, %v", s, ok)
+	}
+}
+
+func TestRowsPlanFollowsTheTableMap(t *testing.T) {
+	var d rowsDecoder
+	p1 := d.plan(7, outboxTableMap())
+	if p1.cols == nil || p1.cols[0].op != opInt || p1.cols[1].op != opEnum || p1.cols[2].op != opString || p1.cols[2].size != 2 {
+		t.Fatalf("plan of INT, ENUM, VARCHAR(100) utf8mb4 = %+v", p1.cols)
+	}
+	if p2 := d.plan(7, outboxTableMap()); p2 != p1 {
+		t.Error("a new TABLE_MAP of the same shape made a new plan")
+	}
+	tm := outboxTableMap()
+	tm.SignednessBitmap = []byte{0x80}
+	if p3 := d.plan(7, tm); p3 == p1 || p3.cols[0].op != opUint {
+		t.Errorf("after the id column became UNSIGNED: same plan %v, id op %d", p3 == p1, p3.cols[0].op)
+	}
+	tm = outboxTableMap()
+	tm.ColumnType[0] = mysql.MYSQL_TYPE_NEWDECIMAL
+	if p4 := d.plan(7, tm); p4.cols != nil {
+		t.Errorf("a DECIMAL column: plan %+v, want none (DecodeData)", p4.cols)
+	}
+	for id := uint64(100); id < 100+2*maxPlans; id++ {
+		d.plan(id, outboxTableMap())
+	}
+	if len(d.plans) > maxPlans {
+		t.Errorf("%d plans kept, want at most %d", len(d.plans), maxPlans)
 	}
 }
