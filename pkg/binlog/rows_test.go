@@ -238,32 +238,21 @@ func typesRow(rng *rand.Rand) string {
 		}
 		return fmt.Sprintf("X'%x'", b)
 	}
-	ts := func(dec int) string {
-		t := time.Unix(1+rng.Int64N(2147483646), 0).UTC()
+	withFraction := func(t time.Time, dec int) string {
 		s := t.Format("2006-01-02 15:04:05")
 		if dec > 0 {
 			s += fmt.Sprintf(".%0*d", dec, rng.IntN(int(pow10(dec))))
 		}
 		return "'" + s + "'"
 	}
+	ts := func(dec int) string { return withFraction(time.Unix(1+rng.Int64N(2147483646), 0).UTC(), dec) }
 	dt := func(dec int) string {
-		t := time.Date(1970+rng.IntN(8000), time.January, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.Int64N(365*24*3600)) * time.Second)
-		s := t.Format("2006-01-02 15:04:05")
-		if dec > 0 {
-			s += fmt.Sprintf(".%0*d", dec, rng.IntN(int(pow10(dec))))
-		}
-		return "'" + s + "'"
+		return withFraction(time.Date(1970+rng.IntN(8000), time.January, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rng.Int64N(365*24*3600))*time.Second), dec)
 	}
-	add(signed(8))
-	add(unsigned(8))
-	add(signed(16))
-	add(unsigned(16))
-	add(signed(24))
-	add(unsigned(24))
-	add(signed(32))
-	add(unsigned(32))
-	add(signed(64))
-	add(unsigned(64))
+	for _, bits := range []int{8, 16, 24, 32, 64} {
+		add(signed(bits))
+		add(unsigned(bits))
+	}
 	add(text(10, ascii))
 	add(text(255, utf8))
 	add(text(100, utf8))
