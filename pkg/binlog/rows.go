@@ -73,24 +73,26 @@ const (
 	nBoxKinds
 )
 
-// rowsEventTypeIndex locates go-mysql's unexported RowsEvent.eventType, the
-// binlog event type, which tells compressed MariaDB events (whose images
-// DecodeData decompresses first) and v0 and partial-update events from the
-// plain ones; go-mysql exports no other way to tell. When a go-mysql
-// version renames it, the fast path is off (TestRowsEventTypeIsReadable).
-var rowsEventTypeIndex = func() []int {
+// rowsEventTypeOffset locates go-mysql's unexported RowsEvent.eventType,
+// the binlog event type, which tells compressed MariaDB events (whose
+// images DecodeData decompresses first) and v0 and partial-update events
+// from the plain ones; go-mysql exports no other way to tell. It is found
+// with reflect once, and read directly per event. When a go-mysql version
+// renames the field or changes its type, it is -1 and rowsDecoder leaves
+// every event to DecodeData (TestRowsEventTypeIsReadable fails).
+var rowsEventTypeOffset = func() uintptr {
 	f, ok := reflect.TypeFor[replication.RowsEvent]().FieldByName("eventType")
-	if !ok || f.Type != reflect.TypeFor[replication.EventType]() {
-		return nil
+	if !ok || f.Type != reflect.TypeFor[replication.EventType]() || len(f.Index) != 1 {
+		return ^uintptr(0)
 	}
-	return f.Index
+	return f.Offset
 }()
 
 func rowsEventType(e *replication.RowsEvent) (replication.EventType, bool) {
-	if rowsEventTypeIndex == nil {
+	if rowsEventTypeOffset == ^uintptr(0) {
 		return 0, false
 	}
-	return replication.EventType(reflect.ValueOf(e).Elem().FieldByIndex(rowsEventTypeIndex).Uint()), true
+	return *(*replication.EventType)(unsafe.Add(unsafe.Pointer(e), rowsEventTypeOffset)), true
 }
 
 // decode sets e.Rows and e.SkippedColumns from body, the event's data after

@@ -504,8 +504,20 @@ func BenchmarkDecodeRows(b *testing.B) {
 }
 
 func TestRowsEventTypeIsReadable(t *testing.T) {
-	if rowsEventTypeIndex == nil {
+	if rowsEventTypeOffset == ^uintptr(0) {
 		t.Fatal("go-mysql's RowsEvent has no eventType field of type EventType: rowsDecoder is off, find the event type another way")
+	}
+	var types []replication.EventType
+	parseRecorded(t, outboxBinlog, mysql.MariaDBFlavor, func(e *replication.RowsEvent, data []byte) error {
+		typ, ok := rowsEventType(e)
+		if !ok {
+			t.Fatal("rowsEventType is off")
+		}
+		types = append(types, typ)
+		return nil
+	})
+	if len(types) != 6 || types[0] != replication.WRITE_ROWS_EVENTv1 {
+		t.Errorf("event types of the recorded outbox transaction = %v, want 6 WRITE_ROWS_EVENTv1", types)
 	}
 }
 
