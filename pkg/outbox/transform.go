@@ -43,6 +43,38 @@ type Transformer struct {
 	raw      []byte   // payload as stored: rawBuf or a view of the row's value
 	topicBuf []byte
 	topics   map[string]string // valid rendered topics, to reuse their strings
+
+	// The events of a transaction share its time, binlog file and GTID:
+	// their JSON text is kept from the last event that wrote them.
+	time, file, gtid cachedText
+}
+
+// cachedText is the JSON text of the last value of one envelope field.
+type cachedText struct {
+	time   time.Time
+	micros bool
+	s      string
+	text   []byte
+}
+
+// appendTime appends occurred as appendTime does, reusing the text of the
+// last time appended.
+func (c *cachedText) appendTime(b []byte, occurred time.Time, micros bool) []byte {
+	if !occurred.Equal(c.time) || micros != c.micros || c.text == nil {
+		c.time, c.micros = occurred, micros
+		c.text = appendTime(c.text[:0], occurred, micros)
+	}
+	return append(b, c.text...)
+}
+
+// appendQuoted appends s as appendQuoted does, reusing the text of the last
+// string appended.
+func (c *cachedText) appendQuoted(b []byte, s string) []byte {
+	if s != c.s || c.text == nil {
+		c.s = s
+		c.text = appendQuoted(c.text[:0], s)
+	}
+	return append(b, c.text...)
 }
 
 // maxTopics bounds Transformer.topics; it is cleared when full.
@@ -574,7 +606,7 @@ func (t *Transformer) appendEnvelope(b []byte, c *binlog.Change, p *plan, id, ke
 	b = append(b, `,"aggregateId":`...)
 	b = appendSpanJSON(b, key)
 	b = append(b, `,"occurredAt":"`...)
-	b = appendTime(b, occurred, micros)
+	b = t.time.appendTime(b, occurred, micros)
 	b = append(b, `","payload":`...)
 	b, cls, err := t.appendJSONPayload(b, src)
 	if err != nil {
@@ -587,11 +619,11 @@ func (t *Transformer) appendEnvelope(b []byte, c *binlog.Change, p *plan, id, ke
 		b, t.tmp = appendJSONValue(b, t.tmp, c.Row[ci], c.Table.Columns[ci].Kind, t.zone)
 	}
 	b = append(b, p.envSource...)
-	b = appendQuoted(b, c.File)
+	b = t.file.appendQuoted(b, c.File)
 	b = append(b, `,"pos":`...)
 	b = strconv.AppendUint(b, uint64(c.Pos), 10)
 	b = append(b, `,"gtid":`...)
-	b = appendQuoted(b, c.Txn.GTID)
+	b = t.gtid.appendQuoted(b, c.Txn.GTID)
 	b = append(b, `,"serverId":`...)
 	b = strconv.AppendUint(b, uint64(c.ServerID), 10)
 	return append(b, "}}"...), nil
@@ -609,7 +641,7 @@ func (t *Transformer) appendCloudEvents(b []byte, c *binlog.Change, p *plan, id,
 		b = appendSpanJSON(b, key)
 	}
 	b = append(b, `,"time":"`...)
-	b = appendTime(b, occurred, micros)
+	b = t.time.appendTime(b, occurred, micros)
 	b = append(b, '"')
 	for _, ai := range t.envAdds {
 		ci := p.add[ai]

@@ -955,3 +955,46 @@ func TestTransformCachesPlanPerTable(t *testing.T) {
 		t.Errorf("%d plans cached, want 2", len(tr.plans))
 	}
 }
+
+// TestTransformDoesNotDependOnTheEventsBefore sends changes whose commit
+// time, its precision, binlog file and GTID vary, repeat and come back
+// through one Transformer, and through a new one each: the values must be
+// the same (the texts it keeps from the last event must follow them).
+func TestTransformDoesNotDependOnTheEventsBefore(t *testing.T) {
+	t1 := time.Date(2026, 11, 24, 17, 21, 11, 0, time.UTC)
+	t2 := time.Date(2026, 11, 24, 17, 21, 11, 500000000, time.UTC)
+	steps := []struct {
+		file, gtid string
+		commit     time.Time
+		micros     bool
+	}{
+		{"mariadb-bin.000002", "0-1-57", t1, false},
+		{"mariadb-bin.000002", "0-1-57", t1, false},
+		{"mariadb-bin.000002", "0-1-57", t1, true},
+		{"mariadb-bin.000002", "0-1-58", t2, true},
+		{"mariadb-bin.000003", "0-1-58", t2, false},
+		{"mariadb-bin.000003", "", t1, false},
+		{"mariadb-bin.000002", "0-1-57", t1, false},
+	}
+	for _, format := range []Format{FormatEnvelope, FormatCloudEvents} {
+		t.Run(format.String(), func(t *testing.T) {
+			o := Options{ConnectorName: "shop-outbox", Format: format}
+			shared := mustNew(t, o)
+			for i, s := range steps {
+				c := mariaDBChange()
+				c.File, c.Txn.GTID, c.Txn.CommitTime, c.Txn.CommitTimeMicros = s.file, s.gtid, s.commit, s.micros
+				got, err := shared.Transform(c)
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				want, err := mustNew(t, o).Transform(c)
+				if err != nil {
+					t.Fatalf("step %d, new Transformer: %v", i, err)
+				}
+				if !bytes.Equal(got.Event.Value, want.Event.Value) {
+					t.Errorf("step %d:\n got %s\nwant %s", i, got.Event.Value, want.Event.Value)
+				}
+			}
+		})
+	}
+}
