@@ -20,7 +20,7 @@ import (
 // (int64, uint64, string for text, []byte for binary strings, int64 for
 // ENUM and SET, time.Time in UTC), so that convertRow keeps them as they
 // are; and rather than each value being boxed in an allocation of its own,
-// the values of an event share a few blocks (see box). That is most of the
+// the values of an event share a few blocks (see boxes). That is most of the
 // garbage reading a backlog made: DecodeData allocated about ten objects
 // per outbox row.
 //
@@ -78,8 +78,8 @@ const (
 // images DecodeData decompresses first) and v0 and partial-update events
 // from the plain ones; go-mysql exports no other way to tell. It is found
 // with reflect once, and read directly per event. When a go-mysql version
-// renames the field or changes its type, it is -1 and rowsDecoder leaves
-// every event to DecodeData (TestRowsEventTypeIsReadable fails).
+// renames the field or changes its type, it is all ones and rowsDecoder
+// leaves every event to DecodeData (TestRowsEventTypeIsReadable fails).
 var rowsEventTypeOffset = func() uintptr {
 	f, ok := reflect.TypeFor[replication.RowsEvent]().FieldByName("eventType")
 	if !ok || f.Type != reflect.TypeFor[replication.EventType]() || len(f.Index) != 1 {
