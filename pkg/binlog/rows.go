@@ -223,24 +223,21 @@ func newRowsPlan(tm *replication.TableMapEvent) *rowsPlan {
 				c.op, c.size = opString, int(meta)
 			}
 		case mysql.MYSQL_TYPE_STRING:
-			// The real type and length are in the metadata, as go-mysql's
-			// decodeValue reads them.
-			real, length := byte(mysql.MYSQL_TYPE_STRING), int(meta)
-			if meta >= 256 {
-				b0, b1 := byte(meta>>8), byte(meta)
-				if b0&0x30 != 0x30 {
-					length, real = int(uint16(b1)|uint16((b0&0x30)^0x30)<<4), b0|0x30
-				} else {
-					length, real = int(meta&0xff), b0
+			// ENUM and SET are STRING columns whose real type is in the
+			// metadata; newTable's kind tells them (as go-mysql's
+			// IsEnumColumn), the low byte is their size.
+			switch n := int(meta & 0xff); kind {
+			case KindEnum:
+				if n == 1 || n == 2 {
+					c.op, c.size = opEnum, n
 				}
-			}
-			switch {
-			case real == mysql.MYSQL_TYPE_ENUM && kind == KindEnum && (meta&0xff == 1 || meta&0xff == 2),
-				real == mysql.MYSQL_TYPE_SET && kind == KindSet && meta&0xff >= 1 && meta&0xff <= 8:
-				c.op, c.size = opEnum, int(meta&0xff)
-			case real == mysql.MYSQL_TYPE_STRING && (kind == KindText || kind == KindBinary):
+			case KindSet:
+				if n >= 1 && n <= 8 {
+					c.op, c.size = opEnum, n
+				}
+			case KindText, KindBinary:
 				c.op, c.size = opString, 1
-				if length >= 256 {
+				if stringLength(meta) >= 256 {
 					c.size = 2
 				}
 			}

@@ -171,7 +171,7 @@ const typesDDL = `CREATE TABLE %s.types (
   id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
   mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED,
-  c CHAR(10), c255 CHAR(255) CHARACTER SET utf8mb4, vc VARCHAR(100), vcl VARCHAR(1000) CHARACTER SET utf8mb4,
+  c CHAR(10), c100 CHAR(100) CHARACTER SET utf8mb4, c255 CHAR(255) CHARACTER SET utf8mb4, vc VARCHAR(100), vcl VARCHAR(1000) CHARACTER SET utf8mb4,
   lat VARCHAR(20) CHARACTER SET latin1, latc CHAR(5) CHARACTER SET latin1, latt TEXT CHARACTER SET latin1,
   bin BINARY(8), vb VARBINARY(300), tt TINYTEXT, tx TEXT, mt MEDIUMTEXT, lt LONGTEXT, js JSON,
   tb TINYBLOB, bl BLOB, mb MEDIUMBLOB, lb LONGBLOB,
@@ -254,6 +254,7 @@ func typesRow(rng *rand.Rand) string {
 		add(unsigned(bits))
 	}
 	add(text(10, ascii))
+	add(text(100, utf8))
 	add(text(255, utf8))
 	add(text(100, utf8))
 	add(text(1000, utf8))
@@ -293,7 +294,7 @@ func pow10(n int) int64 {
 	return p
 }
 
-const typesColumns = "ti,tiu,si,siu,mi,miu,i,iu,bi,biu,c,c255,vc,vcl,lat,latc,latt,bin,vb,tt,tx,mt,lt,js,tb,bl,mb,lb,e,e300,s,s20,ts,ts3,ts6,dt,dt1,dt4,dt6"
+const typesColumns = "ti,tiu,si,siu,mi,miu,i,iu,bi,biu,c,c100,c255,vc,vcl,lat,latc,latt,bin,vb,tt,tx,mt,lt,js,tb,bl,mb,lb,e,e300,s,s20,ts,ts3,ts6,dt,dt1,dt4,dt6"
 
 // TestRowsDecoderMatchesGoMySQL compares the two decoders on every column
 // type rowsDecoder handles (checkTypes): every row must convert to the
