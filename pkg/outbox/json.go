@@ -170,6 +170,15 @@ const (
 	space8 = lsb8 * 0x20
 )
 
+// special flags, in the top bit of each byte, the bytes of the 8-byte
+// word x that are a quote, a backslash, a control character or non-ASCII.
+// The lowest flag is a true hit; flags above it may be false (borrows only
+// move up), so callers look at the lowest only.
+func special(x uint64) uint64 {
+	q, b := x^quote8, x^bslash
+	return (((q - lsb8) &^ q) | ((b - lsb8) &^ b) | ((x - space8) &^ x) | x) & msb8
+}
+
 // plainRun returns i advanced over whole 8-byte words of s in which no byte
 // is a quote, a backslash, a control character or non-ASCII: the bytes a
 // JSON string holds as they are. The byte it stops at (if any word
@@ -179,11 +188,7 @@ func plainRun[S ~string | ~[]byte](s S, i int) int {
 	for len(s)-i >= 8 {
 		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		q, b := x^quote8, x^bslash
-		m := ((q - lsb8) &^ q) | ((b - lsb8) &^ b) | ((x - space8) &^ x) | x
-		m &= msb8
-		if m != 0 {
-			// The lowest flagged byte is a true hit (borrows only move up).
+		if m := special(x); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 		i += 8
@@ -200,17 +205,14 @@ func scanJSONString(src []byte, i int) int {
 	for {
 		// Eight bytes at a time while none is a quote, a backslash, a
 		// control character or non-ASCII: plainRun's test with one 8-byte
-		// load, which matters here, where whole payloads pass.
+		// load (plainRun assembles bytes, for strings too), which matters
+		// here, where whole payloads pass.
 		for n-i >= 8 {
-			x := binary.LittleEndian.Uint64(src[i:])
-			q, b := x^quote8, x^bslash
-			m := ((q - lsb8) &^ q) | ((b - lsb8) &^ b) | ((x - space8) &^ x) | x
-			m &= msb8
+			m := special(binary.LittleEndian.Uint64(src[i:]))
 			if m == 0 {
 				i += 8
 				continue
 			}
-			// The lowest flagged byte is a true hit (borrows only move up).
 			i += bits.TrailingZeros64(m) >> 3
 			break
 		}
