@@ -75,12 +75,18 @@ func (e *env) backlog() error {
 		}
 		// With -compare, the other binary runs right before tailbox in
 		// even rounds and right after it in odd ones.
-		if o.compare != "" && i%2 == 0 {
-			c, err := e.compareRun(table, from, to)
-			if err != nil {
-				return err
+		compare := func(parity int) error {
+			if o.compare == "" || i%2 != parity {
+				return nil
 			}
-			cmps = append(cmps, c)
+			c, err := e.compareRun(table, from, to)
+			if err == nil {
+				cmps = append(cmps, c)
+			}
+			return err
+		}
+		if err := compare(0); err != nil {
+			return err
 		}
 		tb, err := runRange(e.tailboxArgv(cfg, from), cp, to)
 		if err != nil {
@@ -94,12 +100,8 @@ func (e *env) backlog() error {
 		if err := e.dropTopics(prefix + ".member"); err != nil {
 			return err
 		}
-		if o.compare != "" && i%2 == 1 {
-			c, err := e.compareRun(table, from, to)
-			if err != nil {
-				return err
-			}
-			cmps = append(cmps, c)
+		if err := compare(1); err != nil {
+			return err
 		}
 		cpu0 := selfCPU()
 		prodDur, err := e.ceilingProduce(sample, o.rows, prefix+".ceiling")
