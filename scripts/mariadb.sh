@@ -14,8 +14,8 @@
 #           (use: eval "$(scripts/mariadb.sh env)").
 #
 # Environment:
-#   TAILBOX_MARIADB_DIR         instance directory: my.cnf, data/, socket, pid
-#                               file, error.log (default: <repo>/.tmp/mariadb)
+#   TAILBOX_MARIADB_DIR         instance directory: my.cnf, data/, tmp/, socket,
+#                               pid file, error.log (default: <repo>/.tmp/mariadb)
 #   TAILBOX_MARIADB_PORT        TCP port on 127.0.0.1 (default: 33306)
 #   TAILBOX_MARIADB_EXTRA_OPTS  extra lines appended to the [mysqld] section,
 #                               e.g. "binlog_format=MIXED" for a deliberately
@@ -151,6 +151,7 @@ write_config() {
     if [ "$(id -u)" -eq 0 ]; then echo "user=root"; fi
     cat <<EOF
 datadir=$datadir
+tmpdir=$dir/tmp
 socket=$socket
 pid-file=$pidfile
 log-error=$errlog
@@ -199,6 +200,11 @@ cmd_start() {
   fi
 
   write_config
+  # Its own tmpdir: with /tmp shared, instances started at the same moment
+  # (tests run packages in parallel) lost each other's temporary table
+  # files ("Error on delete of '/tmp/#sql-temptable-...'" from
+  # mariadb-install-db).
+  mkdir -p "$dir/tmp"
   rm -f "$pidfile" "$socket"
   if [ ! -d "$datadir/mysql" ]; then
     log "initialising $datadir"
