@@ -343,6 +343,9 @@ func (e *env) profileBacklog(table string, from, to binlogPos, n int, composed f
 	if err != nil {
 		return err
 	}
+	// One second of execution trace, from a second in: where the
+	// goroutines wait and the processors idle.
+	argv = append(argv, "-trace", strings.TrimSuffix(cpu, ".cpu.pprof")+".trace", "-trace-after", "1s", "-trace-for", "1s")
 	tb, err := runRange(argv, cp, to)
 	if err != nil {
 		return fmt.Errorf("profiling pass: %w", err)
