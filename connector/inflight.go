@@ -87,12 +87,12 @@ func (f *inFlight) acquire(ctx context.Context, size int) error {
 	}
 }
 
-// release gives back the room of one record of size bytes.
-func (f *inFlight) release(size int) {
+// release gives back the room of n records of size bytes in all.
+func (f *inFlight) release(n int, size int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.count--
-	f.bytes -= int64(size)
+	f.count -= n
+	f.bytes -= size
 	if f.waiting && (f.count == 0 || f.count <= f.maxCount-max(f.maxCount/16, 1) && f.bytes+f.need <= f.maxBytes) {
 		close(f.wake)
 		f.wake = make(chan struct{})

@@ -36,7 +36,7 @@ func TestInFlightBoundsCountAndBytes(t *testing.T) {
 			case <-time.After(50 * time.Millisecond):
 			}
 			for _, s := range tt.held {
-				f.release(s)
+				f.release(1, int64(s))
 			}
 			select {
 			case err := <-got:
@@ -89,14 +89,14 @@ func TestInFlightWakesTheSenderWithSlack(t *testing.T) {
 	got := make(chan error, 1)
 	go func() { got <- f.acquire(ctx, 10) }()
 	waitWaiting(t, f)
-	f.release(10) // 31 in flight: room for one, but no wake yet
+	f.release(1, 10) // 31 in flight: room for one, but no wake yet
 	f.mu.Lock()
 	woken := !f.waiting
 	f.mu.Unlock()
 	if woken {
 		t.Fatal("the acquirer was woken after a single release of 32")
 	}
-	f.release(10) // 30 = 32 - 32/16: wake
+	f.release(1, 10) // 30 = 32 - 32/16: wake
 	select {
 	case err := <-got:
 		if err != nil {

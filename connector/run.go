@@ -283,32 +283,66 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ack := range prod.Acks() {
-				meta, event := ack.Record.Meta.(*sendMeta)
-				if event || ack.Err != nil {
-					c.m.acked(ack)
+			acks := prod.Acks()
+			burst := make([]kafka.Ack, 0, ackBurst)
+			seqs := make([]uint64, 0, ackBurst)
+			var size int64
+			settle := func() {
+				if len(seqs) > 0 {
+					tr.settle(seqs...)
+					sem.release(len(seqs), size)
+					seqs, size = seqs[:0], 0
 				}
-				if ack.Err != nil {
-					ackMu.Lock()
-					if ackErr == nil {
-						ackErr = c.deliveryError(ack)
+			}
+			for ack := range acks {
+				// A broker's response acknowledges a whole batch: take
+				// the acknowledgements already waiting too, so that the
+				// tracker and the in-flight bound are updated once per
+				// burst (a closed channel ends the burst, then the loop).
+				burst = append(burst[:0], ack)
+			more:
+				for len(burst) < cap(burst) {
+					select {
+					case a, ok := <-acks:
+						if !ok {
+							break more
+						}
+						burst = append(burst, a)
+					default:
+						break more
 					}
-					ackMu.Unlock()
-					cancel()
-					if batch != nil {
-						// The open transaction is aborted at the end
-						// of the session, which needs the producer:
-						// keep draining it.
-						continue
+				}
+				for i := range burst {
+					ack := &burst[i]
+					meta, event := ack.Record.Meta.(*sendMeta)
+					if event || ack.Err != nil {
+						c.m.acked(*ack)
 					}
-					fail()
-					abandon(failed, prod)
-					return // later acks are dropped: their records are resent
+					if ack.Err != nil {
+						settle() // the acknowledgements before it
+						ackMu.Lock()
+						if ackErr == nil {
+							ackErr = c.deliveryError(*ack)
+						}
+						ackMu.Unlock()
+						cancel()
+						if batch != nil {
+							// The open transaction is aborted at the end
+							// of the session, which needs the producer:
+							// keep draining it.
+							continue
+						}
+						fail()
+						abandon(failed, prod)
+						return // later acks are dropped: their records are resent
+					}
+					if event {
+						seqs = append(seqs, meta.seq)
+						size += int64(meta.size)
+					}
 				}
-				if event {
-					tr.settle(meta.seq)
-					sem.release(meta.size)
-				}
+				settle()
+				clear(burst) // hold no record until the next burst
 			}
 		}()
 	}
@@ -436,6 +470,11 @@ const (
 	pipeBatch = 256
 	pipeDepth = 4
 )
+
+// ackBurst bounds the acknowledgements settled at once: a burst releases
+// its in-flight room only when it is settled, so it stays well below the
+// in-flight bound's wake-up slack (maxInFlight/16).
+const ackBurst = 64
 
 // step is what the send stage does for one binlog item, in order.
 type step struct {

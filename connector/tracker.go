@@ -100,17 +100,20 @@ func (t *tracker) pushSlot(index int, txn string, settled bool) uint64 {
 	return seq
 }
 
-// settle marks slot seq acknowledged and advances the committed point over
-// the settled prefix.
-func (t *tracker) settle(seq uint64) {
+// settle marks slots seqs acknowledged and advances the committed point
+// over the settled prefix: one call for a burst of acknowledgements takes
+// the lock once.
+func (t *tracker) settle(seqs ...uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i := t.head + int(seq-t.base)
-	if seq < t.base || i >= len(t.q) || t.q[i].settled {
-		return
+	for _, seq := range seqs {
+		i := t.head + int(seq-t.base)
+		if seq < t.base || i >= len(t.q) || t.q[i].settled {
+			continue
+		}
+		t.q[i].settled = true
+		t.pending--
 	}
-	t.q[i].settled = true
-	t.pending--
 	moved := false
 	for t.head < len(t.q) && (t.q[t.head].marker || t.q[t.head].settled) {
 		e := t.q[t.head]

@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
@@ -135,5 +137,51 @@ func TestTrackerReadPoint(t *testing.T) {
 	tr.pushMarker(pos(200))
 	if got, want := tr.readPoint(), (point{Pos: pos(200)}); got != want {
 		t.Errorf("readPoint after the transaction end = %+v, want %+v", got, want)
+	}
+}
+
+// A burst of acknowledgements settled in one call leaves the tracker where
+// settling them one by one does, whatever their order, duplicates and
+// unknown sequence numbers among them.
+func TestTrackerSettlesBurstsLikeSingles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	burst, single := newTracker(point{Pos: pos(4)}), newTracker(point{Pos: pos(4)})
+	var open []uint64
+	for round := 0; round < 2000; round++ {
+		for n := rng.IntN(20); n > 0; n-- {
+			if rng.IntN(8) == 0 {
+				p := pos(uint32(100 + round))
+				burst.pushMarker(p)
+				single.pushMarker(p)
+				continue
+			}
+			idx, txn, settled := rng.IntN(50), fmt.Sprintf("t%d", round/3), rng.IntN(5) == 0
+			a, b := burst.pushSlot(idx, txn, settled), single.pushSlot(idx, txn, settled)
+			if a != b {
+				t.Fatalf("round %d: sequence numbers differ: %d, %d", round, a, b)
+			}
+			if !settled {
+				open = append(open, a)
+			}
+		}
+		rng.Shuffle(len(open), func(i, j int) { open[i], open[j] = open[j], open[i] })
+		k := rng.IntN(len(open) + 1)
+		seqs := append([]uint64(nil), open[:k]...)
+		open = open[k:]
+		if k > 0 && rng.IntN(4) == 0 {
+			seqs = append(seqs, seqs[0], 1<<40) // a duplicate, an unknown one
+		}
+		burst.settle(seqs...)
+		for _, s := range seqs {
+			single.settle(s)
+		}
+		gb, vb := burst.committed()
+		gs, _ := single.committed()
+		if gb != gs || burst.inFlight() != single.inFlight() {
+			t.Fatalf("round %d: burst committed %+v (in flight %d), singles %+v (in flight %d)", round, gb, burst.inFlight(), gs, single.inFlight())
+		}
+		if round == 1999 && vb == 0 {
+			t.Fatal("the committed point never moved")
+		}
 	}
 }
