@@ -514,6 +514,7 @@ func (c *Connector) pump(ctx context.Context, reader *binlog.Reader, tr *tracker
 // decode is the first pipeline stage: binlog items to steps.
 func (c *Connector) decode(ctx context.Context, reader *binlog.Reader, prod *kafka.Producer, out chan<- []step, free chan []step) error {
 	buf := make([]step, 0, pipeBatch)
+	var recs records
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
@@ -538,7 +539,7 @@ func (c *Connector) decode(ctx context.Context, reader *binlog.Reader, prod *kaf
 			}
 			return err
 		}
-		st, err := c.decodeItem(&it, prod)
+		st, err := c.decodeItem(&it, prod, &recs)
 		if err != nil {
 			if ferr := flush(); ferr != nil {
 				return ferr
@@ -559,7 +560,7 @@ func (c *Connector) decode(ctx context.Context, reader *binlog.Reader, prod *kaf
 // decodeItem turns one binlog item into its step: a marker, a record to
 // send, or a row that sends nothing. A poison event is an error with
 // on_error fail, and a dead-letter record with dead_letter.
-func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer) (step, error) {
+func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer, recs *records) (step, error) {
 	if it.Kind == binlog.ItemMarker {
 		c.m.marker(it.Marker)
 		return step{marker: true, pos: it.Marker}, nil
@@ -586,7 +587,7 @@ func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer) (step, err
 	if poison == nil && res.Action != outbox.Publish {
 		return st, nil
 	}
-	out := toRecord(&res.Event)
+	out := recs.of(&res.Event)
 	rec := &out.Record
 	if poison == nil && prod != nil {
 		poison = prod.Fits(rec)
@@ -668,16 +669,30 @@ func (c *Connector) sendStep(ctx context.Context, st *step, out io.Writer, tr *t
 }
 
 // outRecord is a record the connector sends, with its sendMeta (the
-// record's Meta points to it) and room for its headers: one allocation per
-// event.
+// record's Meta points to it) and room for its headers.
 type outRecord struct {
 	kafka.Record
 	meta sendMeta
 	hdrs [4]kafka.Header
 }
 
-func toRecord(ev *outbox.Event) *outRecord {
-	o := &outRecord{Record: kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}}
+// records hands out the outRecords of the decode stage from blocks of
+// recordBlock: one allocation for a block instead of one per event. A
+// block stays allocated, with what its records point to, while any of its
+// records is referenced: records are acknowledged about in the order they
+// were made, so that is not long. Used by one goroutine.
+type records struct{ free []outRecord }
+
+const recordBlock = 16
+
+// of returns a new record of ev.
+func (r *records) of(ev *outbox.Event) *outRecord {
+	if len(r.free) == 0 {
+		r.free = make([]outRecord, recordBlock)
+	}
+	o := &r.free[0]
+	r.free = r.free[1:]
+	o.Record = kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}
 	o.Meta = &o.meta
 	if len(ev.Headers) > 0 {
 		hs := o.hdrs[:0]

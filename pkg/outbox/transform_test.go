@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -910,14 +911,57 @@ func TestTransformEventsDoNotShareMemory(t *testing.T) {
 	c := mySQLChange()
 	c.Row[colKey] = "a-much-longer-aggregate-id-than-before"
 	c.Row[colTenant] = "globex"
-	if _, err := tr.Transform(c); err != nil {
+	second, err := tr.Transform(c)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Appending to one slice must not write into its neighbours.
+	second.Event.Headers = slices.Clone(second.Event.Headers)
+	keepSecond := render(t, FormatEnvelope, second)
+	// Appending to one slice must not write into its neighbours, nor into
+	// the next event's memory (small events are carved from one block).
 	_ = append(first.Event.Key, "XXXXXXXX"...)
-	_ = append(first.Event.Headers[0].Value, "XXXXXXXX"...)
+	for _, h := range first.Event.Headers {
+		_ = append(h.Value, "XXXXXXXX"...)
+	}
+	_ = append(first.Event.Value, "XXXXXXXX"...)
 	if got := render(t, FormatEnvelope, first); !bytes.Equal(got, keep) {
 		t.Errorf("first event changed:\n%s\nwas:\n%s", got, keep)
+	}
+	if got := render(t, FormatEnvelope, second); !bytes.Equal(got, keepSecond) {
+		t.Errorf("second event changed:\n%s\nwas:\n%s", got, keepSecond)
+	}
+}
+
+// Events carved from one block keep their contents while later events are
+// made, and large ones get memory of their own.
+func TestTransformEventsKeepTheirMemory(t *testing.T) {
+	tr := mustNew(t, Options{ConnectorName: "shop-outbox"})
+	type kept struct {
+		res  Result
+		text []byte
+	}
+	var all []kept
+	for i := range 200 {
+		c := mariaDBChange()
+		c.Row[colKey] = fmt.Sprintf("order-%d", i)
+		c.Row[colPayload] = fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", i*i%5000))
+		res, err := tr.Transform(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Event.Headers = slices.Clone(res.Event.Headers)
+		all = append(all, kept{res, render(t, FormatEnvelope, res)})
+		if n := len(res.Event.Value); n > slabSize/4 && cap(res.Event.Value) != n {
+			t.Fatalf("event %d: a value of %d bytes has capacity %d", i, n, cap(res.Event.Value))
+		}
+	}
+	for i, k := range all {
+		if got := render(t, FormatEnvelope, k.res); !bytes.Equal(got, k.text) {
+			t.Fatalf("event %d changed after later events:\n%s\nwas:\n%s", i, got, k.text)
+		}
+		if want := fmt.Sprintf("order-%d", i); string(k.res.Event.Key) != want {
+			t.Fatalf("event %d: key %q, want %q", i, k.res.Event.Key, want)
+		}
 	}
 }
 
