@@ -37,6 +37,11 @@ import (
 	"github.com/tailbox-cdc/tailbox/connector"
 )
 
+// tailbox serves no heap profile, so allocations are not sampled for one:
+// sampling cost ~1% of the CPU of a backlog (the profile of `make bench
+// ARGS=-profile` comes from the bench binary, which keeps sampling).
+func init() { runtime.MemProfileRate = 0 }
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
