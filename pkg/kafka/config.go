@@ -367,6 +367,12 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 		// fail it within about half a minute instead.
 		sc.Producer.Retry.Max = txnRetryMax
 	}
+	// Room for a broker response's worth of acknowledgements (about a
+	// thousand records of a full request) in sarama's channels and Acks,
+	// so that the goroutines passing them on switch less often than every
+	// 256: in two paired backlog runs of `make bench`, about 2% faster at
+	// 1-3% less CPU than with sarama's default.
+	sc.ChannelBufferSize = 1024
 	sc.Producer.Partitioner = newMurmur2Partitioner
 	sc.Producer.Compression = compressions[c.Compression]
 	sc.Producer.MaxMessageBytes = c.MaxMessageBytes
