@@ -70,7 +70,7 @@ type Reader struct {
 	skip       int // captured rows to pass over at the head of the next transaction
 	skipTxn    string
 	failures   int
-	tables     map[uint64]*table // captured tables by table id
+	tables     map[uint64]*table // captured tables by table id, for the current statement
 	byName     map[string]*table
 	infoSchema map[string][]string
 	pending    []Item
@@ -618,6 +618,12 @@ func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) er
 }
 
 func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos uint32) error {
+	if e.Flags&replication.RowsEventStmtEndFlag != 0 {
+		// A table id holds until the end of its statement (go-mysql's
+		// parser forgets its table maps there too); the server gives a
+		// table a new id whenever it reopens it, and kept ids would pile up.
+		defer clear(r.tables)
+	}
 	// r.tables holds captured tables only: one lookup decides.
 	t := r.tables[e.TableID]
 	if t == nil {
