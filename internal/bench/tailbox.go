@@ -190,25 +190,26 @@ func (p *proc) waitCheckpoint(to binlogPos, limit time.Duration) (time.Duration,
 }
 
 // readCheckpoint reads the checkpoint file at path and returns when it was
-// saved: its change time, which the rename that ends every save sets. The
-// file is stat'ed before and after the read, and a read that a save
-// replaced meanwhile fails (the next poll reads the new file).
+// saved (changeTime). The file is stat'ed before and after the read, and a
+// read that a save replaced meanwhile fails (the next poll reads the new
+// file).
 func readCheckpoint(path string) (*checkpoint.Checkpoint, time.Time, error) {
-	var before, after syscall.Stat_t
-	if err := syscall.Stat(path, &before); err != nil {
+	before, err := os.Stat(path)
+	if err != nil {
 		return nil, time.Time{}, err
 	}
 	cp, err := checkpoint.Read(path)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if err := syscall.Stat(path, &after); err != nil {
+	after, err := os.Stat(path)
+	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if before.Ino != after.Ino || before.Ctim != after.Ctim {
+	if !os.SameFile(before, after) || !changeTime(before).Equal(changeTime(after)) {
 		return nil, time.Time{}, fmt.Errorf("%s was replaced while read", path)
 	}
-	return cp, time.Unix(before.Ctim.Unix()), nil
+	return cp, changeTime(before), nil
 }
 
 // stop sends SIGTERM, waits for a clean exit and returns the process's
