@@ -15,8 +15,8 @@ import (
 // rowsDecoder decodes the row images of captured tables in place of
 // go-mysql's RowsEvent.DecodeData, for the column types outbox tables are
 // made of: integers, character and binary strings, TEXT and BLOB (MariaDB's
-// JSON), ENUM, SET, TIMESTAMP and DATETIME. Its values are the ones
-// DecodeData gives, in the types table.convertRow turns them into
+// JSON), MySQL's JSON (appendJSONBDoc), ENUM, SET, TIMESTAMP and DATETIME.
+// Its values are the ones DecodeData gives, in the types table.convertRow turns them into
 // (int64, uint64, string for text, []byte for binary strings, int64 for
 // ENUM and SET, time.Time in UTC), so that convertRow keeps them as they
 // are; and rather than each value being boxed in an allocation of its own,
@@ -26,7 +26,8 @@ import (
 //
 // Anything else goes to DecodeData, which stays the reference: an event of a
 // table with another column type, a compressed or partial-update event,
-// an image that misses columns, a zero or pre-1970 date, a malformed image.
+// an image that misses columns, a zero or pre-1970 date, a JSON document
+// with opaque values (DECIMAL, dates and times), a malformed image.
 // decode gives up on the first such value and changes nothing the caller
 // reads; TestRowsDecoderMatchesGoMySQL holds the two to the same values.
 //
@@ -61,6 +62,7 @@ const (
 	opEnum   // ENUM and SET: little-endian integers
 	opTimestamp
 	opDatetime
+	opJSON // MySQL's binary JSON, length-prefixed: rendered as text (jsonb.go)
 )
 
 // Box kinds: what the values of a column are boxed as.
@@ -241,6 +243,10 @@ func newRowsPlan(tm *replication.TableMapEvent) *rowsPlan {
 					c.size = 2
 				}
 			}
+		case mysql.MYSQL_TYPE_JSON:
+			if kind == KindJSON && meta >= 1 && meta <= 4 {
+				c.op, c.size = opJSON, int(meta)
+			}
 		case mysql.MYSQL_TYPE_TIMESTAMP2:
 			if meta <= 6 {
 				c.op, c.dec, c.size = opTimestamp, int(meta), 4+int(meta+1)/2
@@ -288,7 +294,7 @@ const datetimeMin = 107420450816
 // in another form.
 func (c *colOp) decode(b []byte, v *any, bx *boxes) (int, bool) {
 	switch c.op {
-	case opString:
+	case opString, opJSON:
 		if len(b) < c.size {
 			return 0, false
 		}
@@ -308,9 +314,18 @@ func (c *colOp) decode(b []byte, v *any, bx *boxes) (int, bool) {
 			return 0, false
 		}
 		s := b[c.size:end:end]
-		if c.binary {
+		switch {
+		case c.op == opJSON && n == 0:
+			*v = bx.string("") // an empty document (go-mysql: empty bytes)
+		case c.op == opJSON:
+			text, ok := appendJSONBDoc(make([]byte, 0, n+n/4+8), s)
+			if !ok {
+				return 0, false
+			}
+			*v = bx.string(bytesString(text))
+		case c.binary:
 			*v = bx.bytes(s)
-		} else {
+		default:
 			*v = bx.string(bytesString(s))
 		}
 		return end, true
