@@ -252,6 +252,9 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		}
 	}
 	tr := newTracker(start)
+	if s.store != nil && !s.txn {
+		tr.caughtUp = make(chan struct{}, 1) // see the checkpoint goroutine
+	}
 	if err := c.startReader(ctx, reader, start); err != nil {
 		if prod != nil {
 			c.closeProducer(prod)
@@ -347,20 +350,38 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		}()
 	}
 
-	// Periodic checkpoint, or commit of the transaction.
+	// Periodic checkpoint, or commit of the transaction; and the
+	// checkpoint as soon as everything read is acknowledged (caughtUp),
+	// at most every caughtUpGap(interval) on top of the periodic ones.
 	stopTick := make(chan struct{})
+	every := c.cfg.Checkpoint.Interval.D()
+	if batch != nil {
+		every = max(c.cfg.Kafka.TransactionInterval.D()/2, time.Millisecond)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		every := c.cfg.Checkpoint.Interval.D()
-		if batch != nil {
-			every = max(c.cfg.Kafka.TransactionInterval.D()/2, time.Millisecond)
-		}
 		t := time.NewTicker(every)
 		defer t.Stop()
+		var (
+			gap      = caughtUpGap(every)
+			last     time.Time        // of the last checkpoint written
+			deferred *time.Timer      // a caught-up checkpoint waiting for gap
+			due      <-chan time.Time // deferred's channel while it runs
+		)
+		save := func(why string) {
+			p, _ := tr.committed()
+			if err := s.save(p); err != nil {
+				c.log.Error().Err(err).Msg(why)
+			}
+			last = time.Now()
+		}
 		for {
 			select {
 			case <-stopTick:
+				if deferred != nil {
+					deferred.Stop()
+				}
 				return
 			case <-t.C:
 				if batch != nil {
@@ -370,10 +391,24 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 					}
 					continue
 				}
-				p, _ := tr.committed()
-				if err := s.save(p); err != nil {
-					c.log.Error().Err(err).Msg("periodic checkpoint")
+				save("periodic checkpoint")
+			case <-tr.caughtUp:
+				if due != nil {
+					continue // already waiting
 				}
+				if wait := gap - time.Since(last); wait > 0 {
+					if deferred == nil {
+						deferred = time.NewTimer(wait)
+					} else {
+						deferred.Reset(wait)
+					}
+					due = deferred.C
+					continue
+				}
+				save("checkpoint after catching up")
+			case <-due:
+				due = nil
+				save("checkpoint after catching up")
 			}
 		}
 	}()
@@ -429,6 +464,12 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	}
 	return p, nil
 }
+
+// caughtUpGap is the shortest time between a checkpoint and the next one
+// written because the connector caught up: a tenth of the checkpoint
+// interval, so that a trickle of small transactions, each acknowledged
+// before the next is read, costs at most ten times the periodic writes.
+func caughtUpGap(interval time.Duration) time.Duration { return interval / 10 }
 
 // startReader starts reader at p, retrying with back-off while the source
 // cannot be reached (a session restarted after a producer failure may find

@@ -45,6 +45,12 @@ type tracker struct {
 	version uint64 // bumps when commit changes
 	pending int    // unsettled slots
 	read    point  // the point after everything pushed
+
+	// caughtUp, when not nil, is signalled (without blocking: a signal
+	// not yet taken stands for later ones) whenever the committed point
+	// moves to the point after everything pushed, so that the checkpoint
+	// can be written as soon as the connector has caught up.
+	caughtUp chan struct{}
 }
 
 func newTracker(start point) *tracker {
@@ -62,6 +68,7 @@ func (t *tracker) pushMarker(pos binlog.Position) {
 		t.version++
 		t.base++
 		t.next++
+		t.signalCaughtUp()
 		return
 	}
 	if last := &t.q[len(t.q)-1]; last.marker {
@@ -91,6 +98,7 @@ func (t *tracker) pushSlot(index int, txn string, settled bool) uint64 {
 		t.commit.NextTxn = txn
 		t.version++
 		t.base++
+		t.signalCaughtUp()
 		return seq
 	}
 	t.q = append(t.q, entry{settled: settled, index: index, txn: txn})
@@ -130,12 +138,26 @@ func (t *tracker) settle(seqs ...uint64) {
 	}
 	if t.head == len(t.q) {
 		t.q, t.head = t.q[:0], 0
+		if moved {
+			t.signalCaughtUp()
+		}
 	} else if t.head > 4096 && t.head*2 > len(t.q) {
 		n := copy(t.q, t.q[t.head:])
 		t.q, t.head = t.q[:n], 0
 	}
 	if moved {
 		t.version++
+	}
+}
+
+// signalCaughtUp signals caughtUp, if set, unless a signal is pending.
+// Called with mu held.
+func (t *tracker) signalCaughtUp() {
+	if t.caughtUp != nil {
+		select {
+		case t.caughtUp <- struct{}{}:
+		default:
+		}
 	}
 }
 

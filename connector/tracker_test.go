@@ -185,3 +185,51 @@ func TestTrackerSettlesBurstsLikeSingles(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackerSignalsCaughtUp: caughtUp is signalled whenever the committed
+// point reaches everything pushed, and never while a slot is unsettled.
+func TestTrackerSignalsCaughtUp(t *testing.T) {
+	tr := newTracker(point{Pos: pos(4)})
+	tr.caughtUp = make(chan struct{}, 1)
+	signalled := func() bool {
+		select {
+		case <-tr.caughtUp:
+			return true
+		default:
+			return false
+		}
+	}
+	check := func(step string, want bool) {
+		t.Helper()
+		if got := signalled(); got != want {
+			t.Errorf("%s: caught up signalled %v, want %v", step, got, want)
+		}
+		if p, _ := tr.committed(); want && p != tr.readPoint() {
+			t.Errorf("%s: signalled at %+v, but everything pushed ends at %+v", step, p, tr.readPoint())
+		}
+	}
+
+	tr.pushMarker(pos(100))
+	check("a marker with nothing in flight", true)
+	tr.pushSlot(0, "t2", true)
+	check("a settled slot with nothing in flight", true)
+	a := tr.pushSlot(1, "t2", false)
+	check("a slot sent", false)
+	tr.pushMarker(pos(200))
+	b := tr.pushSlot(0, "t3", false)
+	tr.pushSlot(1, "t3", true)
+	check("more pushed behind it", false)
+	tr.settle(b)
+	check("a later slot acknowledged first", false)
+	tr.settle(a)
+	check("the first slot acknowledged: all settled", true)
+	tr.settle(a, b)
+	check("acknowledgements again", false)
+
+	// A signal not yet taken stands for later ones: pushing never blocks.
+	for i := range 10 {
+		tr.pushMarker(pos(uint32(300 + i)))
+	}
+	check("ten markers, one signal", true)
+	check("taken", false)
+}

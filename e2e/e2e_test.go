@@ -218,6 +218,51 @@ func TestRestartSendsNothingTwiceAndMissesNothing(t *testing.T) {
 	}
 }
 
+// TestCheckpointFollowsOnceCaughtUp: with a long checkpoint interval, the
+// checkpoint still reaches a transaction's end as soon as its events are
+// acknowledged, and such early checkpoints are at most one per tenth of the
+// interval; the one on SIGTERM covers the rest.
+func TestCheckpointFollowsOnceCaughtUp(t *testing.T) {
+	e := newEnv(t, "envelope")
+	setConfig(t, e.cfg, "  interval: 100ms\n", "  interval: 10m\n") // caught-up checkpoints at most every minute
+	topic := []string{"outbox.event.member"}
+	at := func() string {
+		cp := readCheckpoint(t, e.checkpointPath())
+		if cp == nil {
+			return "none"
+		}
+		return fmt.Sprintf("%s:%d", cp.Position.File, cp.Position.Pos)
+	}
+	p := e.start()
+
+	e.tx(e.outboxInsert("00000000-0000-0000-0000-000000000001", "member", "m-1", "Tick", `{"n":1}`))
+	first := e.binlogEnd()
+	e.kafka.Consume(t, topic, 1, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for at() != first {
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint at %s 30s after the event was acknowledged, want %s (the interval is 10m: it must follow once caught up)\n%s",
+				at(), first, logTail(p.stderr.String()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	e.tx(e.outboxInsert("00000000-0000-0000-0000-000000000002", "member", "m-1", "Tick", `{"n":2}`))
+	second := e.binlogEnd()
+	e.kafka.Consume(t, topic, 2, 30*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if got := at(); got != first {
+		t.Errorf("checkpoint at %s within 2s of the last caught-up one, want it to stay at %s until a tenth of the interval has passed", got, first)
+	}
+
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, logTail(p.stderr.String()))
+	}
+	if got := at(); got != second {
+		t.Errorf("checkpoint after SIGTERM at %s, want %s", got, second)
+	}
+}
+
 func TestReplayFromStoredPosition(t *testing.T) {
 	e := newEnv(t, "envelope")
 	topic := []string{"outbox.event.member"}

@@ -76,6 +76,7 @@ type options struct {
 
 	startupRuns int
 	repeat      int
+	interval    time.Duration // checkpoint interval of timed ranges
 
 	profileDir string
 
@@ -102,6 +103,7 @@ func main() {
 	flag.IntVar(&o.liveWriters, "live-writers", 4, "live: writer connections sharing the rate")
 	flag.IntVar(&o.bigRows, "bigtxn-rows", 200000, "bigtxn: rows of the one transaction")
 	flag.IntVar(&o.startupRuns, "startup-runs", 5, "startup: timed starts")
+	flag.DurationVar(&o.interval, "checkpoint-interval", defaultInterval, "checkpoint interval of the runs timed to their checkpoint (backlog, mixed, bigtxn, startup); a range ends at tailbox's checkpoint written once it caught up, which builds before that feature only write at the interval: compare with those at a short one, such as 20ms")
 	flag.IntVar(&o.repeat, "repeat", 5, "backlog, mixed: rounds of ceilings and tailbox; the backlog target is judged on the median of the rounds' ratios")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and heap profiles to `DIR`: of an extra backlog run, and of the live run (which then is the profiling process)")
 	flag.StringVar(&o.mysqlAddr, "mysql", os.Getenv("TAILBOX_TEST_MYSQL_ADDR"), "MariaDB host:port")
@@ -170,6 +172,9 @@ func (o options) validate() error {
 	}
 	if o.mixedShare <= 0 || o.mixedShare > 1 {
 		errs = append(errs, fmt.Sprintf("-mixed-share: must be in (0, 1] (got %g)", o.mixedShare))
+	}
+	if o.interval < time.Millisecond {
+		errs = append(errs, fmt.Sprintf("-checkpoint-interval: must be at least 1ms (got %s)", o.interval))
 	}
 	if o.liveDuration < time.Second {
 		errs = append(errs, fmt.Sprintf("-live-duration: must be at least 1s (got %s)", o.liveDuration))

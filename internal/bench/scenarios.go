@@ -69,7 +69,7 @@ func (e *env) backlog() error {
 		if err != nil {
 			return err
 		}
-		cfg, cp, err := e.tailboxConfig("backlog", table, prefix, rangeInterval)
+		cfg, cp, err := e.tailboxConfig("backlog", table, prefix, e.o.interval)
 		if err != nil {
 			return err
 		}
@@ -181,7 +181,7 @@ func (e *env) backlog() error {
 // exactly-once next to at_least_once's rate alo.
 func (e *env) backlogExactlyOnce(table string, from binlogPos, n int, alo float64) error {
 	prefix := e.topicPrefix("backlog-eo")
-	cfg, _, err := e.tailboxConfigDelivery("backlog-eo", table, prefix, rangeInterval, true)
+	cfg, _, err := e.tailboxConfigDelivery("backlog-eo", table, prefix, e.o.interval, true)
 	if err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func medianRun(rs []rangeRun) rangeRun {
 // tailbox (its own checkpoint and topic, deleted afterwards).
 func (e *env) compareRun(table string, from, to binlogPos) (rangeRun, error) {
 	prefix := e.topicPrefix("backlog-compare")
-	cfg, cp, err := e.tailboxConfig("backlog-compare", table, prefix, rangeInterval)
+	cfg, cp, err := e.tailboxConfig("backlog-compare", table, prefix, e.o.interval)
 	if err != nil {
 		return rangeRun{}, err
 	}
@@ -335,7 +335,7 @@ func formatRatios(vs []float64) string {
 // profileBacklog runs the backlog range once more in this binary's
 // connector subcommand, which writes CPU and heap profiles.
 func (e *env) profileBacklog(table string, from, to binlogPos, n int, composed float64) error {
-	cfg, cp, err := e.tailboxConfig("backlog-profile", table, e.topicPrefix("backlog-profile"), rangeInterval)
+	cfg, cp, err := e.tailboxConfig("backlog-profile", table, e.topicPrefix("backlog-profile"), e.o.interval)
 	if err != nil {
 		return err
 	}
@@ -404,7 +404,7 @@ func (e *env) mixed() error {
 		if err != nil {
 			return err
 		}
-		cfg, cp, err := e.tailboxConfig("mixed", outbox, e.topicPrefix("mixed"), rangeInterval)
+		cfg, cp, err := e.tailboxConfig("mixed", outbox, e.topicPrefix("mixed"), e.o.interval)
 		if err != nil {
 			return err
 		}
@@ -463,7 +463,7 @@ func (e *env) bigTxn() error {
 		return err
 	}
 	fmt.Printf("written in %.1fs: %s .. %s%s\n", time.Since(t0).Seconds(), from, to, rangeSize(from, to))
-	cfg, cp, err := e.tailboxConfig("bigtxn", table, e.topicPrefix("bigtxn"), rangeInterval)
+	cfg, cp, err := e.tailboxConfig("bigtxn", table, e.topicPrefix("bigtxn"), e.o.interval)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ import (
 //     the time to the first record acknowledged (acks=all) give or take the
 //     fetch round trip;
 //   - checkpointed: the checkpoint file covers the event (the upper bound
-//     of "acknowledged", late by up to the 20ms checkpoint interval).
+//     of "acknowledged": tailbox writes it once it has caught up).
 //
 // The target applies to the median of consumed.
 func (e *env) startup() error {
@@ -61,7 +61,7 @@ func (e *env) startup() error {
 		if err != nil {
 			return err
 		}
-		cfg, cp, err := e.tailboxConfig("startup", table, prefix, rangeInterval) // a fresh checkpoint file
+		cfg, cp, err := e.tailboxConfig("startup", table, prefix, e.o.interval) // a fresh checkpoint file
 		if err != nil {
 			return err
 		}

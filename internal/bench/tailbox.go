@@ -24,11 +24,11 @@ import (
 
 // Benchmark settings of every tailbox run.
 const (
-	// rangeInterval is the checkpoint interval of timed ranges, short so
-	// that "checkpointed" follows "acknowledged" closely: it adds at most
-	// 20ms to a timed range. Runs that are not timed by their checkpoint
-	// (live) keep tailbox's default interval, 1s.
-	rangeInterval   = 20 * time.Millisecond
+	// defaultInterval is tailbox's default checkpoint interval, of the
+	// runs not timed by their checkpoint (live). Timed ranges use
+	// options.interval, by default the same: tailbox writes its
+	// checkpoint as soon as it has caught up, so the range's end is saved
+	// without waiting for the interval.
 	defaultInterval = time.Second
 	// pollInterval is how often the bench reads the checkpoint file. A
 	// range is timed to the save that reached its end (the file's change
