@@ -20,8 +20,13 @@ const hexDigits = "0123456789abcdef"
 // escaped. The output is what encoding/json writes with SetEscapeHTML(false).
 func appendQuoted[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
+	i := plainPrefix(s)
+	if i == len(s) { // nothing to escape, as in most keys, ids and names
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		if i = plainRun(s, i); i >= len(s) {
 			break
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -59,6 +61,19 @@ func TestAppendQuotedMatchesEncodingJSON(t *testing.T) {
 			}
 		}
 		inputs = append(inputs, string(b))
+	}
+	// Plain text with one byte to escape at every position, and none: the
+	// plain-prefix test reads words that overlap at the end.
+	for n := range 25 {
+		plain := []byte(strings.Repeat("abcdefgh", 4)[:n])
+		inputs = append(inputs, string(plain))
+		for i := range n {
+			for _, c := range []byte{'"', '\\', 0x1f, 0x80, 0xe2} {
+				b := slices.Clone(plain)
+				b[i] = c
+				inputs = append(inputs, string(b))
+			}
+		}
 	}
 	for _, s := range inputs {
 		want := stdQuote(t, s)

@@ -186,14 +186,49 @@ func special(x uint64) uint64 {
 // at.
 func plainRun[S ~string | ~[]byte](s S, i int) int {
 	for len(s)-i >= 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if m := special(x); m != 0 {
+		if m := special(word8(s, i)); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 		i += 8
 	}
 	return i
+}
+
+// plainPrefix returns the length of the longest prefix of s in which no
+// byte is a quote, a backslash, a control character or non-ASCII: all of s
+// when such text needs no escaping. Unlike plainRun it looks at every byte,
+// the last ones through a word that overlaps the one before, and it reads
+// whole words with one load each.
+func plainPrefix[S ~string | ~[]byte](s S) int {
+	n := len(s)
+	if n < 8 {
+		for i := 0; i < n; i++ {
+			if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+				return i
+			}
+		}
+		return n
+	}
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if m := special(word8(s, i)); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	if i < n {
+		if m := special(word8(s, n-8)); m != 0 {
+			return n - 8 + bits.TrailingZeros64(m)>>3
+		}
+	}
+	return n
+}
+
+// word8 returns the 8 bytes of s at i as a little-endian word. Slicing
+// first leaves one bounds check, so the compiler loads the word at once.
+func word8[S ~string | ~[]byte](s S, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // scanJSONString checks the rest of a JSON string whose opening quote is
