@@ -377,9 +377,10 @@ func commitNanos(txn *binlog.Txn) int64 {
 	return txn.CommitTime.UnixNano()
 }
 
-// acked counts an acknowledgement (acknowledgement goroutine): a record
-// published to its topic, with its commit-to-ack latency, or a failed one.
-func (m *metrics) acked(a kafka.Ack) {
+// acked counts an acknowledgement (acknowledgement goroutine) that arrived
+// at now (Unix ns; one reading serves a burst): a record published to its
+// topic, with its commit-to-ack latency, or a failed one.
+func (m *metrics) acked(a *kafka.Ack, now int64) {
 	topic := a.Record.Topic
 	if a.Err != nil {
 		m.failed.with(topic, failureReason(a.Err)).Add(1)
@@ -390,7 +391,7 @@ func (m *metrics) acked(a kafka.Ack) {
 	}
 	m.lastPub.Add(1)
 	if sm, ok := a.Record.Meta.(*sendMeta); ok && sm.commit != 0 {
-		m.latency.observe(time.Duration(time.Now().UnixNano() - sm.commit))
+		m.latency.observe(time.Duration(now - sm.commit))
 	}
 }
 

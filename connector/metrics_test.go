@@ -254,9 +254,9 @@ func TestHooksCountPerTableAndTopic(t *testing.T) {
 	commit := time.Now().Add(-20 * time.Millisecond)
 	txn := &binlog.Txn{CommitTime: commit}
 	for i, topic := range []string{"t1", "t1", "t2"} {
-		m.acked(kafka.Ack{Record: &kafka.Record{Topic: topic, Meta: &sendMeta{seq: uint64(i), commit: commitNanos(txn)}}})
+		m.acked(&kafka.Ack{Record: &kafka.Record{Topic: topic, Meta: &sendMeta{seq: uint64(i), commit: commitNanos(txn)}}}, time.Now().UnixNano())
 	}
-	m.acked(kafka.Ack{Record: &kafka.Record{Topic: "t2", Meta: &sendMeta{seq: 9, commit: commitNanos(txn)}}, Err: fmt.Errorf("x: %w", sarama.ErrNotEnoughReplicas)})
+	m.acked(&kafka.Ack{Record: &kafka.Record{Topic: "t2", Meta: &sendMeta{seq: 9, commit: commitNanos(txn)}}, Err: fmt.Errorf("x: %w", sarama.ErrNotEnoughReplicas)}, time.Now().UnixNano())
 	m.deadLetteredEvent("bad topic!", fmt.Errorf("x: %w", outbox.ErrInvalidTopic))
 	m.marker(binlog.Position{File: "mysql-bin.000042", Pos: 1234})
 
@@ -319,7 +319,7 @@ func BenchmarkHotPathHooks(b *testing.B) {
 	for i := range b.N {
 		m.read(tb)
 		rec.Meta = &sendMeta{seq: uint64(i), commit: commitNanos(txn)}
-		m.acked(kafka.Ack{Record: rec})
+		m.acked(&kafka.Ack{Record: rec}, time.Now().UnixNano())
 		pos.Pos++
 		m.marker(pos)
 	}

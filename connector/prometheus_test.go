@@ -80,7 +80,7 @@ func TestMetricsExposition(t *testing.T) {
 	txn := &binlog.Txn{CommitTime: time.Now().Add(-3 * time.Millisecond)}
 	for i := range 5 {
 		m.read(tb)
-		m.acked(kafka.Ack{Record: &kafka.Record{Topic: "outbox.event.order", Meta: &sendMeta{seq: uint64(i), commit: commitNanos(txn)}}})
+		m.acked(&kafka.Ack{Record: &kafka.Record{Topic: "outbox.event.order", Meta: &sendMeta{seq: uint64(i), commit: commitNanos(txn)}}}, time.Now().UnixNano())
 	}
 	m.deadLetteredEvent("bad topic!", outbox.ErrInvalidTopic)
 	m.rejected("outbox.event.big", kafka.ErrTooLarge)

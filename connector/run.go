@@ -315,11 +315,12 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 						break more
 					}
 				}
+				now := time.Now().UnixNano()
 				for i := range burst {
 					ack := &burst[i]
 					meta, event := ack.Record.Meta.(*sendMeta)
 					if event || ack.Err != nil {
-						c.m.acked(*ack)
+						c.m.acked(ack, now)
 					}
 					if ack.Err != nil {
 						settle() // the acknowledgements before it
