@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -43,6 +44,14 @@ type Transformer struct {
 	raw      []byte   // payload as stored: rawBuf or a view of the row's value
 	topicBuf []byte
 	topics   map[string]string // valid rendered topics, to reuse their strings
+	// lastRoute rendered the valid topic lastTopic (consecutive events
+	// mostly share their route).
+	lastRoute []byte
+	lastTopic string
+	// commitAt is occurredAt's result for commit time commitOf (the events
+	// of a transaction share it).
+	commitOf, commitAt      time.Time
+	commitMicros, commitSet bool
 
 	// The events of a transaction share its time, binlog file and GTID:
 	// their JSON text is kept from the last event that wrote them.
@@ -423,6 +432,9 @@ func (t *Transformer) renderTopic(b []byte, route span) (string, error) {
 	if route.null {
 		return "", fmt.Errorf("render topic: route_by column %q is NULL: %w", t.opts.Fields.RouteBy, ErrInvalidTopic)
 	}
+	if t.lastTopic != "" && bytes.Equal(b[route.start:route.end], t.lastRoute) {
+		return t.lastTopic, nil
+	}
 	tb := t.topicBuf[:0]
 	for i, part := range t.tmpl.parts {
 		if i > 0 {
@@ -431,17 +443,19 @@ func (t *Transformer) renderTopic(b []byte, route span) (string, error) {
 		tb = append(tb, part...)
 	}
 	t.topicBuf = tb
-	if name, ok := t.topics[string(tb)]; ok {
-		return name, nil
+	name, ok := t.topics[string(tb)]
+	if !ok {
+		name = string(tb)
+		if !validTopic(name) {
+			return name, fmt.Errorf("render topic: %q does not match %s: %w", name, topicPattern, ErrInvalidTopic)
+		}
+		if len(t.topics) >= maxTopics {
+			clear(t.topics)
+		}
+		t.topics[name] = name
 	}
-	name := string(tb)
-	if !validTopic(name) {
-		return name, fmt.Errorf("render topic: %q does not match %s: %w", name, topicPattern, ErrInvalidTopic)
-	}
-	if len(t.topics) >= maxTopics {
-		clear(t.topics)
-	}
-	t.topics[name] = name
+	t.lastRoute = append(t.lastRoute[:0], b[route.start:route.end]...)
+	t.lastTopic = name
 	return name, nil
 }
 
@@ -458,11 +472,16 @@ func (t *Transformer) occurredAt(c *binlog.Change, p *plan) (time.Time, bool, st
 			return ts, ts.Nanosecond() != 0, ""
 		}
 	}
-	ct := c.Txn.CommitTime.UTC()
-	if c.Txn.CommitTimeMicros {
-		return ct.Truncate(time.Microsecond), true, warning
+	ct, micros := c.Txn.CommitTime, c.Txn.CommitTimeMicros
+	if !t.commitSet || micros != t.commitMicros || !ct.Equal(t.commitOf) {
+		t.commitOf, t.commitMicros, t.commitSet = ct, micros, true
+		if micros {
+			t.commitAt = ct.UTC().Truncate(time.Microsecond)
+		} else {
+			t.commitAt = ct.UTC().Truncate(time.Second)
+		}
 	}
-	return ct.Truncate(time.Second), false, warning
+	return t.commitAt, micros, warning
 }
 
 // columnTime reads a timestamp column value; a non-empty warning means it

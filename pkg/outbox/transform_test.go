@@ -967,7 +967,7 @@ func TestTransformEventsKeepTheirMemory(t *testing.T) {
 
 func TestTransformRoutesAlternatingAggregateTypes(t *testing.T) {
 	tr := mustNew(t, Options{ConnectorName: "shop-outbox"})
-	for i, route := range []string{"order", "payment", "order", "bad topic!", "payment"} {
+	for i, route := range []string{"order", "order", "payment", "order", "bad topic!", "bad topic!", "payment", "payment", "order"} {
 		c := mariaDBChange()
 		c.Row[colRoute] = route
 		r, err := tr.Transform(c)
