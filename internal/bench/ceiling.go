@@ -54,7 +54,7 @@ func (e *env) syncer(serverID uint32) *replication.BinlogSyncer {
 	return replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: serverID, Flavor: mysql.MariaDBFlavor, Host: host, Port: uint16(p), User: e.o.user, Password: e.o.password,
 		ParseTime: true, TimestampStringLocation: time.UTC, RenderJSONAsMySQLText: true,
-		DisableRetrySync: true, VerifyChecksum: true, EventCacheCount: 64,
+		DisableRetrySync: true, VerifyChecksum: true, EventCacheCount: 16,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 }
