@@ -352,8 +352,9 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	}
 
 	// Periodic checkpoint, or commit of the transaction; and the
-	// checkpoint as soon as everything read is acknowledged (caughtUp),
-	// at most every caughtUpGap(interval) on top of the periodic ones.
+	// checkpoint once the stream pauses with everything read acknowledged
+	// (caughtUp, then nothing committed for caughtUpQuiet), at most every
+	// caughtUpGap(interval) on top of the periodic ones.
 	stopTick := make(chan struct{})
 	every := c.cfg.Checkpoint.Interval.D()
 	if batch != nil {
@@ -365,10 +366,11 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		t := time.NewTicker(every)
 		defer t.Stop()
 		var (
-			gap      = caughtUpGap(every)
-			last     time.Time        // of the last checkpoint written
-			deferred *time.Timer      // a caught-up checkpoint waiting for gap
-			due      <-chan time.Time // deferred's channel while it runs
+			gap     = caughtUpGap(every)
+			last    time.Time        // of the last checkpoint written
+			pause   *time.Timer      // runs from the last caught-up signal to its check
+			due     <-chan time.Time // pause's channel while it runs
+			version uint64           // of the committed point at the last signal
 		)
 		save := func(why string) {
 			p, _ := tr.committed()
@@ -380,8 +382,8 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		for {
 			select {
 			case <-stopTick:
-				if deferred != nil {
-					deferred.Stop()
+				if pause != nil {
+					pause.Stop()
 				}
 				return
 			case <-t.C:
@@ -394,22 +396,24 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 				}
 				save("periodic checkpoint")
 			case <-tr.caughtUp:
-				if due != nil {
-					continue // already waiting
+				// Each signal postpones the check: a steady stream,
+				// caught up after every transaction, never lets it run.
+				_, version = tr.committed()
+				wait := max(caughtUpQuiet, gap-time.Since(last))
+				if pause == nil {
+					pause = time.NewTimer(wait)
+				} else {
+					pause.Reset(wait)
 				}
-				if wait := gap - time.Since(last); wait > 0 {
-					if deferred == nil {
-						deferred = time.NewTimer(wait)
-					} else {
-						deferred.Reset(wait)
-					}
-					due = deferred.C
-					continue
-				}
-				save("checkpoint after catching up")
+				due = pause.C
 			case <-due:
 				due = nil
-				save("checkpoint after catching up")
+				// Nothing committed since the last signal: the stream
+				// paused there. Otherwise the stream went on without
+				// catching up, and the next signal will come.
+				if _, v := tr.committed(); v == version {
+					save("checkpoint after catching up")
+				}
 			}
 		}
 	}()
@@ -466,10 +470,16 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	return p, nil
 }
 
+// caughtUpQuiet is how long the committed point must stay where a
+// caught-up signal found it before that checkpoint is written: a steady
+// stream, caught up after each of its transactions, is not written more
+// often than its interval, only one that pauses.
+const caughtUpQuiet = 10 * time.Millisecond
+
 // caughtUpGap is the shortest time between a checkpoint and the next one
-// written because the connector caught up: a tenth of the checkpoint
-// interval, so that a trickle of small transactions, each acknowledged
-// before the next is read, costs at most ten times the periodic writes.
+// written because the stream paused: a tenth of the checkpoint interval, so
+// that transactions that each arrive after a pause cost at most ten times
+// the periodic writes.
 func caughtUpGap(interval time.Duration) time.Duration { return interval / 10 }
 
 // startReader starts reader at p, retrying with back-off while the source
