@@ -49,7 +49,7 @@ type tracker struct {
 	// caughtUp, when not nil, is signalled (without blocking: a signal
 	// not yet taken stands for later ones) whenever the committed point
 	// moves to the point after everything pushed, so that the checkpoint
-	// can be written as soon as the connector has caught up.
+	// can be written once the stream pauses (see session).
 	caughtUp chan struct{}
 }
 

@@ -103,7 +103,7 @@ func main() {
 	flag.IntVar(&o.liveWriters, "live-writers", 4, "live: writer connections sharing the rate")
 	flag.IntVar(&o.bigRows, "bigtxn-rows", 200000, "bigtxn: rows of the one transaction")
 	flag.IntVar(&o.startupRuns, "startup-runs", 5, "startup: timed starts")
-	flag.DurationVar(&o.interval, "checkpoint-interval", defaultInterval, "checkpoint interval of the runs timed to their checkpoint (backlog, mixed, bigtxn, startup); a range ends at tailbox's checkpoint written once it caught up, which builds before that feature only write at the interval: compare with those at a short one, such as 20ms")
+	flag.DurationVar(&o.interval, "checkpoint-interval", defaultInterval, "checkpoint interval of the runs timed to their checkpoint (backlog, mixed, bigtxn, startup); tailbox also writes it when it has caught up, builds from before that only every interval: -compare with those at a short one, such as 20ms")
 	flag.IntVar(&o.repeat, "repeat", 5, "backlog, mixed: rounds of ceilings and tailbox; the backlog target is judged on the median of the rounds' ratios")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and heap profiles to `DIR`: of an extra backlog run, and of the live run (which then is the profiling process)")
 	flag.StringVar(&o.mysqlAddr, "mysql", os.Getenv("TAILBOX_TEST_MYSQL_ADDR"), "MariaDB host:port")
