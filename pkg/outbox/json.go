@@ -197,8 +197,9 @@ func plainRun[S ~string | ~[]byte](s S, i int) int {
 // plainPrefix returns the length of the longest prefix of s in which no
 // byte is a quote, a backslash, a control character or non-ASCII: all of s
 // when such text needs no escaping. Unlike plainRun it looks at every byte,
-// the last ones through a word that overlaps the one before, and it reads
-// whole words with one load each.
+// the last ones through a word that overlaps the one before. It has its own
+// word loop because plainRun is too large to inline, and ids, keys and
+// names of every event pass here.
 func plainPrefix[S ~string | ~[]byte](s S) int {
 	n := len(s)
 	if n < 8 {
@@ -239,9 +240,9 @@ func scanJSONString(src []byte, i int) int {
 	n := len(src)
 	for {
 		// Eight bytes at a time while none is a quote, a backslash, a
-		// control character or non-ASCII: plainRun's test with one 8-byte
-		// load (plainRun assembles bytes, for strings too), which matters
-		// here, where whole payloads pass.
+		// control character or non-ASCII: plainRun's loop, written out
+		// because plainRun is too large to inline and every string of a
+		// payload passes here.
 		for n-i >= 8 {
 			m := special(binary.LittleEndian.Uint64(src[i:]))
 			if m == 0 {
