@@ -26,9 +26,10 @@ import (
 const (
 	// defaultInterval is tailbox's default checkpoint interval, of the
 	// runs not timed by their checkpoint (live). Timed ranges use
-	// options.interval, by default the same: tailbox writes its
-	// checkpoint as soon as it has caught up, so the range's end is saved
-	// without waiting for the interval.
+	// options.interval, by default the same: tailbox also writes its
+	// checkpoint when the stream pauses with everything acknowledged (10ms
+	// after catching up), so the range's end is saved without waiting for
+	// the interval.
 	defaultInterval = time.Second
 	// pollInterval is how often the bench reads the checkpoint file. A
 	// range is timed to the save that reached its end (the file's change
