@@ -1,9 +1,11 @@
 // Package binlog reads a MySQL or MariaDB binary log over the replication
 // protocol (go-mysql's BinlogSyncer) and yields the row changes of captured
 // tables, interleaved with transaction-end markers that are safe resume
-// positions. It reconnects by itself after connection failures, always from
-// the last transaction end it read, passing over the rows of the partially
-// re-read transaction that it already handed out.
+// positions. A transaction's rows are handed out only once its end shows it
+// committed, without the rows a ROLLBACK TO SAVEPOINT discarded (group.go).
+// It reconnects by itself after connection failures, always from the last
+// transaction end it read, passing over the rows of the partially re-read
+// transaction that it already handed out.
 package binlog
 
 import (
@@ -16,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -75,6 +78,9 @@ type Reader struct {
 	infoSchema map[string][]string
 	pending    []Item
 	head       int
+	grp        group       // the open group's held rows and savepoints (group.go)
+	replay     *replayPlan // an overflowed group that committed, to re-read
+	restart    bool        // restart the stream at lastEnd before reading on
 
 	st stats // what Stats reports; safe for concurrent reads
 
@@ -207,6 +213,7 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 	r.lastEnd = from
 	r.file = from.File
 	r.skip, r.skipTxn = skip, skipTxn
+	r.replay, r.restart = nil, false
 	r.st.restart()
 	return r.startSync(from)
 }
@@ -255,6 +262,7 @@ func (r *Reader) startSync(from Position) error {
 		return fmt.Errorf("start binlog sync at %s: %w: %w", from, ErrConnection, err)
 	}
 	r.txn, r.txnBegun, r.txnXA, r.txnRows = nil, false, false, 0
+	r.grp.reset()
 	r.tables = map[uint64]*table{}
 	if r.byName == nil {
 		r.byName = map[string]*table{}
@@ -285,6 +293,12 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			}
 			return it, nil
 		}
+		if r.restart {
+			if err := r.restartAtGroup(ctx); err != nil {
+				return Item{}, err
+			}
+			continue
+		}
 		r.st.waiting()
 		ev, err := r.stream.GetEvent(ctx)
 		r.st.received(err == nil)
@@ -305,7 +319,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 }
 
 // Buffered returns the number of items Next returns without waiting for
-// the server: the rest of the rows event it is in.
+// the server: the rest of the transaction or rows event it is in.
 func (r *Reader) Buffered() int { return len(r.pending) - r.head }
 
 // recover handles a stream error: fatal server errors are returned, others
@@ -317,10 +331,11 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 	if errors.As(cause, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.available(ctx))
 	}
-	if r.txn != nil && r.txnRows > r.skip {
-		// Re-read the partial transaction, passing over what was handed
-		// out; inside the first transaction after Start, at least what
-		// Start was told to pass over (r.skip then still holds it).
+	if r.txn != nil && r.grp.replaying && r.txnRows > r.skip {
+		// Re-read the partial replay, passing over what was handed out;
+		// inside the first transaction after Start, at least what Start
+		// was told to pass over (r.skip then still holds it). A group
+		// still held has handed out nothing: it is read again whole.
 		r.skip, r.skipTxn = r.txnRows, r.txnGTID
 	}
 	r.closeSyncer()
@@ -388,23 +403,90 @@ func (r *Reader) marker(pos uint32) {
 	r.pending = append(r.pending, Item{Kind: ItemMarker, Marker: p})
 }
 
-func (r *Reader) beginTxn(gtid string, when time.Time, micros bool) {
+// beginTxn opens a group. A group still open is one the server never
+// finished writing (it crashed while writing it): its rows are dropped. The
+// first group after a restart for a replay must be the group to replay.
+func (r *Reader) beginTxn(gtid string, when time.Time, micros bool) error {
+	if r.txn != nil {
+		r.abandonTxn("a new transaction began")
+	}
 	r.txn = &Txn{Begin: r.lastEnd, GTID: gtid, CommitTime: when, CommitTimeMicros: micros}
 	r.st.commit.Store(when.UnixNano())
 	r.txnGTID = gtid
 	r.txnBegun, r.txnXA, r.txnRows = false, false, 0
+	if rp := r.replay; rp != nil {
+		if gtid != rp.gtid || r.lastEnd != rp.begin {
+			return fmt.Errorf("%w: re-reading transaction %s from %s found %s: the binlog changed while it was read", ErrPositionUnavailable, rp.gtid, rp.begin, gtid)
+		}
+		r.grp.replaying, r.grp.discard = true, rp.discard
+	}
+	return nil
 }
 
-func (r *Reader) endTxn(pos uint32) error {
+// abandonTxn drops the open group, which has no end in the binlog.
+func (r *Reader) abandonTxn(why string) {
+	if r.txnRows > 0 {
+		r.log.Warn().Str("gtid", r.txnGTID).Str("binlog_file", r.txn.Begin.File).Uint32("binlog_pos", r.txn.Begin.Pos).
+			Int("rows", r.txnRows).Str("reason", why).
+			Msg("transaction without an end in the binlog (the server stopped while writing it): its rows are not published")
+	}
+	r.txn, r.txnGTID, r.txnBegun, r.txnXA, r.txnRows = nil, "", false, false, 0
+	r.grp.reset()
+}
+
+// endTxn closes the open group at the end event at pos. A committed group's
+// held rows are handed out, then its marker; a group that rolled back (a
+// ROLLBACK query, or an XA PREPARE, whose outcome comes later as its own
+// statement) hands out only its marker. A committed group whose rows
+// outgrew the buffer is re-read from its start instead (see group.go).
+func (r *Reader) endTxn(pos uint32, committed bool) error {
+	if committed && r.grp.overflow {
+		r.log.Info().Str("gtid", r.txnGTID).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
+			Int("rows", r.txnRows).Int("buffer_bytes", r.cfg.txnBuffer()).
+			Msg("transaction larger than the buffer committed: re-reading it to publish its rows")
+		r.replay = &replayPlan{gtid: r.txnGTID, begin: r.lastEnd, discard: r.grp.discard}
+		r.restart = true
+		r.txn, r.txnGTID, r.txnBegun, r.txnXA, r.txnRows = nil, "", false, false, 0
+		r.grp.reset()
+		return nil
+	}
 	if r.txnGTID != "" && r.gset != nil {
 		if err := r.gset.Update(r.txnGTID); err != nil {
 			return fmt.Errorf("add gtid %s to the executed set: %w", r.txnGTID, err)
 		}
 	}
+	if committed && len(r.grp.held) > 0 {
+		if len(r.pending) == r.head {
+			// Nothing waits in pending: hand held over whole.
+			r.pending, r.grp.held = r.grp.held, r.pending[:0]
+			r.head = 0
+		} else {
+			r.pending = append(r.pending, r.grp.held...)
+		}
+	}
+	if r.grp.replaying {
+		r.replay = nil
+	}
 	r.txn, r.txnGTID, r.txnBegun, r.txnXA, r.txnRows = nil, "", false, false, 0
+	r.grp.reset()
 	r.skip, r.skipTxn = 0, ""
 	r.marker(pos)
 	return nil
+}
+
+// restartAtGroup restarts the stream at lastEnd, the start of the group to
+// replay.
+func (r *Reader) restartAtGroup(ctx context.Context) error {
+	r.restart = false
+	r.file = r.lastEnd.File
+	err := r.startSync(r.lastEnd)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrConnection) {
+		return err
+	}
+	return r.recover(ctx, err)
 }
 
 func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos uint32) error {
@@ -413,16 +495,23 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 	case *replication.RotateEvent:
 		r.file = string(e.NextLogName)
 		if h.Timestamp == 0 || h.Flags&replication.LOG_EVENT_ARTIFICIAL_F != 0 {
-			// The artificial rotate at stream start only names the file.
+			// The artificial rotate at stream start only names the file;
+			// later, it follows a file that ended without a rotate (the
+			// server stopped), maybe inside a group.
+			if r.txn != nil {
+				r.abandonTxn("the binlog file ended")
+			}
 			if r.lastEnd.File == "" {
 				r.lastEnd.File = r.file
 				r.lastEnd.Pos = uint32(e.Position)
 			}
 			return nil
 		}
-		if r.txn == nil {
-			r.marker(uint32(e.Position))
+		if r.txn != nil {
+			// Groups never span files: this one was cut short.
+			r.abandonTxn("the binlog file ended")
 		}
+		r.marker(uint32(e.Position))
 	case *replication.GTIDEvent:
 		when, micros := time.Unix(int64(h.Timestamp), 0).UTC(), false
 		if e.OriginalCommitTimestamp != 0 {
@@ -434,15 +523,17 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 		if h.EventType != replication.ANONYMOUS_GTID_EVENT {
 			gtid = gtidOf(e.SID, "", e.GNO)
 		}
-		r.beginTxn(gtid, when, micros)
+		return r.beginTxn(gtid, when, micros)
 	case *replication.GtidTaggedLogEvent:
 		when, micros := time.Unix(int64(h.Timestamp), 0).UTC(), false
 		if e.OriginalCommitTimestamp != 0 {
 			when, micros = e.OriginalCommitTime().UTC(), true
 		}
-		r.beginTxn(gtidOf(e.SID, e.Tag.String(), e.GNO), when, micros)
+		return r.beginTxn(gtidOf(e.SID, e.Tag.String(), e.GNO), when, micros)
 	case *replication.MariadbGTIDEvent:
-		r.beginTxn(e.GTID.String(), time.Unix(int64(h.Timestamp), 0).UTC(), false)
+		if err := r.beginTxn(e.GTID.String(), time.Unix(int64(h.Timestamp), 0).UTC(), false); err != nil {
+			return err
+		}
 		// MariaDB writes no BEGIN: the GTID event opens the group, which a
 		// standalone statement (DDL) closes by itself.
 		r.txnBegun = !e.IsStandalone()
@@ -454,7 +545,7 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 	case *replication.HeartbeatEvent:
 		r.st.heartbeat.Store(time.Now().UnixNano())
 	case *replication.XIDEvent:
-		return r.endTxn(pos)
+		return r.endTxn(pos, true)
 	case *replication.TableMapEvent:
 		return r.tableMap(ctx, e)
 	case *replication.RowsEvent:
@@ -468,7 +559,7 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 		}
 	default:
 		if h.EventType == replication.XA_PREPARE_LOG_EVENT {
-			return r.endTxn(pos)
+			return r.endTxn(pos, false)
 		}
 	}
 	return nil
@@ -479,24 +570,32 @@ func (r *Reader) query(ctx context.Context, e *replication.QueryEvent, h *replic
 	switch {
 	case bytes.EqualFold(q, []byte("BEGIN")):
 		if r.txn == nil {
-			r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+			if err := r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false); err != nil {
+				return err
+			}
 		}
 		r.txnBegun = true
 		return nil
-	case bytes.EqualFold(q, []byte("COMMIT")), bytes.EqualFold(q, []byte("ROLLBACK")):
-		return r.endTxn(pos)
+	case bytes.EqualFold(q, []byte("COMMIT")):
+		return r.endTxn(pos, true)
+	case bytes.EqualFold(q, []byte("ROLLBACK")):
+		return r.endTxn(pos, false)
 	case hasPrefixFold(q, "XA START"), hasPrefixFold(q, "XA BEGIN"):
 		if r.txn == nil {
-			r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+			if err := r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false); err != nil {
+				return err
+			}
 		}
 		r.txnBegun, r.txnXA = true, true
 		return nil
 	case hasPrefixFold(q, "XA END"):
 		return nil
 	case hasPrefixFold(q, "XA PREPARE"):
-		return r.endTxn(pos)
-	case hasPrefixFold(q, "SAVEPOINT"), hasPrefixFold(q, "ROLLBACK TO"), hasPrefixFold(q, "RELEASE SAVEPOINT"):
-		return nil
+		return r.endTxn(pos, false)
+	case hasPrefixFold(q, "SAVEPOINT"), hasPrefixFold(q, "ROLLBACK"), hasPrefixFold(q, "RELEASE"):
+		if handled, err := r.savepoint(q, pos); handled || err != nil {
+			return err
+		}
 	}
 	if t := r.namesCaptured(e.Schema, q); t != "" {
 		if isDML(q) {
@@ -514,9 +613,40 @@ func (r *Reader) query(ctx context.Context, e *replication.QueryEvent, h *replic
 	}
 	// A DDL or other standalone statement is its own transaction.
 	if r.txn == nil {
-		r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+		if err := r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false); err != nil {
+			return err
+		}
 	}
-	return r.endTxn(pos)
+	return r.endTxn(pos, true)
+}
+
+// savepoint applies a savepoint statement of the open group: SAVEPOINT
+// marks the row number it comes before, ROLLBACK TO discards the rows after
+// that mark, RELEASE forgets it. It reports whether q was one.
+func (r *Reader) savepoint(q []byte, pos uint32) (bool, error) {
+	verb, name, ok, err := savepointStatement(q)
+	if !ok || err != nil {
+		return ok, err
+	}
+	if r.txn == nil {
+		return true, fmt.Errorf("%w: %s outside a transaction at %s:%d", ErrUnsupported, verb, r.file, pos)
+	}
+	switch verb {
+	case "SAVEPOINT":
+		r.grp.setSavepoint(name, r.txnRows)
+	case "RELEASE":
+		r.grp.releaseSavepoint(name, true)
+	case "ROLLBACK TO":
+		if r.grp.replaying {
+			// The first pass recorded what this discards.
+			return true, nil
+		}
+		if !r.grp.rollbackTo(name, r.txnRows) {
+			// Rows of the group may be discarded, and which is unknown.
+			return true, fmt.Errorf("%w: ROLLBACK TO savepoint %q, which the transaction at %s:%d did not set in the binlog", ErrUnsupported, name, r.file, pos)
+		}
+	}
+	return true, nil
 }
 
 func hasPrefixFold(b []byte, p string) bool {
@@ -634,7 +764,9 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 	}
 	if r.txn == nil {
 		// Rows outside any transaction marker (should not happen).
-		r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false)
+		if err := r.beginTxn("", time.Unix(int64(h.Timestamp), 0).UTC(), false); err != nil {
+			return err
+		}
 	}
 	if r.txnXA {
 		return fmt.Errorf("%w: XA transaction touching captured table %s at %s:%d (XA is not supported)", ErrUnsupported, t.pub, r.file, pos)
@@ -655,6 +787,9 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 			return fmt.Errorf("unknown rows event type %s", h.EventType)
 		}
 	}
+	// What a held row costs: its share of the event, which its decoded
+	// values take about as much as, plus the Item and the values' slice.
+	rowCost := int(h.EventSize)/max(1, len(e.Rows)/step) + int(unsafe.Sizeof(Item{})) + 16*len(t.pub.Columns)
 	for i := 0; i+step-1 < len(e.Rows); i += step {
 		img := i + step - 1 // the after image of an update
 		for _, sk := range e.SkippedColumns[i : i+step] {
@@ -672,14 +807,29 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 				continue
 			}
 		}
+		if r.grp.overflow || r.grp.replaying && r.grp.discarded(idx) {
+			continue
+		}
 		row, err := t.convertRow(e.Rows[img])
 		if err != nil {
 			return fmt.Errorf("decode row at %s:%d: %w", r.file, pos, err)
 		}
-		r.pending = append(r.pending, Item{Kind: ItemChange, Change: Change{
+		it := Item{Kind: ItemChange, Change: Change{
 			Table: t.pub, Op: op, Row: row, Txn: r.txn, Index: idx,
 			ServerID: h.ServerID, File: r.file, Pos: pos,
-		}})
+		}}
+		if r.grp.replaying {
+			// Known to commit: out as read.
+			r.pending = append(r.pending, it)
+			continue
+		}
+		r.grp.held = append(r.grp.held, it)
+		r.grp.heldBytes += rowCost
+		if r.grp.heldBytes > r.cfg.txnBuffer() {
+			r.grp.overflow = true
+			clear(r.grp.held)
+			r.grp.held = nil
+		}
 	}
 	return nil
 }

@@ -260,6 +260,19 @@ type Config struct {
 	ReconnectBackoff time.Duration
 	// MaxReconnects bounds consecutive failed reconnect attempts; zero means unlimited.
 	MaxReconnects int
+	// TxnBuffer bounds, in estimated bytes, the captured rows of one
+	// transaction held until its end shows it committed. A transaction
+	// with more is read to its end without holding them and, if it
+	// committed, read again from its start, its rows handed out as read.
+	// Zero means 8 MiB.
+	TxnBuffer int
+}
+
+func (c *Config) txnBuffer() int {
+	if c.TxnBuffer > 0 {
+		return c.TxnBuffer
+	}
+	return defaultTxnBuffer
 }
 
 func (c *Config) dialTimeout() time.Duration {

@@ -219,9 +219,7 @@ type Txn struct {
 	// CommitTime is when the transaction committed on the source: the
 	// microsecond original_commit_timestamp of MySQL 8 GTID events when
 	// present, else the header time (seconds) of the event that opened the
-	// transaction (GTID or BEGIN), which MariaDB writes at commit. It is
-	// known before the transaction's rows, so rows stream without waiting
-	// for the transaction end.
+	// transaction (GTID or BEGIN), which MariaDB writes at commit.
 	CommitTime time.Time
 	// CommitTimeMicros reports whether CommitTime has microsecond precision.
 	CommitTimeMicros bool
