@@ -28,7 +28,7 @@ import (
 // defaultTxnBuffer is Config.TxnBuffer's default: small against the
 // connector's other memory, large enough that groups of thousands of outbox
 // rows are read once.
-const defaultTxnBuffer = 8 << 20
+const defaultTxnBuffer = 4 << 20
 
 // span is a half-open range [from, to) of captured row numbers of a group.
 type span struct{ from, to int }

@@ -264,7 +264,7 @@ type Config struct {
 	// transaction held until its end shows it committed. A transaction
 	// with more is read to its end without holding them and, if it
 	// committed, read again from its start, its rows handed out as read.
-	// Zero means 8 MiB.
+	// Zero means 4 MiB.
 	TxnBuffer int
 }
 
