@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,5 +245,94 @@ func TestReaderResumesInsideABigGroupWithASavepoint(t *testing.T) {
 		if !slices.Equal(ids, want) {
 			t.Errorf("resumed with skip %d: handed out %v, want %v", skip, ids, want)
 		}
+	}
+}
+
+// TestReaderReconnectsInsideABigGroup loses the replication connection in
+// the middle of a committed group larger than the buffer, once in the first
+// pass (nothing handed out yet: it is read again whole) and once in the
+// re-read (what was handed out is passed over): every row the transaction
+// kept comes once, in order, and none that ROLLBACK TO discarded.
+func TestReaderReconnectsInsideABigGroup(t *testing.T) {
+	const rows = 3000
+	for _, tc := range []struct {
+		name       string
+		onCrossing int32 // the first stream to pass the limit is the first pass, the second the re-read
+	}{
+		{name: "the connection is lost in the first pass", onCrossing: 1},
+		{name: "the connection is lost in the re-read", onCrossing: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := testenv.MySQL(t)
+			dbn := db.CreateDatabase(t, "group")
+			db.Exec(t, fmt.Sprintf(testenv.OutboxDDL, dbn))
+			db.Exec(t, fmt.Sprintf("CREATE TABLE %s.mi (a INT) ENGINE=MyISAM", dbn))
+			meta := openBuffered(t, db, dbn, 4320+uint32(tc.onCrossing), 0)
+			ctx := context.Background()
+			start, err := meta.Latest(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := db.Conn(t)
+			exec := func(q string) {
+				if _, err := c.Execute(q); err != nil {
+					t.Fatalf("%.80s: %v", q, err)
+				}
+			}
+			batch := func(from, to int) {
+				var b strings.Builder
+				fmt.Fprintf(&b, "INSERT INTO %s.outbox (id, aggregatetype, aggregateid, type, payload) VALUES ", dbn)
+				for j := from; j < to; j++ {
+					if j > from {
+						b.WriteByte(',')
+					}
+					fmt.Fprintf(&b, `('r%06d','member','%d','T','{"p":"%s"}')`, j, j%7, strings.Repeat("p", 80))
+				}
+				exec(b.String())
+			}
+			exec("START TRANSACTION")
+			batch(0, 1000)
+			exec("SAVEPOINT s")
+			batch(1000, 2000)
+			exec(fmt.Sprintf("INSERT INTO %s.mi VALUES (1)", dbn))
+			exec("ROLLBACK TO s")
+			batch(2000, rows)
+			exec("COMMIT")
+			end, err := meta.Latest(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end.File != start.File {
+				t.Skipf("the binlog rotated during the test (%s -> %s)", start.File, end.File)
+			}
+
+			px := startCutProxy(t, db.Addr, int64(end.Pos-start.Pos)*2/3)
+			px.onCrossing = tc.onCrossing
+			r, err := binlog.Open(ctx, binlog.Config{
+				Addr: px.ln.Addr().String(), User: db.User, Password: db.Password, ServerID: 4330 + uint32(tc.onCrossing),
+				Tables: []string{dbn + ".outbox"}, Heartbeat: time.Second, ReconnectBackoff: 50 * time.Millisecond,
+				TxnBuffer: 64 << 10,
+			}, zerolog.New(zerolog.NewTestWriter(t)), nil)
+			if err != nil {
+				t.Fatalf("open reader: %v", err)
+			}
+			t.Cleanup(func() { r.Close() })
+			if err := r.Start(ctx, start, 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			ids, _ := untilID(t, r, fmt.Sprintf("r%06d", rows-1))
+			if !px.cut.Load() {
+				t.Fatalf("the proxy never cut the connection (%d accepted): the test did not exercise a reconnect", px.accepted.Load())
+			}
+			var want []string
+			for i := 0; i < rows; i++ {
+				if i < 1000 || i >= 2000 {
+					want = append(want, fmt.Sprintf("r%06d", i))
+				}
+			}
+			if !slices.Equal(ids, want) {
+				t.Fatalf("handed out %d rows (first %v), want %d rows r000000..r000999, r002000..r%06d once each", len(ids), ids[:min(5, len(ids))], len(want), rows-1)
+			}
+		})
 	}
 }

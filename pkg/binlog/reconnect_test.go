@@ -20,13 +20,17 @@ import (
 // whose server-to-client bytes pass limit: a connection lost at a chosen
 // point of the stream.
 type cutProxy struct {
-	ln       net.Listener
-	target   string
-	limit    int64
-	cut      atomic.Bool
-	accepted atomic.Int32
-	mu       sync.Mutex
-	conns    []net.Conn
+	ln     net.Listener
+	target string
+	limit  int64
+	// onCrossing: cut only the connection that is the onCrossing-th (from
+	// 1) to pass limit; 0 means the first.
+	onCrossing int32
+	crossings  atomic.Int32
+	cut        atomic.Bool
+	accepted   atomic.Int32
+	mu         sync.Mutex
+	conns      []net.Conn
 }
 
 func startCutProxy(t *testing.T, target string, limit int64) *cutProxy {
@@ -69,12 +73,16 @@ func (px *cutProxy) serve() {
 			defer b.Close()
 			buf := make([]byte, 16<<10)
 			var n int64
+			crossed := false
 			for {
 				m, err := b.Read(buf)
 				if m > 0 {
 					n += int64(m)
-					if n > px.limit && px.cut.CompareAndSwap(false, true) {
-						return // drop the rest: the connection is lost here
+					if n > px.limit && !crossed {
+						crossed = true
+						if c := px.crossings.Add(1); (px.onCrossing == 0 || c == px.onCrossing) && px.cut.CompareAndSwap(false, true) {
+							return // drop the rest: the connection is lost here
+						}
 					}
 					if _, werr := a.Write(buf[:m]); werr != nil {
 						return
