@@ -346,15 +346,19 @@ func token(typ, info, dbn string, tables map[string]string) []string {
 }
 
 // group returns the tokens of the binlog group gtid among evs: from its
-// GTID event to its end (XID, COMMIT or ROLLBACK), or to the end of evs.
+// GTID event to its end (XID, COMMIT or ROLLBACK), else up to the next
+// group or the end of evs.
 func group(evs []string, gtid string) []string {
 	start := slices.Index(evs, "GTID "+gtid)
 	if start < 0 {
 		return nil
 	}
 	for i := start + 1; i < len(evs); i++ {
-		if evs[i] == "XID" || evs[i] == "COMMIT" || evs[i] == "ROLLBACK" || strings.HasPrefix(evs[i], "GTID ") {
-			return evs[start:min(i+1, len(evs))]
+		switch {
+		case evs[i] == "XID" || evs[i] == "COMMIT" || evs[i] == "ROLLBACK":
+			return evs[start : i+1]
+		case strings.HasPrefix(evs[i], "GTID "):
+			return evs[start:i]
 		}
 	}
 	return evs[start:]
