@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -329,7 +330,12 @@ func (r *Reader) Buffered() int { return len(r.pending) - r.head }
 func (r *Reader) recover(ctx context.Context, cause error) error {
 	var me *mysql.MyError
 	if errors.As(cause, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
-		return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.available(ctx))
+		if !strings.Contains(me.Message, "truncated in the middle of event") {
+			return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.available(ctx))
+		}
+		if err := r.skipTruncatedFile(ctx, cause); err != nil {
+			return err
+		}
 	}
 	if r.txn != nil && r.grp.replaying && r.txnRows > r.skip {
 		// Re-read the partial replay, passing over what was handed out;
@@ -383,6 +389,43 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 		}
 		cause = err
 	}
+}
+
+// skipTruncatedFile handles the server's refusal to read on in a binlog
+// file that ends inside an event: the server stopped (crashed) while
+// writing it, and started a new file when it came back. What follows the
+// last complete group of that file never committed (the open group is
+// dropped): it moves lastEnd, where the stream reconnects, to the start of
+// the next file. Without a next file the error stays fatal.
+func (r *Reader) skipTruncatedFile(ctx context.Context, cause error) error {
+	fatal := func(why string) error {
+		return fmt.Errorf("stream binlog from %s: %w: %w (%s)%s", r.lastEnd, ErrPositionUnavailable, cause, why, r.available(ctx))
+	}
+	c, logs, err := r.logFiles(ctx)
+	if err != nil {
+		return fatal("list the binlog files: " + err.Error())
+	}
+	i := slices.IndexFunc(logs, func(l LogFile) bool { return l.Name == r.file })
+	if i < 0 || i == len(logs)-1 {
+		return fatal(fmt.Sprintf("no binlog file after %s to continue in", r.file))
+	}
+	next := Position{File: logs[i+1].Name, Pos: 4}
+	switch {
+	case r.srv.Flavor == FlavorMariaDB:
+		next.GTID, err = c.mariadbGTIDAt(next.File, 4)
+	case r.srv.GTIDMode:
+		next.GTID, err = r.mysqlGTIDAt(ctx, next.File, 4)
+	}
+	if err != nil {
+		return fatal(fmt.Sprintf("read the GTID set at %s:4: %v", next.File, err))
+	}
+	r.log.Warn().Err(cause).Str("binlog_file", r.file).Str("next_file", next.File).Str("gtid", r.txnGTID).Int("rows", r.txnRows).
+		Msg("binlog file ends inside an event (the server stopped while writing it): what follows its last complete transaction never committed; continuing at the next file")
+	if r.txn != nil {
+		r.abandonTxn("the binlog file ends inside an event")
+	}
+	r.file, r.lastEnd = next.File, next
+	return nil
 }
 
 // available describes the oldest and newest positions for an error message.
