@@ -336,7 +336,7 @@ func TestBadStartPositionsFailNamingWhatIsAvailable(t *testing.T) {
 		{"a position beyond the file's end", fmt.Sprintf("%s:%d", file, end+50_000_000), []string{`is beyond the end of ` + regexp.QuoteMeta(file), available}},
 		{"a position inside an event", fmt.Sprintf("%s:%d", file, end+1), []string{fmt.Sprintf(`%s:%d is not at an event boundary \(the \w+ at %d ends at \d+\)`, regexp.QuoteMeta(file), end+1, end), available}},
 		{"a position inside a transaction", fmt.Sprintf("%s:%d", file, gtidEnd), []string{fmt.Sprintf(`%s:%d is inside a transaction: start at %s:%d \(before it\) or %s:\d+ \(after it\)`, regexp.QuoteMeta(file), gtidEnd, regexp.QuoteMeta(file), end, regexp.QuoteMeta(file)), available}},
-		{"a GTID the server never wrote", "gtid:0-1-999999999", []string{`gtid 0-1-999999999 is beyond the server's binlog \(@@gtid_binlog_pos has 0-1-\d+\)`, available}},
+		{"a GTID the server never wrote", "gtid:0-1-999999999", []string{`gtid 0-1-999999999 is beyond what the server has executed or applied \(@@gtid_binlog_pos has 0-1-\d+, @@gtid_current_pos has 0-1-\d+\)`, available}},
 		{"a GTID domain the server never wrote", "gtid:4242-1-1", []string{`@@gtid_binlog_pos has nothing in domain 4242`}},
 		{"a time before the oldest binlog file", "time:2001-01-01T00:00:00Z", []string{`time 2001-01-01T00:00:00Z is before the oldest binlog file ` + base + `\.\d+, started 20\d\d-`, available}},
 	}
@@ -422,7 +422,7 @@ func TestResetMasterIsDetectedAndTheCheckpointKept(t *testing.T) {
 	e.db.Exec(t, "RESET MASTER")
 	// Right after the reset the stored GTID is beyond the new binlog.
 	g := stored.Position.GTID
-	e.failsWith([]string{"run", "-c", e.cfg}, `unusable checkpoint: \S+ holds gtid `+g+`, which this server cannot resume from: gtid `+g+` is beyond the server's binlog \(@@gtid_binlog_pos has nothing in domain 0\)`, "tailbox offsets set")
+	e.failsWith([]string{"run", "-c", e.cfg}, `unusable checkpoint: \S+ holds gtid `+g+`, which this server cannot resume from: gtid `+g+` is beyond what the server has executed or applied \(@@gtid_binlog_pos has nothing in domain 0, @@gtid_current_pos has nothing in domain 0\)`, "tailbox offsets set")
 	cp.check(t)
 
 	// Once as many transactions were written again, the GTID set looks

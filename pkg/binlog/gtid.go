@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -38,12 +40,12 @@ func (r *Reader) mysqlGTIDAt(ctx context.Context, file string, pos uint32) (stri
 
 // CheckGTID reports whether the server can stream every transaction after
 // set, a GTID set already processed (a checkpoint or gtid:SET): set must be
-// contained in what the server executed (else it holds transactions of
+// contained in what the server executed — on MariaDB also what it applied
+// as a replica (@@gtid_current_pos) — (else it holds transactions of
 // another server, or from before RESET MASTER), and the server must still
 // have every transaction not in set (MySQL: @@gtid_purged ⊆ set; MariaDB:
-// for every domain of the oldest binlog's GTID state, set is at or after
-// it). Errors wrap ErrPositionUnavailable and name the oldest and newest
-// available positions.
+// see planMariaDBStart). Errors wrap ErrPositionUnavailable and name the
+// oldest and newest available positions.
 func (r *Reader) CheckGTID(ctx context.Context, set string) error {
 	if r.closed {
 		return ErrClosed
@@ -54,17 +56,8 @@ func (r *Reader) CheckGTID(ctx context.Context, set string) error {
 	}
 	switch {
 	case r.srv.Flavor == FlavorMariaDB:
-		executed, err := c.variable("gtid_binlog_pos")
-		if err != nil {
+		if _, err := r.mariadbStart(ctx, set); err != nil {
 			return err
-		}
-		oldest, err := r.Earliest(ctx)
-		if err != nil {
-			return err
-		}
-		err = checkMariaDBGTID(set, executed, oldest.GTID, oldest.File)
-		if err != nil {
-			return fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, r.available(ctx))
 		}
 	case !r.srv.GTIDMode:
 		return fmt.Errorf("gtid:%s: the server has no GTIDs (gtid_mode is not ON); start at a FILE:POS instead: %w", set, ErrPositionUnavailable)
@@ -158,40 +151,258 @@ func (p mariadbPos) gtid(d uint32) string {
 	return fmt.Sprintf("%d-%d-%d", d, g.server, g.seq)
 }
 
-// checkMariaDBGTID reports why a MariaDB server whose @@gtid_binlog_pos is
-// executed, and whose oldest binlog file oldestFile starts at GTID state
-// oldest, cannot stream what follows set.
-func checkMariaDBGTID(set, executed, oldest, oldestFile string) error {
+// mariadbState is what a MariaDB server says about its GTIDs, for
+// planMariaDBStart.
+type mariadbState struct {
+	// binlog is @@gtid_binlog_pos: the last GTID per domain in the binlog.
+	binlog string
+	// current is @@gtid_current_pos: per domain, the last GTID this server
+	// wrote or, as a replica, applied (@@gtid_slave_pos), which may be
+	// newer than anything in its binlog.
+	current string
+	// oldest is the GTID state at the start of the oldest binlog file
+	// oldestFile (its GTID_LIST): the domains the binlog has history of
+	// before its first transaction.
+	oldest, oldestFile string
+}
+
+// firstGTID is where the binlog's first transaction of a domain begins.
+type firstGTID struct {
+	gtid mariadbGTID
+	file string
+	pos  uint32
+}
+
+// mariadbStart reads the server's GTID state and plans a start after set
+// with planMariaDBStart. Errors wrap ErrPositionUnavailable and name the
+// oldest and newest available positions, except errors talking to the
+// server.
+func (r *Reader) mariadbStart(ctx context.Context, set string) (mariadbPos, error) {
+	c, logs, err := r.logFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var st mariadbState
+	if st.binlog, err = c.variable("gtid_binlog_pos"); err != nil {
+		return nil, err
+	}
+	if st.current, err = c.variable("gtid_current_pos"); err != nil {
+		return nil, err
+	}
+	st.oldestFile = logs[0].Name
+	if st.oldest, err = c.mariadbGTIDAt(st.oldestFile, 4); err != nil {
+		return nil, err
+	}
+	var ioErr error
+	first := func(domain uint32) (firstGTID, bool) {
+		f, ok, err := r.firstMariaDBGTID(ctx, logs, domain)
+		if err != nil {
+			ioErr = err
+		}
+		return f, ok
+	}
+	omit, err := planMariaDBStart(set, st, first)
+	if ioErr != nil {
+		return nil, fmt.Errorf("find the first transaction of each domain in the binlog: %w", ioErr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, r.available(ctx))
+	}
+	return omit, nil
+}
+
+// planMariaDBStart reports whether a MariaDB server in state st can stream
+// every transaction after set, a GTID position already processed, and
+// returns the domains of set to leave out of the GTID connect state.
+//
+// For every domain of set, the server must have executed or applied
+// set's GTID (its @@gtid_binlog_pos or @@gtid_current_pos is at or after
+// it), and its binlog must hold every later transaction of the domain:
+//   - a domain in the oldest file's GTID state: set is at or after that
+//     state (else the transactions in between were purged); the server
+//     finds set's GTID in its binlog.
+//   - a domain the binlog has no history of before its first transaction
+//     (a fresh server, or a replica restored from a backup and reset): the
+//     binlog's first transaction of the domain (first) is at or before
+//     set's GTID — the server finds it — or is its direct successor
+//     (sequence number + 1): the binlog starts right after set, as on a
+//     replica built from a backup taken at set. Anything else means
+//     transactions after set are not on the server.
+//   - a domain whose binlog ends before set's GTID (the server applied it
+//     as a replica, or is a replica that has written nothing since its
+//     backup): the server applied nothing after set in the domain.
+//
+// A domain whose binlog starts right after set is returned in omit: asked
+// for set's GTID, which is not in the binlog, MariaDB in GTID strict mode
+// (which go-mysql always requests) refuses ("missing the GTID"), and without
+// it would start at whatever comes next, checking nothing. Left out of the
+// connect state, the domain is streamed from the start of the binlog, which
+// the check above proved is the successor of set's GTID.
+//
+// MariaDB numbers the transactions of a domain consecutively unless a
+// session sets @@gtid_seq_no; a binlog that starts with a gap after set is
+// refused even then, as the server cannot tell a gap from a lost
+// transaction.
+//
+// Errors name the positions; they do not wrap ErrPositionUnavailable.
+func planMariaDBStart(set string, st mariadbState, first func(domain uint32) (firstGTID, bool)) (omit mariadbPos, err error) {
 	s, err := parseMariaDBPos(set)
 	if err != nil {
-		return fmt.Errorf("gtid set %q is not a MariaDB GTID position: %w", set, err)
+		return nil, fmt.Errorf("gtid set %q is not a MariaDB GTID position: %w", set, err)
 	}
-	ex, err := parseMariaDBPos(executed)
+	bin, err := parseMariaDBPos(st.binlog)
 	if err != nil {
-		return fmt.Errorf("parse @@gtid_binlog_pos %q: %w", executed, err)
+		return nil, fmt.Errorf("parse @@gtid_binlog_pos %q: %w", st.binlog, err)
 	}
-	old, err := parseMariaDBPos(oldest)
+	cur, err := parseMariaDBPos(st.current)
 	if err != nil {
-		return fmt.Errorf("parse the gtid state at the start of %s %q: %w", oldestFile, oldest, err)
+		return nil, fmt.Errorf("parse @@gtid_current_pos %q: %w", st.current, err)
+	}
+	old, err := parseMariaDBPos(st.oldest)
+	if err != nil {
+		return nil, fmt.Errorf("parse the gtid state at the start of %s %q: %w", st.oldestFile, st.oldest, err)
+	}
+	has := func(p mariadbPos, d uint32) string {
+		if _, ok := p[d]; ok {
+			return p.gtid(d)
+		}
+		return "nothing in domain " + strconv.FormatUint(uint64(d), 10)
 	}
 	for _, d := range s.domains() {
-		e, ok := ex[d]
-		if !ok || e.seq < s[d].seq {
-			have := "nothing in domain " + strconv.FormatUint(uint64(d), 10)
-			if ok {
-				have = ex.gtid(d)
+		want := s[d].seq
+		b, inBinlog := bin[d]
+		c, applied := cur[d]
+		if (!inBinlog || b.seq < want) && (!applied || c.seq < want) {
+			return nil, fmt.Errorf("gtid %s is beyond what the server has executed or applied (@@gtid_binlog_pos has %s, @@gtid_current_pos has %s): it names transactions this server never had (another server, a replica that has not caught up, or the binary logs were reset)",
+				s.gtid(d), has(bin, d), has(cur, d))
+		}
+		if !inBinlog || b.seq < want {
+			// The server applied set's GTID as a replica but has not
+			// written it to its binlog: nothing after it may be missing.
+			if c.seq > want {
+				ends := "has nothing of that domain"
+				if inBinlog {
+					ends = "ends at " + bin.gtid(d)
+				}
+				return nil, fmt.Errorf("the server applied transactions of domain %d after gtid %s (@@gtid_current_pos has %s), but its binlog %s: they are not in it (is log_slave_updates off?)",
+					d, s.gtid(d), cur.gtid(d), ends)
 			}
-			return fmt.Errorf("gtid %s is beyond the server's binlog (@@gtid_binlog_pos has %s): it names transactions this server never wrote (another server, or the binary logs were reset)", s.gtid(d), have)
+			if !inBinlog {
+				// The binlog has nothing of the domain: stream what comes.
+				omit = addDomain(omit, d, s[d])
+			}
+			// Else the binlog ends before set's GTID, which is the
+			// server's own @@gtid_slave_pos: MariaDB starts such a
+			// replica at the binlog's end itself.
+			continue
+		}
+		if _, ok := old[d]; ok {
+			continue // checked against the oldest file's state below
+		}
+		f, ok := first(d)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("the binlog has no transaction of domain %d, although @@gtid_binlog_pos has %s", d, bin.gtid(d))
+		case f.gtid.seq <= want:
+			// set's GTID is in the binlog, where the server finds it.
+		case f.gtid.seq == want+1:
+			omit = addDomain(omit, d, s[d])
+		default:
+			return nil, fmt.Errorf("the binlog has domain %d only from %d-%d-%d (in %s at %d): the transactions after %s and before it are not on this server (a replica restored from a backup taken later than %s, or binary logs reset since)",
+				d, d, f.gtid.server, f.gtid.seq, f.file, f.pos, s.gtid(d), s.gtid(d))
 		}
 	}
 	for _, d := range old.domains() {
 		g, ok := s[d]
 		if !ok {
-			return fmt.Errorf("gtid set %s has nothing of domain %d, but the oldest binlog %s starts after %s: earlier transactions of that domain were purged", set, d, oldestFile, old.gtid(d))
+			return nil, fmt.Errorf("gtid set %s has nothing of domain %d, but the oldest binlog %s starts after %s: earlier transactions of that domain were purged", set, d, st.oldestFile, old.gtid(d))
 		}
 		if g.seq < old[d].seq {
-			return fmt.Errorf("the transactions after %s were purged: the oldest binlog %s starts after %s", s.gtid(d), oldestFile, old.gtid(d))
+			return nil, fmt.Errorf("the transactions after %s were purged: the oldest binlog %s starts after %s", s.gtid(d), st.oldestFile, old.gtid(d))
 		}
 	}
-	return nil
+	return omit, nil
+}
+
+func addDomain(p mariadbPos, d uint32, g mariadbGTID) mariadbPos {
+	if p == nil {
+		p = mariadbPos{}
+	}
+	p[d] = g
+	return p
+}
+
+// firstMariaDBGTID finds the first transaction of domain in the binlog
+// files logs (SHOW BINARY LOGS, oldest first): in the last file whose
+// starting GTID state lacks the domain (every later file's lists it), read
+// from its start until the first GTID event of the domain. ok is false when
+// the binlog has none.
+func (r *Reader) firstMariaDBGTID(ctx context.Context, logs []LogFile, domain uint32) (f firstGTID, ok bool, err error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return f, false, err
+	}
+	from := len(logs) - 1
+	for i := 1; i < len(logs); i++ {
+		g, err := c.mariadbGTIDAt(logs[i].Name, 4)
+		if err != nil {
+			return f, false, err
+		}
+		p, err := parseMariaDBPos(g)
+		if err != nil {
+			return f, false, fmt.Errorf("parse the gtid state at the start of %s %q: %w", logs[i].Name, g, err)
+		}
+		if _, ok := p[domain]; ok {
+			from = i - 1
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	d, err := openDump(ctx, &r.cfg, r.srv.Flavor, logs[from].Name, 4)
+	if err != nil {
+		return f, false, err
+	}
+	defer d.close()
+	file := logs[from].Name
+	for {
+		ev, err := d.next()
+		if errors.Is(err, io.EOF) {
+			return f, false, nil
+		}
+		if err != nil {
+			return f, false, fmt.Errorf("read %s and later files: %w", file, err)
+		}
+		switch e := ev.Event.(type) {
+		case *replication.RotateEvent:
+			file = string(e.NextLogName)
+		case *replication.MariadbGTIDEvent:
+			if e.GTID.DomainID == domain {
+				h := ev.Header
+				return firstGTID{
+					gtid: mariadbGTID{server: e.GTID.ServerID, seq: e.GTID.SequenceNumber},
+					file: file,
+					pos:  h.LogPos - min(h.LogPos, h.EventSize),
+				}, true, nil
+			}
+		}
+	}
+}
+
+// connectState returns the GTID position to ask the server for: r.gset
+// without the domains of r.omit that are still where Start began (see
+// planMariaDBStart). Once a transaction of such a domain was read, its GTID
+// is in the binlog and the domain is asked for as any other.
+func (r *Reader) connectState() mysql.GTIDSet {
+	g := r.gset.Clone()
+	m, ok := g.(*mysql.MariadbGTIDSet)
+	if !ok {
+		return g
+	}
+	for d, o := range r.omit {
+		if cur, ok := m.Sets[d]; ok && cur.ServerID == o.server && cur.SequenceNumber == o.seq {
+			delete(m.Sets, d)
+		}
+	}
+	return m
 }

@@ -280,35 +280,72 @@ func TestCheckMySQLGTID(t *testing.T) {
 	}
 }
 
-func TestCheckMariaDBGTID(t *testing.T) {
+func TestPlanMariaDBStart(t *testing.T) {
+	// first is the binlog's first transaction of domain 0, "" for none.
 	tests := []struct {
-		name                  string
-		set, executed, oldest string
-		wantErr               string
+		name                                string
+		set, binlog, current, oldest, first string
+		wantOmit                            string
+		wantErr                             string
 	}{
-		{"contained, nothing purged", "0-1-5", "0-1-10", "", ""},
-		{"at the end", "0-1-10", "0-1-10", "0-1-3", ""},
-		{"at the oldest file's start", "0-1-3", "0-1-10", "0-1-3", ""},
-		{"another server id in the same domain", "0-2-5", "0-1-10", "", ""},
-		{"two domains", "0-1-5,1-2-7", "0-1-10,1-2-9", "0-1-4,1-2-7", ""},
-		{"beyond the binlog", "0-1-11", "0-1-10", "", "gtid 0-1-11 is beyond the server's binlog (@@gtid_binlog_pos has 0-1-10)"},
-		{"a domain the server never wrote", "0-1-5,7-1-1", "0-1-10", "", "@@gtid_binlog_pos has nothing in domain 7"},
-		{"after RESET MASTER", "0-1-50", "", "", "another server, or the binary logs were reset"},
-		{"purged", "0-1-2", "0-1-10", "0-1-3", "the transactions after 0-1-2 were purged: the oldest binlog mysql-bin.000002 starts after 0-1-3"},
-		{"a purged domain the set lacks", "0-1-5", "0-1-10,1-1-4", "1-1-2", "has nothing of domain 1, but the oldest binlog mysql-bin.000002 starts after 1-1-2"},
-		{"a MySQL set", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5", "0-1-10", "", "is not a MariaDB GTID position"},
+		{name: "contained, nothing purged", set: "0-1-5", binlog: "0-1-10", current: "0-1-10", first: "0-1-1"},
+		{name: "at the end", set: "0-1-10", binlog: "0-1-10", current: "0-1-10", oldest: "0-1-3"},
+		{name: "at the oldest file's start", set: "0-1-3", binlog: "0-1-10", current: "0-1-10", oldest: "0-1-3"},
+		{name: "another server id in the same domain", set: "0-2-5", binlog: "0-1-10", current: "0-1-10", oldest: "0-1-1"},
+		{name: "two domains", set: "0-1-5,1-2-7", binlog: "0-1-10,1-2-9", current: "0-1-10,1-2-9", oldest: "0-1-4,1-2-7"},
+		{name: "a binlog that starts right after the set", set: "0-1-10", binlog: "0-1-15", current: "0-1-15", first: "0-1-11", wantOmit: "0-1-10"},
+		{name: "a binlog that starts right after the set, from another server", set: "0-1-10", binlog: "0-2-15", current: "0-2-15", first: "0-2-11", wantOmit: "0-1-10"},
+		{name: "a replica at the set with an empty binlog", set: "0-1-10", current: "0-1-10", wantOmit: "0-1-10"},
+		{name: "only the domain with an empty binlog is left out", set: "0-1-10,1-2-7", binlog: "1-2-9", current: "0-1-10,1-2-9", oldest: "1-2-4", wantOmit: "0-1-10"},
+		{name: "a binlog that ends before the server's own slave position", set: "0-1-10", binlog: "0-1-8", current: "0-1-10", first: "0-1-1"},
+		{name: "beyond the binlog", set: "0-1-11", binlog: "0-1-10", current: "0-1-10", first: "0-1-1",
+			wantErr: "gtid 0-1-11 is beyond what the server has executed or applied (@@gtid_binlog_pos has 0-1-10, @@gtid_current_pos has 0-1-10)"},
+		{name: "a domain the server never wrote", set: "0-1-5,7-1-1", binlog: "0-1-10", current: "0-1-10", first: "0-1-1",
+			wantErr: "@@gtid_binlog_pos has nothing in domain 7, @@gtid_current_pos has nothing in domain 7"},
+		{name: "after RESET MASTER", set: "0-1-50", wantErr: "another server, a replica that has not caught up, or the binary logs were reset"},
+		{name: "a replica behind the set", set: "0-1-10", current: "0-1-9",
+			wantErr: "gtid 0-1-10 is beyond what the server has executed or applied (@@gtid_binlog_pos has nothing in domain 0, @@gtid_current_pos has 0-1-9)"},
+		{name: "a binlog that starts after the set's successor", set: "0-1-10", binlog: "0-1-15", current: "0-1-15", first: "0-1-12",
+			wantErr: "the binlog has domain 0 only from 0-1-12 (in mysql-bin.000002 at 256): the transactions after 0-1-10 and before it are not on this server"},
+		{name: "applied after the set but not in the binlog", set: "0-1-10", current: "0-1-12",
+			wantErr: "the server applied transactions of domain 0 after gtid 0-1-10 (@@gtid_current_pos has 0-1-12), but its binlog has nothing of that domain: they are not in it"},
+		{name: "applied after the set, binlogged only before it", set: "0-1-10", binlog: "0-1-8", current: "0-1-12", first: "0-1-1",
+			wantErr: "but its binlog ends at 0-1-8: they are not in it (is log_slave_updates off?)"},
+		{name: "purged", set: "0-1-2", binlog: "0-1-10", current: "0-1-10", oldest: "0-1-3",
+			wantErr: "the transactions after 0-1-2 were purged: the oldest binlog mysql-bin.000002 starts after 0-1-3"},
+		{name: "a purged domain the set lacks", set: "0-1-5", binlog: "0-1-10,1-1-4", current: "0-1-10,1-1-4", oldest: "1-1-2", first: "0-1-1",
+			wantErr: "has nothing of domain 1, but the oldest binlog mysql-bin.000002 starts after 1-1-2"},
+		{name: "a MySQL set", set: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5", binlog: "0-1-10", wantErr: "is not a MariaDB GTID position"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkMariaDBGTID(tc.set, tc.executed, tc.oldest, "mysql-bin.000002")
-			if tc.wantErr == "" {
+			st := mariadbState{binlog: tc.binlog, current: tc.current, oldest: tc.oldest, oldestFile: "mysql-bin.000002"}
+			first := func(d uint32) (firstGTID, bool) {
+				if d != 0 || tc.first == "" {
+					return firstGTID{}, false
+				}
+				p, err := parseMariaDBPos(tc.first)
 				if err != nil {
 					t.Fatal(err)
 				}
+				return firstGTID{gtid: p[0], file: "mysql-bin.000002", pos: 256}, true
+			}
+			omit, err := planMariaDBStart(tc.set, st, first)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range omit.domains() {
+				got = append(got, omit.gtid(d))
+			}
+			if g := strings.Join(got, ","); g != tc.wantOmit {
+				t.Fatalf("left out of the connect state: %q, want %q", g, tc.wantOmit)
 			}
 		})
 	}

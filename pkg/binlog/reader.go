@@ -61,6 +61,9 @@ type Reader struct {
 	syncer *replication.BinlogSyncer
 	stream *replication.BinlogStreamer
 	closed bool
+	// omit are the MariaDB domains whose binlog starts right after the
+	// position Start was given; see connectState.
+	omit mariadbPos
 
 	// stream state
 	file       string
@@ -178,7 +181,12 @@ func (r *Reader) decodeRows(e *replication.RowsEvent, data []byte) error {
 // first transaction are passed over; when skipTxn is a GTID, that first
 // transaction must carry it, else Next fails with ErrPositionUnavailable.
 // On a server with GTIDs a FILE:POS without GTID is converted to the GTID
-// set at that position, and the stream continues by GTID.
+// set at that position, and the stream continues by GTID. On MariaDB the
+// position is checked as CheckGTID does first (errors wrap
+// ErrPositionUnavailable); a domain whose binlog starts right after it (a
+// replica restored from a backup taken there) is streamed from the start of
+// the binlog instead of being asked for by GTID, which the server's GTID
+// strict mode would refuse (see planMariaDBStart).
 func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn string) error {
 	if r.closed {
 		return ErrClosed
@@ -202,6 +210,14 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 			return fmt.Errorf("start binlog sync at %s: %w", from, err)
 		}
 		from.GTID = g
+	}
+	r.omit = nil
+	if r.srv.Flavor == FlavorMariaDB && from.GTID != "" {
+		omit, err := r.mariadbStart(ctx, from.GTID)
+		if err != nil {
+			return fmt.Errorf("start binlog sync at %s: %w", from, err)
+		}
+		r.omit = omit
 	}
 	r.gset = nil
 	if from.GTID != "" || r.srv.Flavor == FlavorMariaDB {
@@ -255,7 +271,7 @@ func (r *Reader) startSync(from Position) error {
 	})
 	var err error
 	if r.gset != nil && from.GTID != "" {
-		r.stream, err = r.syncer.StartSyncGTID(r.gset.Clone())
+		r.stream, err = r.syncer.StartSyncGTID(r.connectState())
 	} else {
 		r.stream, err = r.syncer.StartSync(mysql.Position{Name: from.File, Pos: from.Pos})
 	}
