@@ -350,3 +350,34 @@ func TestPlanMariaDBStart(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectStateLeavesOutOnlyDomainsStillAtTheStart(t *testing.T) {
+	tests := []struct {
+		name, gset, omit, want string
+	}{
+		{"nothing left out", "0-1-10,1-2-7", "", "0-1-10,1-2-7"},
+		{"a domain still where Start began", "0-1-10,1-2-7", "0-1-10", "1-2-7"},
+		{"every domain", "0-1-10", "0-1-10", ""},
+		{"a domain read past since", "0-1-12,1-2-7", "0-1-10", "0-1-12,1-2-7"},
+		{"a domain continued by another server", "0-3-11,1-2-7", "0-1-10", "0-3-11,1-2-7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := mysql.ParseGTIDSet(mysql.MariaDBFlavor, tc.gset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			omit, err := parseMariaDBPos(tc.omit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &Reader{gset: g, omit: omit}
+			if got := r.connectState().String(); got != tc.want {
+				t.Fatalf("connect state %q, want %q", got, tc.want)
+			}
+			if r.gset.String() != tc.gset {
+				t.Fatalf("the reader's own set changed to %q", r.gset.String())
+			}
+		})
+	}
+}
