@@ -193,6 +193,8 @@ func (r *Reader) mariadbStart(ctx context.Context, set string) (mariadbPos, erro
 	if st.oldest, err = c.mariadbGTIDAt(st.oldestFile, 4); err != nil {
 		return nil, err
 	}
+	// planMariaDBStart is pure: a failed lookup is returned as itself, not
+	// as its verdict on a domain whose first transaction it could not see.
 	var ioErr error
 	first := func(domain uint32) (firstGTID, bool) {
 		f, ok, err := r.firstMariaDBGTID(ctx, logs, domain)
