@@ -656,15 +656,17 @@ func (r *Reader) query(ctx context.Context, e *replication.QueryEvent, h *replic
 			return err
 		}
 	}
-	if t := r.namesCaptured(e.Schema, q); t != "" {
-		if isDML(q) {
-			return fmt.Errorf("%w: statement-format DML on captured table %s at %s:%d (a session uses binlog_format=STATEMENT or MIXED): %.200s", ErrUnsupported, t, r.file, pos, q)
-		}
+	switch st := classifyStatement(string(e.Schema), q, querySQLMode(e.StatusVars), r.srv.LowerCaseTableNames, r.capList); st.kind {
+	case stmtWritesCaptured:
+		return fmt.Errorf("%w: statement-format DML on captured table %s at %s:%d (a session uses binlog_format=STATEMENT or MIXED): %.200s", ErrUnsupported, st.tables[0], r.file, pos, q)
+	case stmtAltersCaptured:
 		if !r.srv.FullMetadata {
-			return fmt.Errorf("%w: schema change on captured table %s at %s:%d without binlog_row_metadata=FULL: %.200s", ErrUnsupported, t, r.file, pos, q)
+			return fmt.Errorf("%w: schema change on captured table %s at %s:%d without binlog_row_metadata=FULL: %.200s", ErrUnsupported, st.tables[0], r.file, pos, q)
 		}
 		// The next TABLE_MAP carries the new shape; forget cached names.
-		delete(r.infoSchema, t)
+		for _, t := range st.tables {
+			delete(r.infoSchema, t)
+		}
 	}
 	if r.txnBegun {
 		// A statement inside BEGIN ... COMMIT on another table.
@@ -710,53 +712,6 @@ func (r *Reader) savepoint(q []byte, pos uint32) (bool, error) {
 
 func hasPrefixFold(b []byte, p string) bool {
 	return len(b) >= len(p) && strings.EqualFold(string(b[:len(p)]), p)
-}
-
-func isDML(q []byte) bool {
-	for _, p := range []string{"INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD DATA"} {
-		if hasPrefixFold(q, p) {
-			return true
-		}
-	}
-	// WITH ... UPDATE/DELETE and comments before the verb.
-	return hasPrefixFold(q, "WITH") || hasPrefixFold(q, "/*")
-}
-
-// namesCaptured returns "schema.table" of a captured table the statement
-// mentions (a conservative word match), or "".
-func (r *Reader) namesCaptured(defSchema []byte, q []byte) string {
-	lq := strings.ToLower(string(q))
-	for _, c := range r.capList {
-		name := strings.ToLower(c[1])
-		for i := 0; ; {
-			j := strings.Index(lq[i:], name)
-			if j < 0 {
-				break
-			}
-			start, end := i+j, i+j+len(name)
-			i = end
-			if start > 0 && isIdentByte(lq[start-1]) || end < len(lq) && isIdentByte(lq[end]) {
-				continue
-			}
-			// qualified by a schema?
-			schema := strings.ToLower(string(defSchema))
-			if start > 0 && lq[start-1] == '.' {
-				k := start - 1
-				for k > 0 && (isIdentByte(lq[k-1]) || lq[k-1] == '`') {
-					k--
-				}
-				schema = strings.Trim(lq[k:start-1], "`")
-			}
-			if schema == strings.ToLower(c[0]) {
-				return c[0] + "." + c[1]
-			}
-		}
-	}
-	return ""
-}
-
-func isIdentByte(b byte) bool {
-	return b == '_' || b == '$' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 0x80
 }
 
 func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) error {
