@@ -3,6 +3,7 @@ package binlog
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -296,12 +297,11 @@ var parsers = sync.Pool{New: func() any { return parser.New() }}
 // cannot parse the text.
 func classifyParsed(text string, sqlMode mysql.SQLMode, m *tableMatcher) (st statement, ok bool) {
 	p := parsers.Get().(*parser.Parser)
-	defer parsers.Put(p)
-	p.SetSQLMode(sqlMode)
-	stmts, _, err := p.ParseSQL(text)
+	stmts, err := parse(p, text, sqlMode)
 	if err != nil {
 		return statement{}, false
 	}
+	parsers.Put(p)
 	st.parsed = true
 	for _, s := range stmts {
 		kind, tables := classifyNode(s, m)
@@ -313,6 +313,20 @@ func classifyParsed(text string, sqlMode mysql.SQLMode, m *tableMatcher) (st sta
 		}
 	}
 	return st, true
+}
+
+// parse runs p on text. A panic inside the parser is returned as an error
+// (p is then not reused): the tokenizer still classifies the statement, and
+// a statement the server executed never stops the stream that way.
+func parse(p *parser.Parser, text string, sqlMode mysql.SQLMode) (stmts []ast.StmtNode, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("parser panic: %v", v)
+		}
+	}()
+	p.SetSQLMode(sqlMode)
+	stmts, _, err = p.ParseSQL(text)
+	return stmts, err
 }
 
 // classifyNode classifies one parsed statement.
@@ -353,6 +367,11 @@ func classifyNode(s ast.StmtNode, m *tableMatcher) (statementKind, []string) {
 			return classifyNode(s.DMLStmt, m)
 		}
 	case *ast.CreateTableStmt:
+		if s.TemporaryKeyword != ast.TemporaryNone {
+			// A temporary table is never logged as rows; it only shadows
+			// the captured table in its own session.
+			break
+		}
 		if s.Select != nil {
 			add(&written, s.Table)
 		} else {
@@ -369,7 +388,7 @@ func classifyNode(s ast.StmtNode, m *tableMatcher) (statementKind, []string) {
 			add(&altered, tt.NewTable)
 		}
 	case *ast.DropTableStmt:
-		if !s.IsView {
+		if !s.IsView && s.TemporaryKeyword == ast.TemporaryNone {
 			for _, t := range s.Tables {
 				add(&altered, t)
 			}
@@ -693,8 +712,10 @@ func classifyTokens(text string, sqlMode mysql.SQLMode, m *tableMatcher) stateme
 		r.accept("TABLE")
 		target(&written)
 	case r.accept("CREATE"):
-		r.accept("OR", "REPLACE", "TEMPORARY", "UNIQUE", "FULLTEXT", "SPATIAL", "ONLINE", "OFFLINE")
+		r.accept("OR", "REPLACE", "UNIQUE", "FULLTEXT", "SPATIAL", "ONLINE", "OFFLINE")
 		switch {
+		case r.accept("TEMPORARY"):
+			// Temporary tables: see classifyNode.
 		case r.accept("TABLE"):
 			r.accept("IF", "NOT", "EXISTS")
 			var t []string
@@ -738,8 +759,9 @@ func classifyTokens(text string, sqlMode mysql.SQLMode, m *tableMatcher) stateme
 			target(&altered)
 		}
 	case r.accept("DROP"):
-		r.accept("TEMPORARY")
 		switch {
+		case r.accept("TEMPORARY"):
+			// Temporary tables: see classifyNode.
 		case r.accept("TABLE", "TABLES", "SEQUENCE"):
 			r.accept("IF", "EXISTS")
 			anyName(&altered, "RESTRICT", "CASCADE", "WAIT", "NOWAIT")
