@@ -764,7 +764,7 @@ func classifyTokens(text string, sqlMode mysql.SQLMode, m *tableMatcher) stateme
 			// Temporary tables: see classifyNode.
 		case r.accept("TABLE", "TABLES", "SEQUENCE"):
 			r.accept("IF", "EXISTS")
-			anyName(&altered, "RESTRICT", "CASCADE", "WAIT", "NOWAIT")
+			anyName(&altered) // WAIT n, NOWAIT, RESTRICT, CASCADE name no table
 		case r.accept("INDEX"):
 			for !r.done() && !r.is("ON") {
 				r.i++
@@ -775,7 +775,7 @@ func classifyTokens(text string, sqlMode mysql.SQLMode, m *tableMatcher) stateme
 	case r.accept("RENAME"):
 		if r.accept("TABLE", "TABLES") {
 			r.accept("IF", "EXISTS")
-			anyName(&altered, "WAIT", "NOWAIT")
+			anyName(&altered) // MariaDB allows WAIT n before TO
 		}
 	case r.accept("TRUNCATE"):
 		r.accept("TABLE")
