@@ -3,6 +3,7 @@ package binlog
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -298,10 +299,12 @@ var parsers = sync.Pool{New: func() any { return parser.New() }}
 func classifyParsed(text string, sqlMode mysql.SQLMode, m *tableMatcher) (st statement, ok bool) {
 	p := parsers.Get().(*parser.Parser)
 	stmts, err := parse(p, text, sqlMode)
+	if !errors.Is(err, errParserPanic) {
+		parsers.Put(p)
+	}
 	if err != nil {
 		return statement{}, false
 	}
-	parsers.Put(p)
 	st.parsed = true
 	for _, s := range stmts {
 		kind, tables := classifyNode(s, m)
@@ -315,13 +318,17 @@ func classifyParsed(text string, sqlMode mysql.SQLMode, m *tableMatcher) (st sta
 	return st, true
 }
 
+// errParserPanic marks a panic inside the parser, after which the parser is
+// not reused.
+var errParserPanic = errors.New("parser panic")
+
 // parse runs p on text. A panic inside the parser is returned as an error
-// (p is then not reused): the tokenizer still classifies the statement, and
+// wrapping errParserPanic: the tokenizer still classifies the statement, and
 // a statement the server executed never stops the stream that way.
 func parse(p *parser.Parser, text string, sqlMode mysql.SQLMode) (stmts []ast.StmtNode, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("parser panic: %v", v)
+			err = fmt.Errorf("%w: %v", errParserPanic, v)
 		}
 	}()
 	p.SetSQLMode(sqlMode)
