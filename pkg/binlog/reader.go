@@ -61,6 +61,9 @@ type Reader struct {
 	syncer *replication.BinlogSyncer
 	stream *replication.BinlogStreamer
 	closed bool
+	// checksumLen is the length of the checksum that ends each event of
+	// the current file (its FORMAT_DESCRIPTION says).
+	checksumLen int
 	// omit are the MariaDB domains whose binlog starts right after the
 	// position Start was given; see connectState.
 	omit mariadbPos
@@ -601,6 +604,13 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 		}
 	case *replication.QueryEvent:
 		return r.query(ctx, e, h, pos)
+	case *replication.ExecuteLoadQueryEvent:
+		return r.loadQuery(ctx, e, ev.RawData, h, pos)
+	case *replication.FormatDescriptionEvent:
+		r.checksumLen = 0
+		if e.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32 {
+			r.checksumLen = replication.BinlogChecksumLength
+		}
 	case *replication.HeartbeatEvent:
 		r.st.heartbeat.Store(time.Now().UnixNano())
 	case *replication.XIDEvent:
@@ -679,6 +689,25 @@ func (r *Reader) query(ctx context.Context, e *replication.QueryEvent, h *replic
 		}
 	}
 	return r.endTxn(pos, true)
+}
+
+// loadQuery classifies the statement of an EXECUTE_LOAD_QUERY event, a
+// LOAD DATA logged in STATEMENT format, as a QUERY event's: go-mysql does
+// not keep its text, so it is cut from the raw event (header, the query
+// post-header and the load's 13 bytes, status variables, the default
+// schema and a NUL, the statement, the checksum).
+func (r *Reader) loadQuery(ctx context.Context, e *replication.ExecuteLoadQueryEvent, raw []byte, h *replication.EventHeader, pos uint32) error {
+	const postHeader = 13 + 13
+	start := replication.EventHeaderSize + postHeader + int(e.StatusVars)
+	schemaEnd := start + int(e.SchemaLength)
+	end := len(raw) - r.checksumLen
+	if schemaEnd+1 > end {
+		return fmt.Errorf("%w: malformed EXECUTE_LOAD_QUERY event at %s:%d (%d bytes)", ErrUnsupported, r.file, pos, len(raw))
+	}
+	status := raw[replication.EventHeaderSize+postHeader : start]
+	return r.query(ctx, &replication.QueryEvent{
+		Schema: raw[start:schemaEnd], Query: raw[schemaEnd+1 : end], StatusVars: status,
+	}, h, pos)
 }
 
 // savepoint applies a savepoint statement of the open group: SAVEPOINT

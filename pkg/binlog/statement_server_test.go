@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +131,63 @@ func TestReaderStopsAtStatementInsertIntoTheOutbox(t *testing.T) {
 		}
 		if it.Kind == binlog.ItemChange {
 			t.Fatalf("the statement insert was skipped: the reader yielded row %v", it.Change.Row[0])
+		}
+	}
+}
+
+// TestReaderStopsAtStatementLoadDataIntoTheOutbox: a LOAD DATA in STATEMENT
+// format is logged as BEGIN_LOAD_QUERY and EXECUTE_LOAD_QUERY events, not
+// as a QUERY event; into the outbox it stops the reader all the same, and
+// into another table it streams on.
+func TestReaderStopsAtStatementLoadDataIntoTheOutbox(t *testing.T) {
+	f := setup(t, 4171)
+	f.db.Exec(t, fmt.Sprintf("CREATE TABLE %s.other_table (id CHAR(36) PRIMARY KEY, aggregatetype VARCHAR(255), aggregateid VARCHAR(255), type VARCHAR(255), payload TEXT)", f.dbn))
+	file := filepath.Join(t.TempDir(), "rows.tsv")
+	if err := os.WriteFile(file, []byte("l1\tmember\t1\tLoaded\t{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stmt := statementConn(t, f.db, f.dbn)
+	load := func(table string) binlog.Position {
+		start, err := f.r.Latest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := fmt.Sprintf("LOAD DATA INFILE '%s' INTO TABLE %s (id, aggregatetype, aggregateid, type, payload)", file, table)
+		if _, err := stmt.Execute(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		res := f.db.Exec(t, fmt.Sprintf("SHOW BINLOG EVENTS IN '%s' FROM %d", start.File, start.Pos))
+		for i := 0; i < res.RowNumber(); i++ {
+			if typ, _ := res.GetStringByName(i, "Event_type"); typ == "Execute_load_query" {
+				return start
+			}
+		}
+		t.Fatalf("the binlog after %s holds no Execute_load_query event for %q", start, q)
+		return start
+	}
+	start := load("other_table")
+	if err := f.r.Start(ctx, start, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	load("`outbox`")
+	f.tx(t, f.insert(t, "sentinel", "1", "Next", `{}`))
+
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		it, err := f.r.Next(cctx)
+		if err != nil {
+			if !errors.Is(err, binlog.ErrUnsupported) || !strings.Contains(err.Error(), f.dbn+".outbox") || !strings.Contains(err.Error(), "LOAD DATA") {
+				t.Fatalf("next: got %v, want ErrUnsupported naming %s.outbox and the LOAD DATA", err, f.dbn)
+			}
+			return
+		}
+		if it.Kind == binlog.ItemChange {
+			t.Fatalf("the LOAD DATA into the outbox was skipped: the reader yielded row %v", it.Change.Row[0])
 		}
 	}
 }
