@@ -29,7 +29,7 @@ func replay(t *testing.T, file string, tables []string, full bool, names ...map[
 		srv:        Server{Flavor: FlavorMySQL, FullMetadata: full, GTIDMode: true},
 		tables:     map[uint64]*table{},
 		byName:     map[string]*table{},
-		infoSchema: map[string][]string{},
+		infoSchema: map[string]*infoColumns{},
 		captured:   map[string]map[string]struct{}{},
 	}
 	for _, tb := range tables {
@@ -42,7 +42,9 @@ func replay(t *testing.T, file string, tables []string, full bool, names ...map[
 	}
 	if len(names) > 0 {
 		r.cfg.AllowMinimalMetadata = true
-		r.infoSchema = names[0]
+		for table, n := range names[0] {
+			r.infoSchema[table] = &infoColumns{names: n}
+		}
 	}
 	g, _ := mysql.ParseMysqlGTIDSet("")
 	r.gset = g

@@ -82,7 +82,7 @@ type Reader struct {
 	failures   int
 	tables     map[uint64]*table // captured tables by table id, for the current statement
 	byName     map[string]*table
-	infoSchema map[string][]string
+	infoSchema map[string]*infoColumns // by "schema.table", without FULL metadata
 	pending    []Item
 	head       int
 	grp        group       // the open group's held rows and savepoints (group.go)
@@ -104,7 +104,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 	if slogger == nil {
 		slogger = slog.New(slog.DiscardHandler)
 	}
-	r := &Reader{cfg: cfg, log: log, slog: slogger, infoSchema: map[string][]string{}}
+	r := &Reader{cfg: cfg, log: log, slog: slogger, infoSchema: map[string]*infoColumns{}}
 	c, err := dial(ctx, &r.cfg)
 	if err != nil {
 		return nil, err
@@ -114,6 +114,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 		r.meta.close()
 		return nil, fmt.Errorf("read server identity: %w", err)
 	}
+	r.rowsDec.flavor = r.srv.Flavor
 	r.captured = map[string]map[string]struct{}{}
 	for _, t := range cfg.Tables {
 		s, n, _ := strings.Cut(t, ".")
@@ -616,7 +617,7 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 	case *replication.XIDEvent:
 		return r.endTxn(pos, true)
 	case *replication.TableMapEvent:
-		return r.tableMap(ctx, e)
+		return r.tableMap(ctx, e, pos)
 	case *replication.RowsEvent:
 		return r.rows(e, h, pos)
 	case *replication.TransactionPayloadEvent:
@@ -743,7 +744,7 @@ func hasPrefixFold(b []byte, p string) bool {
 	return len(b) >= len(p) && strings.EqualFold(string(b[:len(p)]), p)
 }
 
-func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) error {
+func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent, pos uint32) error {
 	if !r.isCaptured(tm.Schema, tm.Table) {
 		delete(r.tables, tm.TableID) // the id may have been a captured table's
 		return nil
@@ -756,7 +757,7 @@ func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) er
 		r.tables[tm.TableID] = t
 		return nil
 	}
-	var names []string
+	var names, charsets []string
 	if len(tm.ColumnName) > 0 {
 		names = tm.ColumnNameString()
 	} else {
@@ -768,23 +769,27 @@ func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent) er
 		} else if ok && !bytes.Equal(old.types, tm.ColumnType) {
 			return fmt.Errorf("%w: column types of %s changed without binlog_row_metadata=FULL", ErrUnsupported, key)
 		}
-		names = r.infoSchema[key]
-		if names == nil {
+		info := r.infoSchema[key]
+		if info == nil {
 			c, err := r.metaConn(ctx)
 			if err != nil {
 				return err
 			}
-			if names, err = c.columnNames(string(tm.Schema), string(tm.Table)); err != nil {
-				return fmt.Errorf("read column names of %s: %w", key, err)
+			if info, err = c.columns(string(tm.Schema), string(tm.Table)); err != nil {
+				return fmt.Errorf("read columns of %s: %w", key, err)
 			}
 			r.log.Warn().Str("table", key).Msg("binlog has no column names (binlog_row_metadata is not FULL), using information_schema")
-			r.infoSchema[key] = names
+			r.infoSchema[key] = info
 		}
-		if len(names) != int(tm.ColumnCount) {
-			return fmt.Errorf("%w: information_schema lists %d columns for %s, the binlog %d", ErrMetadata, len(names), key, tm.ColumnCount)
+		if len(info.names) != int(tm.ColumnCount) {
+			return fmt.Errorf("%w: information_schema lists %d columns for %s, the binlog %d", ErrMetadata, len(info.names), key, tm.ColumnCount)
 		}
+		names, charsets = info.names, info.charsets
 	}
-	t := newTable(tm, names)
+	t, err := newTable(tm, names, r.srv.Flavor, charsets)
+	if err != nil {
+		return fmt.Errorf("table map of %s at %s:%d: %w", key, r.file, pos, err)
+	}
 	r.tables[tm.TableID] = t
 	r.byName[key] = t
 	return nil

@@ -34,8 +34,10 @@ import (
 // Safe for concurrent use: go-mysql decodes the events of a compressed
 // transaction payload in parallel.
 type rowsDecoder struct {
-	mu    sync.Mutex
-	plans map[uint64]*rowsPlan // by table id
+	// flavor is the server's, for the collation ids of text columns.
+	flavor Flavor
+	mu     sync.Mutex
+	plans  map[uint64]*rowsPlan // by table id
 }
 
 // rowsPlan is how the images of one table shape are decoded.
@@ -194,13 +196,17 @@ func (d *rowsDecoder) plan(id uint64, tm *replication.TableMapEvent) *rowsPlan {
 	if d.plans == nil || len(d.plans) >= maxPlans {
 		d.plans = map[uint64]*rowsPlan{}
 	}
-	p = newRowsPlan(tm)
+	p = newRowsPlan(tm, d.flavor)
 	d.plans[id] = p
 	return p
 }
 
-func newRowsPlan(tm *replication.TableMapEvent) *rowsPlan {
-	p := &rowsPlan{tm: tm, tbl: newTable(tm, nil)}
+func newRowsPlan(tm *replication.TableMapEvent, f Flavor) *rowsPlan {
+	// The plan needs the column kinds only: a column that cannot be
+	// converted is the reader's error, at the TABLE_MAP (and its text
+	// is converted by table.convertRow, on either path).
+	tbl, _ := newTable(tm, nil, f, nil)
+	p := &rowsPlan{tm: tm, tbl: tbl}
 	cols := make([]colOp, len(tm.ColumnType))
 	for i, tp := range tm.ColumnType {
 		kind, meta := p.tbl.conv[i].kind, tm.ColumnMeta[i]

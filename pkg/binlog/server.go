@@ -210,17 +210,28 @@ func (c *conn) mariadbGTIDAt(file string, pos uint32) (string, error) {
 	return str(r, 0), nil
 }
 
-// columnNames reads column names from information_schema in ordinal order.
-func (c *conn) columnNames(schema, table string) ([]string, error) {
-	r, err := c.query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", schema, table)
+// infoColumns are a table's columns as information_schema lists them, in
+// ordinal order: what the binlog lacks without binlog_row_metadata.
+type infoColumns struct {
+	names []string
+	// charsets holds each column's character set; "" for columns without
+	// one (numbers, dates, binary strings).
+	charsets []string
+}
+
+// columns reads the names and character sets of a table's columns from
+// information_schema.
+func (c *conn) columns(schema, table string) (*infoColumns, error) {
+	r, err := c.query("SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", schema, table)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, r.RowNumber())
-	for i := range names {
-		names[i], _ = r.GetString(i, 0)
+	info := &infoColumns{names: make([]string, r.RowNumber()), charsets: make([]string, r.RowNumber())}
+	for i := range info.names {
+		info.names[i], _ = r.GetString(i, 0)
+		info.charsets[i], _ = r.GetString(i, 1)
 	}
-	return names, nil
+	return info, nil
 }
 
 func (c *conn) close() {

@@ -3,31 +3,24 @@ package binlog
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
-// charset classes of character columns.
-const (
-	csUTF8   = iota // utf8, utf8mb4, ascii and anything we pass through as is
-	csLatin1        // MySQL latin1 is Windows-1252
-	csBinary        // collation 63
-)
-
 // colConv is the precomputed conversion of one column.
 type colConv struct {
-	kind    Kind
-	charset int
-	padTo   int      // BINARY(n): pad to n bytes
-	names   []string // ENUM/SET member names, when known
+	kind  Kind
+	text  *textCodec // a text column not in UTF-8: converts it (charset.go)
+	padTo int        // BINARY(n): pad to n bytes
+	names []string   // ENUM/SET member names, when known, in UTF-8
 }
 
 // table is a captured table as decoded from one TABLE_MAP shape.
@@ -46,11 +39,19 @@ type table struct {
 	enums, sets                    [][][]byte
 }
 
-var latin1Collations = map[uint64]bool{5: true, 8: true, 15: true, 31: true, 47: true, 48: true, 49: true, 94: true}
+// binaryCollation is the collation id of the binary character set.
+const binaryCollation = 63
 
-// newTable builds the conversion plan for a TABLE_MAP of a captured table.
-// names overrides the column names when the TABLE_MAP carries none.
-func newTable(tm *replication.TableMapEvent, names []string) *table {
+// newTable builds the conversion plan for a TABLE_MAP of a captured table
+// on a server of flavor f. names stands in for the column names, and
+// charsets (the character set name of each column, "" for one without)
+// for the column charsets, when the TABLE_MAP carries none
+// (binlog_row_metadata=NO_LOG): both from information_schema. Without
+// either, text columns are taken to be UTF-8 and binary strings to be text.
+// The error, wrapping ErrUnsupported, names a column in a character set
+// that cannot be converted to UTF-8 or one with an unknown collation id;
+// the table is complete all the same, its column kinds usable.
+func newTable(tm *replication.TableMapEvent, names []string, f Flavor, charsets []string) (*table, error) {
 	n := int(tm.ColumnCount)
 	t := &table{
 		pub:   &Table{Schema: string(tm.Schema), Name: string(tm.Table), Columns: make([]Column, n)},
@@ -76,8 +77,62 @@ func newTable(tm *replication.TableMapEvent, names []string) *table {
 	}
 	unsigned := tm.UnsignedMap()
 	collations := tm.CollationMap()
+	enumSetCollations := tm.EnumSetCollationMap()
 	enums := tm.EnumStrValueMap()
 	sets := tm.SetStrValueMap()
+	var errs []error
+	// charsetOf returns the character set of column i from collations,
+	// or from charsets when the TABLE_MAP has no character set metadata;
+	// "" when unknown.
+	noMetadata := len(tm.DefaultCharset) == 0 && len(tm.ColumnCharset) == 0
+	charsetOf := func(i int, collations map[int]uint64) string {
+		if noMetadata {
+			switch {
+			case i >= len(charsets):
+				return ""
+			case charsets[i] == "":
+				return "binary" // information_schema has no character set for binary strings
+			}
+			return charsets[i]
+		}
+		coll, ok := collations[i]
+		if !ok {
+			return ""
+		}
+		if coll == binaryCollation {
+			return "binary"
+		}
+		cs, ok := collationCharset(f, coll)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%w: column %s of %s has collation id %d, which tailbox does not know", ErrUnsupported, t.pub.Columns[i].Name, t.pub, coll))
+		}
+		return cs
+	}
+	codecOf := func(i int, cs string) *textCodec {
+		if cs == "" || cs == "binary" {
+			return nil
+		}
+		c, err := codecFor(cs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("column %s of %s: %w", t.pub.Columns[i].Name, t.pub, err))
+		}
+		return c
+	}
+	// memberNames converts ENUM or SET member names to UTF-8.
+	memberNames := func(i int, names []string) []string {
+		if names == nil {
+			return nil
+		}
+		c := codecOf(i, charsetOf(i, enumSetCollations))
+		if c == nil {
+			return names
+		}
+		out := make([]string, len(names))
+		for j, s := range names {
+			out[j] = c.decode(s)
+		}
+		return out
+	}
 	for i := 0; i < n; i++ {
 		col := &t.pub.Columns[i]
 		if i < len(names) {
@@ -91,10 +146,10 @@ func newTable(tm *replication.TableMapEvent, names []string) *table {
 		switch {
 		case tm.IsEnumColumn(i):
 			c.kind = KindEnum
-			c.names = enums[i]
+			c.names = memberNames(i, enums[i])
 		case tm.IsSetColumn(i):
 			c.kind = KindSet
-			c.names = sets[i]
+			c.names = memberNames(i, sets[i])
 		default:
 			switch tm.ColumnType[i] {
 			case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24,
@@ -123,14 +178,10 @@ func newTable(tm *replication.TableMapEvent, names []string) *table {
 				c.kind = KindBinary
 			case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
 				c.kind = KindText
-				if coll, ok := collations[i]; ok {
-					switch {
-					case coll == 63:
-						c.kind = KindBinary
-						c.charset = csBinary
-					case latin1Collations[coll]:
-						c.charset = csLatin1
-					}
+				if cs := charsetOf(i, collations); cs == "binary" {
+					c.kind = KindBinary
+				} else {
+					c.text = codecOf(i, cs)
 				}
 				if c.kind == KindBinary && tm.ColumnType[i] == mysql.MYSQL_TYPE_STRING {
 					c.padTo = stringLength(tm.ColumnMeta[i])
@@ -141,7 +192,7 @@ func newTable(tm *replication.TableMapEvent, names []string) *table {
 		}
 		col.Kind = c.kind
 	}
-	return t
+	return t, errors.Join(errs...)
 }
 
 // stringLength decodes the byte length of a MYSQL_TYPE_STRING column from its metadata.
@@ -287,12 +338,12 @@ func (c *colConv) convert(v any) (any, error) {
 			return parseWallClock(x)
 		}
 	case KindText:
-		if c.charset == csLatin1 {
+		if c.text != nil {
 			switch x := v.(type) {
 			case string:
-				return latin1ToUTF8(x), nil
+				return c.text.decode(x), nil
 			case []byte:
-				return latin1ToUTF8(bytesString(x)), nil
+				return c.text.decode(bytesString(x)), nil
 			}
 			break
 		}
@@ -362,41 +413,6 @@ func parseWallClock(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("parse time %q: %w", s, err)
 	}
 	return t, nil
-}
-
-// cp1252 maps bytes 0x80..0x9F of Windows-1252 (MySQL's latin1) to runes.
-var cp1252 = [32]rune{
-	0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D, 0x017D, 0x8F,
-	0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
-}
-
-// latin1ToUTF8 converts the text of a latin1 (Windows-1252) column to
-// UTF-8. Columns in UTF-8 and unknown charsets pass through without it
-// (invalid sequences are escaped by the encoders).
-func latin1ToUTF8(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		return s
-	}
-	b := make([]byte, 0, len(s)+len(s)/2)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c < 0x80:
-			b = append(b, c)
-		case c < 0xA0:
-			b = utf8.AppendRune(b, cp1252[c-0x80])
-		default:
-			b = utf8.AppendRune(b, rune(c))
-		}
-	}
-	return string(b)
 }
 
 // gtidOf renders a MySQL GTID event's own GTID ("uuid:gno", or "uuid:tag:gno").

@@ -30,8 +30,8 @@ func TestConvertRow(t *testing.T) {
 		{"text string stays", colConv{kind: KindText}, "Zoë", "Zoë"},
 		{"text bytes become a string", colConv{kind: KindText}, []byte(`{"a": 1}`), `{"a": 1}`},
 		{"empty text bytes become the empty string", colConv{kind: KindText}, []byte{}, ""},
-		{"latin1 text becomes UTF-8", colConv{kind: KindText, charset: csLatin1}, []byte("caf\xe9 \x80"), "café €"},
-		{"latin1 ASCII string stays", colConv{kind: KindText, charset: csLatin1}, "plain", "plain"},
+		{"latin1 text becomes UTF-8", colConv{kind: KindText, text: codecs["latin1"]}, []byte("caf\xe9 \x80"), "café €"},
+		{"latin1 ASCII string stays", colConv{kind: KindText, text: codecs["latin1"]}, "plain", "plain"},
 		{"JSON bytes become a string", colConv{kind: KindJSON}, []byte(`[1,2]`), `[1,2]`},
 		{"JSON string stays", colConv{kind: KindJSON}, `{"b":true}`, `{"b":true}`},
 		{"decimal string stays", colConv{kind: KindDecimal}, "119.90", "119.90"},
@@ -196,7 +196,10 @@ func TestSameShapeSeesEveryChangeNewTableReads(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tb := newTable(outboxTableMap(), nil)
+			tb, err := newTable(outboxTableMap(), nil, FlavorMySQL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			tm := outboxTableMap()
 			tt.change(tm)
 			if got := tb.sameShape(tm); got != tt.same {
@@ -209,7 +212,10 @@ func TestSameShapeSeesEveryChangeNewTableReads(t *testing.T) {
 func TestNewTableUsesTheNewEnumMembers(t *testing.T) {
 	tm := outboxTableMap()
 	tm.EnumStrValue = [][][]byte{{[]byte("a"), []byte("b"), []byte("c")}}
-	tb := newTable(tm, tm.ColumnNameString())
+	tb, err := newTable(tm, tm.ColumnNameString(), FlavorMySQL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	row, err := tb.convertRow([]any{int32(1), int64(3), "x"})
 	if err != nil || !reflect.DeepEqual(row, []any{int64(1), "c", "x"}) {
 		t.Fatalf("convertRow = %#v, %v; want [1 c x]", row, err)
