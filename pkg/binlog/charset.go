@@ -78,7 +78,7 @@ var jisRow1 = map[rune]rune{
 // charsetSpecs maps the character sets of MySQL and MariaDB that x/text can
 // decode, by their server names. MySQL's latin1 is Windows-1252 with the
 // C1 controls in its five undefined codes; tis620 is TIS-620 (Windows-874
-// without its additions in 0x80..0xA0); gb2312 is decoded as its superset
+// without its additions in 0x80..0x9F); gb2312 is decoded as its superset
 // GBK, big5 as x/text's Big5 (which includes HKSCS), cp932 and sjis as
 // x/text's Shift_JIS (Windows-31J), ujis and eucjpms as its EUC-JP; ucs2,
 // utf16 and utf32 are big-endian.
@@ -89,7 +89,7 @@ var charsetSpecs = map[string]charsetSpec{
 	"latin7":   {single: charmap.ISO8859_13, c1: true},
 	"greek":    {single: charmap.ISO8859_7, c1: true, patch: map[byte]rune{0xA1: '\u02BD', 0xA2: '\u02BC'}}, // ISO 8859-7:1987
 	"hebrew":   {single: charmap.ISO8859_8, c1: true, patch: map[byte]rune{0xAF: '\u203E'}},                 // ISO 8859-8:1988
-	"tis620":   {single: charmap.Windows874, c1All: true, patch: map[byte]rune{0xA0: utf8.RuneError}},
+	"tis620":   {single: charmap.Windows874, c1All: true},
 	"cp1250":   {single: charmap.Windows1250},
 	"cp1251":   {single: charmap.Windows1251},
 	"cp1256":   {single: charmap.Windows1256},

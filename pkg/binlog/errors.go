@@ -19,7 +19,10 @@ var (
 	// ErrUnsupported is returned when the binlog holds something tailbox
 	// must not skip and cannot process: an XA transaction, a DML statement
 	// in STATEMENT format, a MINIMAL row image, or a schema change without
-	// FULL row metadata on a captured table. Fatal.
+	// FULL row metadata on a captured table; or a captured table with a
+	// column in a character set tailbox cannot convert to UTF-8 (armscii8,
+	// dec8, geostd8, hp8, keybcs2, macce, swe7) or with an unknown collation
+	// id. Fatal.
 	ErrUnsupported = errors.New("unsupported binlog content for a captured table")
 
 	// ErrMetadata is returned when column names are not in the binlog
