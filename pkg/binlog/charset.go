@@ -166,18 +166,31 @@ func codecFor(name string) (*textCodec, error) {
 // decode returns s converted to UTF-8. Byte sequences that are not valid
 // in the character set become U+FFFD.
 func (c *textCodec) decode(s string) string {
-	if c.ascii && isASCII(s) {
-		return s
+	ascii := 0 // the length of s's ASCII prefix, which converts to itself
+	if c.ascii {
+		for ascii < len(s) && s[ascii] < utf8.RuneSelf {
+			ascii++
+		}
+		if ascii == len(s) {
+			return s
+		}
 	}
 	if c.bytes != nil {
-		b := make([]byte, 0, len(s)+len(s)/2)
-		for i := 0; i < len(s); i++ {
-			b = utf8.AppendRune(b, c.bytes[s[i]])
+		b := make([]byte, ascii, len(s)+len(s)/2)
+		copy(b, s[:ascii])
+		for i := ascii; i < len(s); i++ {
+			if r := c.bytes[s[i]]; r < utf8.RuneSelf {
+				b = append(b, byte(r))
+			} else {
+				b = utf8.AppendRune(b, r)
+			}
 		}
 		return bytesString(b)
 	}
-	// x/text's decoders replace invalid input and never fail.
-	out, _ := c.enc.NewDecoder().String(s)
+	// The multi-byte character sets have no shift states: decoding can
+	// start after the ASCII prefix. x/text's decoders replace invalid
+	// input and never fail.
+	out, _ := c.enc.NewDecoder().String(s[ascii:])
 	if c.remap != nil && strings.ContainsFunc(out, func(r rune) bool { _, ok := c.remap[r]; return ok }) {
 		out = strings.Map(func(r rune) rune {
 			if m, ok := c.remap[r]; ok {
@@ -186,16 +199,10 @@ func (c *textCodec) decode(s string) string {
 			return r
 		}, out)
 	}
-	return out
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
+	if ascii > 0 {
+		out = s[:ascii] + out
 	}
-	return true
+	return out
 }
 
 // MariaDB's collation ids above 255 (its own numbering, unlike MySQL's).

@@ -206,3 +206,37 @@ func TestNewTableTakesCharsetsFromInformationSchemaWithoutMetadata(t *testing.T)
 		t.Errorf("the BLOB without a character set is %s, want binary", tb.pub.Columns[3].Kind)
 	}
 }
+
+// BenchmarkConvertText converts one text value of an outbox row (a JSON
+// payload of about 400 bytes) from its column's character set.
+func BenchmarkConvertText(b *testing.B) {
+	payload := func(name string) string {
+		return `{"memberId":4711,"seq":42,"name":"` + name + `","note":"` + strings.Repeat("3f9a0c7be15d42", 24) + `"}`
+	}
+	tests := []struct {
+		name, charset, value string
+	}{
+		{"utf8mb4", "utf8mb4", payload("홍길동")},
+		{"latin1 ASCII", "latin1", payload("Zoe")},
+		{"latin1 accents", "latin1", payload("Zo\xeb M\xfcller \x80")},
+		{"euckr ASCII", "euckr", payload("Hong")},
+		{"euckr Hangul", "euckr", payload("\xc8\xab\xb1\xe6\xb5\xbf")},
+		{"sjis kanji", "sjis", payload("\x93\xfa\x96\x7b\x8c\xea\x81\x60")},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			c, err := codecFor(tt.charset)
+			if err != nil {
+				b.Fatal(err)
+			}
+			conv := colConv{kind: KindText, text: c}
+			in := []byte(tt.value)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := conv.convert(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
