@@ -78,8 +78,8 @@ func newTable(tm *replication.TableMapEvent, names []string, f Flavor, charsets 
 	unsigned := tm.UnsignedMap()
 	collations := tm.CollationMap()
 	enumSetCollations := tm.EnumSetCollationMap()
-	enums := tm.EnumStrValueMap()
-	sets := tm.SetStrValueMap()
+	enums := memberLists(tm, tm.IsEnumColumn, tm.EnumStrValue)
+	sets := memberLists(tm, tm.IsSetColumn, tm.SetStrValue)
 	var errs []error
 	// charsetOf returns the character set of column i from collations,
 	// or from charsets when the TABLE_MAP has no character set metadata;
@@ -119,17 +119,17 @@ func newTable(tm *replication.TableMapEvent, names []string, f Flavor, charsets 
 		return c
 	}
 	// memberNames converts ENUM or SET member names to UTF-8.
-	memberNames := func(i int, names []string) []string {
-		if names == nil {
+	memberNames := func(i int, raw [][]byte) []string {
+		if raw == nil {
 			return nil
 		}
 		c := codecOf(i, charsetOf(i, enumSetCollations))
-		if c == nil {
-			return names
-		}
-		out := make([]string, len(names))
-		for j, s := range names {
-			out[j] = c.decode(s)
+		out := make([]string, len(raw))
+		for j, b := range raw {
+			out[j] = string(b)
+			if c != nil {
+				out[j] = c.decode(out[j])
+			}
 		}
 		return out
 	}
@@ -193,6 +193,28 @@ func newTable(tm *replication.TableMapEvent, names []string, f Flavor, charsets 
 		col.Kind = c.kind
 	}
 	return t, errors.Join(errs...)
+}
+
+// memberLists returns the member names of the columns is selects (ENUM or
+// SET), by column index, from raw (TableMapEvent.EnumStrValue or
+// SetStrValue): nil without FULL metadata. It reads the event's decoded
+// fields only. go-mysql's EnumStrValueMap and SetStrValueMap fill a cache
+// in the event without synchronisation, and newTable runs on two
+// goroutines for one event (the Reader's, and go-mysql's parser through
+// rowsDecoder): one could see the other's cache half made.
+func memberLists(tm *replication.TableMapEvent, is func(int) bool, raw [][][]byte) map[int][][]byte {
+	if len(raw) == 0 {
+		return nil
+	}
+	out := map[int][][]byte{}
+	p := 0
+	for i := 0; i < int(tm.ColumnCount) && p < len(raw); i++ {
+		if is(i) {
+			out[i] = raw[p]
+			p++
+		}
+	}
+	return out
 }
 
 // stringLength decodes the byte length of a MYSQL_TYPE_STRING column from its metadata.
