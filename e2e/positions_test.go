@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,26 +142,47 @@ func (e *env) purgeTo(file string) {
 	}
 }
 
-// frozen records a file's bytes and modification time; check fails t when
-// either changed.
+// frozen records a file's bytes, modification time and inode — or that it
+// does not exist; check fails t when any of them changed. An atomic
+// rewrite (temporary file renamed over it) with the same bytes still
+// changes the inode.
 type frozen struct {
-	path string
-	data []byte
-	mod  time.Time
+	path   string
+	absent bool
+	data   []byte
+	mod    time.Time
+	ino    uint64
 }
 
 func freeze(t *testing.T, path string) frozen {
 	t.Helper()
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return frozen{path: path, absent: true}
+	}
+	if err != nil {
+		t.Fatalf("stat %s: %v", path, err)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("read %s: %v", path, err)
 	}
-	st, _ := os.Stat(path)
-	return frozen{path, data, st.ModTime()}
+	return frozen{path: path, data: data, mod: st.ModTime(), ino: st.Sys().(*syscall.Stat_t).Ino}
 }
 
 func (f frozen) check(t *testing.T) {
 	t.Helper()
+	st, err := os.Stat(f.path)
+	if f.absent {
+		if !errors.Is(err, fs.ErrNotExist) {
+			data, _ := os.ReadFile(f.path)
+			t.Fatalf("%s was written, where there was none (stat: %v):\n%s", f.path, err, data)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("stat %s: %v", f.path, err)
+	}
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		t.Fatalf("read %s: %v", f.path, err)
@@ -166,8 +190,11 @@ func (f frozen) check(t *testing.T) {
 	if !bytes.Equal(data, f.data) {
 		t.Fatalf("%s changed:\nbefore: %s\nafter:  %s", f.path, f.data, data)
 	}
-	if st, _ := os.Stat(f.path); !st.ModTime().Equal(f.mod) {
+	if !st.ModTime().Equal(f.mod) {
 		t.Fatalf("%s was rewritten (modification time %v, was %v)", f.path, st.ModTime(), f.mod)
+	}
+	if ino := st.Sys().(*syscall.Stat_t).Ino; ino != f.ino {
+		t.Fatalf("%s was replaced (inode %d, was %d)", f.path, ino, f.ino)
 	}
 }
 
