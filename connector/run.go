@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
@@ -83,27 +84,37 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 	c.m.sourceOpened(reader)
 	srv := reader.Server()
 	if err := c.preflight(ctx, reader); err != nil {
+		if c.interrupted(ctx, err) {
+			return nil
+		}
 		return err
 	}
 
+	c.log.Info().Str("from", opts.From).Bool("checkpoint", cp != nil).Str("start_from", c.cfg.Start.From).Msg("resolving the start position")
 	start, source, err := c.startPoint(ctx, reader, cp, opts.From)
 	if err != nil {
+		if c.interrupted(ctx, err) {
+			return nil
+		}
 		return err
 	}
 	c.log.Info().Str("binlog_file", start.Pos.File).Uint32("binlog_pos", start.Pos.Pos).Str("gtid", start.Pos.GTID).
 		Int("skip", start.Skip).Str("from", source).Str("server_version", srv.Version).Str("flavor", srv.Flavor.String()).
 		Bool("dry_run", opts.DryRun).Msg("starting")
 
+	// Nothing is written before the stream has started (see saver.started):
+	// then the first write records where this run started, even before
+	// anything moved, so that a restart never jumps to "latest" again.
 	s := &saver{c: c, store: store, srv: serverIdentity(srv)}
-	if c.cfg.Delivery == "exactly_once" {
+	switch {
+	case c.cfg.Delivery == "exactly_once":
 		// Checkpoints are written only inside the Kafka transactions of
-		// the events they cover; the first one records the start at once.
+		// the events they cover; the first one records the start point.
 		s.txn, s.unsaved = true, cp == nil || opts.From != ""
-	} else if store != nil && (cp == nil || opts.From != "") {
-		// Record where this run starts, so a restart never jumps to "latest".
-		if err := s.save(start); err != nil {
-			return err
-		}
+	case cp != nil && opts.From == "":
+		// The store holds the start point: the first write is the first
+		// move past it.
+		s.last, s.saved = start, true
 	}
 
 	wait := time.Second
@@ -140,6 +151,18 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 // errRetry marks session errors after which the pipeline restarts.
 var errRetry = errors.New("retriable")
 
+// interrupted reports whether err, which ended a start step, came from the
+// stop signal (ctx is done) rather than from a failure: the run then ends
+// as a clean stop, before any checkpoint was written. It logs err, which
+// the caller drops.
+func (c *Connector) interrupted(ctx context.Context, err error) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	c.log.Info().Err(err).Msg("stopped before the stream started: the checkpoint is left as it was")
+	return true
+}
+
 // saver writes checkpoints.
 type saver struct {
 	c     *Connector
@@ -149,17 +172,26 @@ type saver struct {
 	// stored yet.
 	txn, unsaved bool
 	srv          checkpoint.Server
-	mu           sync.Mutex
-	last         point
-	saved        bool
+	// started is set once this run's stream is known to flow from its
+	// start point (see session's streaming) and stays set for the run.
+	// Until then nothing is written — not periodically, not on a stop, not
+	// after a failure — so that a start that fails at whatever step, a
+	// stop signal included, leaves the stored checkpoint byte for byte as
+	// it was.
+	started atomic.Bool
+	mu      sync.Mutex
+	last    point
+	saved   bool
 	// startFile is the binlog file whose start time (startTime, zero when
 	// unknown) was last looked up, for checkpoint.Server.FileStartTime.
 	startFile string
 	startTime time.Time
 }
 
+// save writes the checkpoint of p unless it is the one last written, or
+// the stream has not started.
 func (s *saver) save(p point) error {
-	if s.store == nil || s.txn {
+	if s.store == nil || s.txn || !s.started.Load() {
 		return nil
 	}
 	s.mu.Lock()
@@ -203,13 +235,20 @@ func (s *saver) server(file string) checkpoint.Server {
 	return srv
 }
 
+// final writes the checkpoint of p at the end of a session, once the
+// stream has started.
 func (s *saver) final(p point) error {
+	if s.store == nil {
+		return nil
+	}
+	if !s.started.Load() {
+		s.c.log.Info().Msg("the stream did not start: the checkpoint is left as it was")
+		return nil
+	}
 	if err := s.save(p); err != nil {
 		return err
 	}
-	if s.store != nil {
-		s.c.log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint saved")
-	}
+	s.c.log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint saved")
 	return nil
 }
 
@@ -255,6 +294,22 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	if s.store != nil && !s.txn {
 		tr.caughtUp = make(chan struct{}, 1) // see the checkpoint goroutine
 	}
+	// streaming reports whether the stream flows from start, and from its
+	// first true answer on sets s.started: the reader handed on an item (a
+	// transaction end or a captured row read after start), or the server
+	// sent a heartbeat, which it does only when it has sent everything
+	// from start and waits for more. A server that cannot serve start
+	// refuses it (error 1236) before either.
+	streaming := func() bool {
+		if s.started.Load() {
+			return true
+		}
+		if tr.streamed() || !reader.Stats().LastHeartbeat.IsZero() {
+			s.started.Store(true)
+			return true
+		}
+		return false
+	}
 	if err := c.startReader(ctx, reader, start); err != nil {
 		if prod != nil {
 			c.closeProducer(prod)
@@ -269,7 +324,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	}
 	var batch *txnBatcher
 	if s.txn && prod != nil {
-		batch = newTxnBatcher(c, prod, tr, start, s.unsaved, s.checkpoint)
+		batch = newTxnBatcher(c, prod, tr, start, s.unsaved, streaming, s.checkpoint)
 	}
 
 	var (
@@ -373,6 +428,9 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 			version uint64           // of the committed point at the last signal
 		)
 		save := func(why string) {
+			if !streaming() {
+				return
+			}
 			p, _ := tr.committed()
 			if err := s.save(p); err != nil {
 				c.log.Error().Err(err).Msg(why)
@@ -446,6 +504,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	}
 	close(stopTick)
 	wg.Wait()
+	streaming() // for the caller's final checkpoint
 	p, _ := tr.committed()
 	if batch != nil {
 		p = batch.last()

@@ -168,6 +168,14 @@ func (t *tracker) committed() (point, uint64) {
 	return t.commit, t.version
 }
 
+// streamed reports whether anything was pushed: the stream delivered an
+// item after the start point.
+func (t *tracker) streamed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.next > 0
+}
+
 // inFlight returns the number of unsettled slots.
 func (t *tracker) inFlight() int {
 	t.mu.Lock()

@@ -69,13 +69,16 @@ type txnBatcher struct {
 	bytes      int
 	committed  point // last committed checkpoint
 	lastCommit time.Time
-	unsaved    bool  // committed is not stored yet (first start, --from)
-	err        error // the first commit failure: the batcher is done
-	shut       bool  // finish or abort ran: the producer is not touched again
+	unsaved    bool // committed is not stored yet (first start, --from)
+	// streaming reports whether the stream flows from the start point:
+	// an unsaved start point is committed only then (see session).
+	streaming func() bool
+	err       error // the first commit failure: the batcher is done
+	shut      bool  // finish or abort ran: the producer is not touched again
 }
 
-func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start point, unsaved bool, cp func(point) *checkpoint.Checkpoint) *txnBatcher {
-	return &txnBatcher{c: c, prod: prod, tr: tr, cp: cp, committed: start, unsaved: unsaved, lastCommit: time.Now()}
+func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start point, unsaved bool, streaming func() bool, cp func(point) *checkpoint.Checkpoint) *txnBatcher {
+	return &txnBatcher{c: c, prod: prod, tr: tr, cp: cp, committed: start, unsaved: unsaved, streaming: streaming, lastCommit: time.Now()}
 }
 
 // lock is called by the pump before it pushes a slot whose record it
@@ -141,7 +144,8 @@ func (b *txnBatcher) unlock(ctx context.Context, size int, sent bool) error {
 // tick commits the open transaction once it is kafka.transaction_interval
 // old, and writes a checkpoint-only transaction when the read point moved
 // without events (other tables' transactions, skipped rows) at most every
-// checkpoint.interval, or at once when the start point is not stored yet.
+// checkpoint.interval, or at once when the start point is not stored yet
+// and the stream has started.
 func (b *txnBatcher) tick(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -154,7 +158,7 @@ func (b *txnBatcher) tick(ctx context.Context) error {
 		if now.Sub(b.began) < b.c.cfg.Kafka.TransactionInterval.D() {
 			return nil
 		}
-	case b.unsaved:
+	case b.unsaved && b.streaming():
 	default:
 		if now.Sub(b.lastCommit) < b.c.cfg.Checkpoint.Interval.D() || b.tr.readPoint() == b.committed {
 			return nil
@@ -163,12 +167,13 @@ func (b *txnBatcher) tick(ctx context.Context) error {
 	return b.commitLocked(ctx)
 }
 
-// finish commits what is open (on a clean stop) and shuts the batcher;
-// it returns the commit's error.
+// finish commits what is open (on a clean stop, or the start point once
+// the stream has started) and shuts the batcher; it returns the commit's
+// error.
 func (b *txnBatcher) finish(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err == nil && !b.shut && (b.open || b.unsaved || b.tr.readPoint() != b.committed) {
+	if b.err == nil && !b.shut && (b.open || b.unsaved && b.streaming() || b.tr.readPoint() != b.committed) {
 		_ = b.commitLocked(ctx)
 	}
 	b.shut = true
