@@ -235,8 +235,11 @@ func scanTo(next func() (*replication.BinlogEvent, error), s *txnScan, pos uint3
 		// Read on to the transaction's end, to name both of its boundaries.
 		for s.open {
 			e, err := next()
-			if err != nil {
+			if errors.Is(err, io.EOF) {
 				return notBoundary("%s:%d is inside the transaction that starts at %d", file, pos, from)
+			}
+			if err != nil {
+				return err
 			}
 			if err := s.apply(e); err != nil {
 				return err

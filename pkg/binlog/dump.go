@@ -24,6 +24,7 @@ const dumpReadTimeout = time.Minute
 // replica: it displaces no running dump with the same server_id (the
 // connector's own stream among them) and needs no unique id.
 type dump struct {
+	ctx    context.Context // closes c when done
 	c      *client.Conn
 	p      *replication.BinlogParser
 	stop   func() bool
@@ -38,7 +39,7 @@ func openDump(ctx context.Context, cfg *Config, flavor Flavor, file string, pos 
 	if err != nil {
 		return nil, err
 	}
-	d := &dump{c: c, p: replication.NewBinlogParser()}
+	d := &dump{ctx: ctx, c: c, p: replication.NewBinlogParser()}
 	d.stop = context.AfterFunc(ctx, func() { _ = c.Close() })
 	fail := func(err error) (*dump, error) {
 		d.close()
@@ -88,9 +89,11 @@ func openDump(ctx context.Context, cfg *Config, flavor Flavor, file string, pos 
 	return d, nil
 }
 
-// next returns the next event, io.EOF at the end of the binlog, or the
-// server's error (error 1236 wrapped in ErrPositionUnavailable). Events with
-// LogPos 0 inside a file (MariaDB 11.4+) get their position filled in.
+// next returns the next event, io.EOF at the end of the binlog, the
+// server's error (error 1236 wrapped in ErrPositionUnavailable), or the
+// context's error once the dump's context is done (which closes the
+// connection). Events with LogPos 0 inside a file (MariaDB 11.4+) get
+// their position filled in.
 func (d *dump) next() (*replication.BinlogEvent, error) {
 	if d.closed {
 		return nil, io.EOF
@@ -98,6 +101,9 @@ func (d *dump) next() (*replication.BinlogEvent, error) {
 	_ = d.c.SetReadDeadline(time.Now().Add(dumpReadTimeout))
 	data, err := d.c.ReadPacket()
 	if err != nil {
+		if cerr := d.ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("read binlog dump: %w", cerr)
+		}
 		return nil, fmt.Errorf("read binlog dump: %w: %w", ErrConnection, err)
 	}
 	switch data[0] {
