@@ -61,6 +61,9 @@ type txnBatcher struct {
 	prod *kafka.Producer
 	tr   *tracker
 	cp   func(p point) *checkpoint.Checkpoint // the checkpoint record of p
+	// streaming reports whether the stream flows from the start point:
+	// an unsaved start point is committed only then (see session).
+	streaming func() bool
 
 	mu         sync.Mutex
 	open       bool
@@ -69,12 +72,9 @@ type txnBatcher struct {
 	bytes      int
 	committed  point // last committed checkpoint
 	lastCommit time.Time
-	unsaved    bool // committed is not stored yet (first start, --from)
-	// streaming reports whether the stream flows from the start point:
-	// an unsaved start point is committed only then (see session).
-	streaming func() bool
-	err       error // the first commit failure: the batcher is done
-	shut      bool  // finish or abort ran: the producer is not touched again
+	unsaved    bool  // committed is not stored yet (first start, --from)
+	err        error // the first commit failure: the batcher is done
+	shut       bool  // finish or abort ran: the producer is not touched again
 }
 
 func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start point, unsaved bool, streaming func() bool, cp func(point) *checkpoint.Checkpoint) *txnBatcher {
