@@ -189,25 +189,33 @@ type saver struct {
 }
 
 // save writes the checkpoint of p unless it is the one last written, or
-// the stream has not started.
-func (s *saver) save(p point) error {
+// the stream has not started; it reports whether it wrote.
+func (s *saver) save(p point) (bool, error) {
 	if s.store == nil || s.txn || !s.started.Load() {
-		return nil
+		return false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.saved && s.last == p {
 		s.c.m.checkpointUnchanged()
-		return nil
+		return false, nil
 	}
 	cp := s.checkpoint(p)
 	if err := s.store.Save(cp); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return false, fmt.Errorf("write checkpoint: %w", err)
 	}
 	s.last, s.saved = p, true
 	s.c.m.checkpointed(p)
 	s.c.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint written")
-	return nil
+	return true, nil
+}
+
+// stored reports whether the store holds this run's checkpoint: the
+// stored one it resumed from, or one it wrote.
+func (s *saver) stored() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saved
 }
 
 // checkpoint is the checkpoint of p.
@@ -245,7 +253,7 @@ func (s *saver) final(p point) error {
 		s.c.log.Info().Msg("the stream did not start: the checkpoint is left as it was")
 		return nil
 	}
-	if err := s.save(p); err != nil {
+	if _, err := s.save(p); err != nil {
 		return err
 	}
 	s.c.log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint saved")
@@ -409,7 +417,8 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 	// Periodic checkpoint, or commit of the transaction; and the
 	// checkpoint once the stream pauses with everything read acknowledged
 	// (caughtUp, then nothing committed for caughtUpQuiet), at most every
-	// caughtUpGap(interval) on top of the periodic ones.
+	// caughtUpGap(interval) on top of the periodic ones; and, as soon as
+	// the stream has started, the start point when the store lacks it.
 	stopTick := make(chan struct{})
 	every := c.cfg.Checkpoint.Interval.D()
 	if batch != nil {
@@ -422,18 +431,34 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		defer t.Stop()
 		var (
 			gap     = caughtUpGap(every)
-			last    time.Time        // of the last checkpoint written
+			last    time.Time        // of the last checkpoint written, but the run's first
+			first   = !s.stored()    // the next write is the run's first, of its start point
 			pause   *time.Timer      // runs from the last caught-up signal to its check
 			due     <-chan time.Time // pause's channel while it runs
 			version uint64           // of the committed point at the last signal
+			poll    <-chan time.Time // polls streaming while the start point waits for it
 		)
+		if first && batch == nil && s.store != nil {
+			// An idle stream starts with a heartbeat, which signals nothing.
+			pt := time.NewTicker(startPoll)
+			defer pt.Stop()
+			poll = pt.C
+		}
 		save := func(why string) {
 			if !streaming() {
 				return
 			}
+			poll = nil
 			p, _ := tr.committed()
-			if err := s.save(p); err != nil {
+			wrote, err := s.save(p)
+			if err != nil {
 				c.log.Error().Err(err).Msg(why)
+			}
+			if wrote && first {
+				// The start point: not one of the caught-up writes the
+				// gap bounds.
+				first = false
+				return
 			}
 			last = time.Now()
 		}
@@ -444,6 +469,8 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 					pause.Stop()
 				}
 				return
+			case <-poll:
+				save("checkpoint of the start point")
 			case <-t.C:
 				if batch != nil {
 					if err := batch.tick(sctx); err != nil {
@@ -534,6 +561,10 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 // stream, caught up after each of its transactions, is not written more
 // often than its interval, only one that pauses.
 const caughtUpQuiet = 10 * time.Millisecond
+
+// startPoll is how often a run whose store lacks its start point checks
+// whether the stream has started, to write the start point then.
+const startPoll = 50 * time.Millisecond
 
 // caughtUpGap is the shortest time between a checkpoint and the next one
 // written because the stream paused: a tenth of the checkpoint interval, so
