@@ -32,6 +32,12 @@ var (
 	// Send that was blocked when Close was called.
 	ErrClosed = errors.New("kafka producer is closed")
 
+	// ErrAbandoned is wrapped by Close's error when its context ended
+	// before the outcome of every record sent was known, and by the
+	// Ack.Err of each record sarama failed after that. Retriable: those
+	// records may or may not have been written; send them again.
+	ErrAbandoned = errors.New("kafka producer closed before the record's outcome was known")
+
 	// ErrNilRecord is returned by Send for a nil *Record.
 	ErrNilRecord = errors.New("nil record")
 

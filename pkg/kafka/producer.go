@@ -7,7 +7,8 @@
 // Records go in with Send, which blocks while the producer is full; exactly
 // one Ack per record comes back on Acks, in the order sarama returns them
 // (acknowledgements of different partitions interleave arbitrarily; the
-// caller restores binlog order). Close stops intake and drains.
+// caller restores binlog order). Close stops intake, waits for the outcome
+// of every record sent (bounded by its context), then closes.
 package kafka
 
 import (
@@ -81,12 +82,23 @@ type Producer struct {
 	drained  chan struct{} // closed once every ack is delivered and acks is closed
 	inFlight atomic.Int64
 
+	// settled receives a signal (dropped when one is pending) each time
+	// inFlight drops to zero once closing is set: Close shuts sarama down
+	// only then, so that no record is still being retried.
+	settled chan struct{}
+	closing atomic.Bool
+	// gaveUp is set when a Close gave up: sarama's retries no longer back
+	// off, and the records it then fails carry ErrAbandoned. Shared with
+	// sarama's BackoffFunc, which exists before p.
+	gaveUp *atomic.Bool
+
 	mu      sync.RWMutex // guards closed against senders.Add
 	closed  bool
-	senders sync.WaitGroup
+	senders sync.WaitGroup // Sends and transaction calls in progress
 
 	stopOnce    sync.Once
 	abandonOnce sync.Once
+	abandonErr  error // what Close returns once it gave up; set in abandonOnce
 	clientOnce  sync.Once
 	clientErr   error
 }
@@ -110,6 +122,18 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 		return nil, err
 	}
 	var running atomic.Pointer[sarama.AsyncProducer] // set once it exists
+	gaveUp := new(atomic.Bool)
+	{
+		// Once a Close has given up, what sarama still holds is failed
+		// without waiting: the retries of a closed producer cannot succeed.
+		backoff := sc.Producer.Retry.BackoffFunc
+		sc.Producer.Retry.BackoffFunc = func(retries, maxRetries int) time.Duration {
+			if gaveUp.Load() {
+				return 0
+			}
+			return backoff(retries, maxRetries)
+		}
+	}
 	if cfg.TransactionalID != "" {
 		// sarama retries a batch whose AddPartitionsToTxn failed as if the
 		// connection were bad, also after a fatal answer such as
@@ -176,6 +200,8 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 		stop:            make(chan struct{}),
 		abandon:         make(chan struct{}),
 		drained:         make(chan struct{}),
+		settled:         make(chan struct{}, 1),
+		gaveUp:          gaveUp,
 	}
 	go p.run()
 	return p, nil
@@ -283,7 +309,11 @@ func (p *Producer) run() {
 				continue
 			}
 			if r, ok := pe.Msg.Metadata.(*Record); ok {
-				p.deliver(Ack{Record: r, Partition: -1, Offset: -1, Err: ackError(pe.Msg, pe.Err, p.maxMessageBytes)})
+				err := pe.Err
+				if p.gaveUp.Load() {
+					err = fmt.Errorf("%w: %w", ErrAbandoned, err)
+				}
+				p.deliver(Ack{Record: r, Partition: -1, Offset: -1, Err: ackError(pe.Msg, err, p.maxMessageBytes)})
 			}
 		}
 	}
@@ -291,7 +321,12 @@ func (p *Producer) run() {
 
 // deliver hands a to the caller, unless a Close gave up waiting.
 func (p *Producer) deliver(a Ack) {
-	p.inFlight.Add(-1)
+	if p.inFlight.Add(-1) == 0 && p.closing.Load() {
+		select {
+		case p.settled <- struct{}{}:
+		default: // a signal is pending already
+		}
+	}
 	select { // the common case, without a full select
 	case p.acks <- a:
 		return
@@ -392,42 +427,82 @@ func (p *Producer) Acks() <-chan Ack { return p.acks }
 // been handed to Acks yet (one may be waiting in the channel's buffer).
 func (p *Producer) InFlight() int { return int(p.inFlight.Load()) }
 
-// Close stops intake (Send returns ErrClosed from now on), waits until every
-// record already sent has been acknowledged or has failed and its Ack has
-// been delivered on Acks, closes Acks and the connections, and returns nil.
-// The caller must keep reading Acks meanwhile.
+// Close stops intake (Send returns ErrClosed from now on), waits until the
+// outcome of every record already sent is known — acknowledged, or failed
+// after sarama's retries — and its Ack has been delivered on Acks, then
+// closes Acks and the connections and returns nil. A transaction call in
+// progress (BeginTxn, CommitTxn, AbortTxn) is waited for as well. The
+// caller must keep reading Acks meanwhile.
 //
-// When ctx ends first, Close gives up: it returns an error wrapping ctx's
-// error with the number of records still unacknowledged, drops the Acks not
-// yet delivered, and closes the connections so that sarama fails what it
-// still holds; Acks is closed soon after. Those records may or may not have
-// been written. Close is idempotent: later calls wait (bounded by their own
-// ctx) for the same drain and return nil once it is done.
+// ctx bounds the wait. When it ends first, Close gives up: it closes the
+// connections, so that sarama fails at once what it still holds, and
+// returns an error wrapping ErrAbandoned and ctx's error that counts the
+// records whose outcome was not known. Each of them still gets one Ack
+// (an Err wrapping ErrAbandoned, unless the broker's answer arrived first)
+// while the caller reads Acks until it is closed; a caller that stops
+// reading after Close gave up makes the producer drop the Acks it does not
+// take. Either way no such record was reported written: a caller that
+// advances only on successful Acks never passes it. Those records may or
+// may not have been written.
+//
+// Close is idempotent: later calls wait (bounded by their own ctx) for the
+// same drain and return what the first returned, the give-up error
+// included.
 func (p *Producer) Close(ctx context.Context) error {
 	p.stopOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
+		p.closing.Store(true)
 		close(p.stop)
 		p.mu.Unlock()
-		go func() {
-			// No Send is between its check of closed and its hand-over
-			// once senders is done, so sarama's shutdown marker follows
-			// the last record.
-			p.senders.Wait()
-			p.ap.AsyncClose()
-		}()
+		go p.shutdown()
 	})
 	select {
 	case <-p.drained:
-		return p.closeClient()
-	case <-ctx.Done():
-		n := p.InFlight()
-		p.abandonOnce.Do(func() {
-			close(p.abandon)
-			go func() { _ = p.closeClient() }()
-		})
-		return fmt.Errorf("close kafka producer with %d records unacknowledged: %w", n, ctx.Err())
+	default:
+		select {
+		case <-p.drained:
+		case <-ctx.Done():
+			return p.giveUp(ctx.Err())
+		}
 	}
+	if p.gaveUp.Load() {
+		return p.abandonErr
+	}
+	return p.closeClient()
+}
+
+// shutdown closes sarama once nothing it holds is pending: every Send and
+// transaction call has returned, so that sarama's shutdown marker follows
+// the last record and no call uses a closed producer, and every record's
+// outcome is known (sarama fails a record it is retrying when it is closed
+// meanwhile) — or a Close gave up.
+func (p *Producer) shutdown() {
+	p.senders.Wait()
+	for p.inFlight.Load() > 0 {
+		select {
+		case <-p.settled:
+		case <-p.abandon:
+			p.ap.AsyncClose()
+			return
+		}
+	}
+	p.ap.AsyncClose()
+}
+
+// giveUp ends the drain of a Close whose context ended with cause and
+// returns Close's error; it runs once, later calls return the same error.
+func (p *Producer) giveUp(cause error) error {
+	p.abandonOnce.Do(func() {
+		n := p.InFlight()
+		p.abandonErr = fmt.Errorf("close kafka producer: %d records abandoned: %w: %w", n, ErrAbandoned, cause)
+		p.gaveUp.Store(true)
+		close(p.abandon)
+		// The client's connections may be busy with a request the broker
+		// does not answer: close them without waiting.
+		go func() { _ = p.closeClient() }()
+	})
+	return p.abandonErr
 }
 
 // closeClient closes the sarama client once; the producer was created from

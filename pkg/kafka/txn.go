@@ -42,21 +42,19 @@ func (p *Producer) BeginTxn() error {
 	return nil
 }
 
-// txnOp runs a transaction call of sarama's, which panics (send on a
-// closed channel) when the producer was closed meanwhile: that becomes
-// ErrClosed.
-func (p *Producer) txnOp(op func() error) (err error) {
+// txnOp runs a transaction call of sarama's as a sender: Close shuts
+// sarama down only after it returned (sarama panics when a call meets a
+// closed producer, and closing the connections would cut a commit short).
+// It returns ErrClosed once Close has been called.
+func (p *Producer) txnOp(op func() error) error {
 	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed {
+	if p.closed {
+		p.mu.RUnlock()
 		return ErrClosed
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w (%v)", ErrClosed, r)
-		}
-	}()
+	p.senders.Add(1)
+	p.mu.RUnlock()
+	defer p.senders.Done()
 	return op()
 }
 
