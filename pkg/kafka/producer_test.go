@@ -493,14 +493,27 @@ func TestCloseGivesUpWhenTheBrokerHangs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	err := p.Close(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v, want a deadline error", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrAbandoned) || !strings.Contains(err.Error(), " 1 records abandoned") {
+		t.Fatalf("Close = %v, want a deadline error wrapping ErrAbandoned that counts 1 record", err)
 	}
 	t.Logf("Close: %v", err)
-	wait(t) // Acks is closed once sarama has failed what it held
+	// Acks is closed once sarama has failed what it held; the record's
+	// failure is reported.
+	acks := wait(t)
+	if len(acks) != 1 || !errors.Is(acks[0].Err, ErrAbandoned) || IsPermanent(acks[0].Err) {
+		t.Fatalf("acks %+v, want one failure wrapping ErrAbandoned, not permanent", acks)
+	}
+	t.Logf("Ack.Err: %v", acks[0].Err)
 	if err := p.Send(context.Background(), &Record{Topic: topic}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Send after Close = %v, want ErrClosed", err)
 	}
+	t.Run("a later Close returns the same error", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if again := p.Close(ctx); again == nil || again.Error() != err.Error() {
+			t.Fatalf("second Close = %v, want %v", again, err)
+		}
+	})
 }
 
 func TestNoGoroutineLeaksAfterClose(t *testing.T) {
