@@ -29,7 +29,8 @@ var (
 	ErrAuthentication = errors.New("kafka SASL authentication failed")
 
 	// ErrClosed is returned by Send once Close has been called, also to a
-	// Send that was blocked when Close was called.
+	// Send that was blocked when Close was called, and by BeginTxn,
+	// CommitTxn and AbortTxn once Close has been called.
 	ErrClosed = errors.New("kafka producer is closed")
 
 	// ErrAbandoned is wrapped by Close's error when its context ended

@@ -42,10 +42,10 @@ func (p *Producer) BeginTxn() error {
 	return nil
 }
 
-// txnOp runs a transaction call of sarama's as a sender: Close shuts
-// sarama down only after it returned (sarama panics when a call meets a
-// closed producer, and closing the connections would cut a commit short).
-// It returns ErrClosed once Close has been called.
+// txnOp runs a transaction call of sarama's as a sender: Close closes
+// sarama only after the call returned, since sarama panics when a call
+// meets a closed producer and fails the records a commit is still
+// flushing. It returns ErrClosed once Close has been called.
 func (p *Producer) txnOp(op func() error) error {
 	p.mu.RLock()
 	if p.closed {
