@@ -82,16 +82,6 @@ type Producer struct {
 	drained  chan struct{} // closed once every ack is delivered and acks is closed
 	inFlight atomic.Int64
 
-	// settled receives a signal (dropped when one is pending) each time
-	// inFlight drops to zero once closing is set: Close shuts sarama down
-	// only then, so that no record is still being retried.
-	settled chan struct{}
-	closing atomic.Bool
-	// gaveUp is set when a Close gave up: sarama's retries no longer back
-	// off, and the records it then fails carry ErrAbandoned. Shared with
-	// sarama's BackoffFunc, which exists before p.
-	gaveUp *atomic.Bool
-
 	mu      sync.RWMutex // guards closed against senders.Add
 	closed  bool
 	senders sync.WaitGroup // Sends and transaction calls in progress
@@ -101,6 +91,16 @@ type Producer struct {
 	abandonErr  error // what Close returns once it gave up; set in abandonOnce
 	clientOnce  sync.Once
 	clientErr   error
+
+	// settled receives a signal (dropped when one is pending) each time
+	// inFlight drops to zero once closing is set: Close shuts sarama down
+	// only then, so that no record is still being retried.
+	settled chan struct{}
+	closing atomic.Bool
+	// gaveUp is set when a Close gave up: sarama's retries no longer back
+	// off, and the records it then fails carry ErrAbandoned. Shared with
+	// sarama's BackoffFunc, which exists before p.
+	gaveUp *atomic.Bool
 }
 
 // New validates cfg, checks that a broker accepts connections, fetches the
