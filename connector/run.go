@@ -105,7 +105,7 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 	// Nothing is written before the stream has started (see saver.started):
 	// then the first write records where this run started, even before
 	// anything moved, so that a restart never jumps to "latest" again.
-	s := &saver{c: c, store: store, srv: serverIdentity(srv)}
+	s := &saver{c: c, store: store, srv: serverIdentity(srv), none: cp == nil}
 	switch {
 	case c.cfg.Delivery == "exactly_once":
 		// Checkpoints are written only inside the Kafka transactions of
@@ -127,9 +127,9 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 			wait = time.Second // the back-off is for failures in a row
 		}
 		if err == nil || ctx.Err() != nil {
-			return s.final(next)
+			return s.final(next, true)
 		}
-		if ferr := s.final(next); ferr != nil {
+		if ferr := s.final(next, false); ferr != nil {
 			c.log.Error().Err(ferr).Msg("write checkpoint")
 		}
 		if !errors.Is(err, errRetry) {
@@ -171,13 +171,15 @@ type saver struct {
 	// the checkpoints and save is a no-op; unsaved: the start point is not
 	// stored yet.
 	txn, unsaved bool
-	srv          checkpoint.Server
+	// none: the store held no checkpoint when the run began.
+	none bool
+	srv  checkpoint.Server
 	// started is set once this run's stream is known to flow from its
 	// start point (see session's streaming) and stays set for the run.
-	// Until then nothing is written — not periodically, not on a stop, not
-	// after a failure — so that a start that fails at whatever step, a
-	// stop signal included, leaves the stored checkpoint byte for byte as
-	// it was.
+	// Until then nothing is written — not periodically, not after a
+	// failure — so that a start that fails at whatever step leaves the
+	// stored checkpoint byte for byte as it was. A stop signal before then
+	// writes the start point only into an empty store (see final).
 	started atomic.Bool
 	mu      sync.Mutex
 	last    point
@@ -244,14 +246,23 @@ func (s *saver) server(file string) checkpoint.Server {
 }
 
 // final writes the checkpoint of p at the end of a session, once the
-// stream has started.
-func (s *saver) final(p point) error {
+// stream has started. A clean stop before then writes the start point into
+// a store that held no checkpoint: it was resolved and checked against the
+// server, and without it a restart would resolve start.from (latest) again
+// and pass over what was committed meanwhile. A stored checkpoint stays as
+// it was (a --from that never took effect changes nothing), and a failure
+// before then writes nothing.
+func (s *saver) final(p point, clean bool) error {
 	if s.store == nil {
 		return nil
 	}
 	if !s.started.Load() {
-		s.c.log.Info().Msg("the stream did not start: the checkpoint is left as it was")
-		return nil
+		if !clean || s.txn || !s.none || s.stored() {
+			s.c.log.Info().Msg("the stream did not start: the checkpoint is left as it was")
+			return nil
+		}
+		s.c.log.Info().Msg("stopped before the stream started: writing the start point, where the next run resumes")
+		s.started.Store(true)
 	}
 	if _, err := s.save(p); err != nil {
 		return err
