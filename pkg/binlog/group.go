@@ -41,11 +41,13 @@ type savepoint struct {
 }
 
 // replayPlan is a group read to its end without holding its rows that turned
-// out to commit: the reader restarts at begin and hands its rows out as it
-// re-reads them.
+// out to commit: the reader restarts at the last marker before it and hands
+// its rows out as it re-reads them. The group is known by its GTID and the
+// position of its first event: groups without an end may lie between that
+// marker and it.
 type replayPlan struct {
 	gtid    string
-	begin   Position
+	at      Position
 	discard []span
 }
 

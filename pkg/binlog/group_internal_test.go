@@ -1,8 +1,12 @@
 package binlog
 
 import (
+	"errors"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func TestSavepointStatement(t *testing.T) {
@@ -88,5 +92,69 @@ func TestGroupSavepoints(t *testing.T) {
 	g.setSavepoint("d", 7)
 	if !g.releaseSavepoint("c", true) || g.rollbackTo("d", 7) {
 		t.Error("RELEASE c must forget d, set after it")
+	}
+}
+
+// TestReplayFindsItsGroupPastGroupsWithoutAnEnd: the marker a replay
+// restarts at may lie before a group the server never finished (dropped
+// again on the re-read); only the group itself, by GTID and position, is
+// replayed, and a checkpoint's skip survives the dropped and rolled-back
+// groups before the group it names.
+func TestReplayFindsItsGroupPastGroupsWithoutAnEnd(t *testing.T) {
+	r := &Reader{log: zerolog.Nop()}
+	r.lastEnd = Position{File: "bin.000005", Pos: 400, GTID: "0-1-99"}
+	a := Position{File: "bin.000005", Pos: 400}
+	g := Position{File: "bin.000006", Pos: 300}
+	r.replay = &replayPlan{gtid: "0-1-101", at: g, discard: []span{{1, 2}}}
+	r.skip, r.skipTxn = 2, "0-1-101"
+
+	// The re-read meets the dropped group A first: it is held, not replayed.
+	r.evStart = a
+	if err := r.beginTxn("0-1-100", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	r.txnRows = 3
+	if r.grp.replaying {
+		t.Fatal("group 0-1-100 at bin.000005:400 taken for the replay of 0-1-101")
+	}
+	// The file ends without its end; the next file holds a rolled-back
+	// group, then the replayed one.
+	r.abandonTxn("the binlog file ended")
+	r.evStart = Position{File: "bin.000006", Pos: 120}
+	if err := r.beginTxn("0-1-102", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	r.txnRows = 1
+	if err := r.endTxn(200, false); err != nil {
+		t.Fatalf("a rolled-back group before the checkpoint's: %v", err)
+	}
+	if r.skip != 2 || r.skipTxn != "0-1-101" {
+		t.Fatalf("skip after dropped and rolled-back groups = %d %q, want 2 0-1-101", r.skip, r.skipTxn)
+	}
+	r.evStart = g
+	if err := r.beginTxn("0-1-101", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if !r.grp.replaying || !slices.Equal(r.grp.discard, []span{{1, 2}}) {
+		t.Fatalf("group 0-1-101 at %s not replayed with its discarded rows (replaying %v, discard %v)", g, r.grp.replaying, r.grp.discard)
+	}
+	r.txnRows = 4
+	if err := r.endTxn(900, true); err != nil {
+		t.Fatal(err)
+	}
+	if r.replay != nil || r.skip != 0 {
+		t.Errorf("after the replayed group: replay %v, skip %d; want both done", r.replay, r.skip)
+	}
+
+	// A committed group with captured rows that is not the one the
+	// checkpoint names: the binlog does not match.
+	r.skip, r.skipTxn = 1, "0-1-200"
+	r.evStart = Position{File: "bin.000006", Pos: 900}
+	if err := r.beginTxn("0-1-199", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	r.txnRows = 1
+	if err := r.endTxn(1000, true); !errors.Is(err, ErrPositionUnavailable) {
+		t.Errorf("committed group 0-1-199 where the checkpoint names 0-1-200: got %v, want ErrPositionUnavailable", err)
 	}
 }

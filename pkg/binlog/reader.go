@@ -85,6 +85,9 @@ type Reader struct {
 	infoSchema map[string]*infoColumns // by "schema.table", without FULL metadata
 	pending    []Item
 	head       int
+	evStart    Position    // where the event being handled begins
+	txnAt      Position    // where the open group's first event begins
+	inPayload  bool        // handling the inner events of a TRANSACTION_PAYLOAD
 	grp        group       // the open group's held rows and savepoints (group.go)
 	replay     *replayPlan // an overflowed group that committed, to re-read
 	restart    bool        // restart the stream at lastEnd before reading on
@@ -333,6 +336,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			continue
 		}
 		r.failures = 0
+		r.evStart = Position{File: r.file, Pos: ev.Header.LogPos - min(ev.Header.LogPos, ev.Header.EventSize)}
 		if err := r.handle(ctx, ev, ev.Header.LogPos); err != nil {
 			return Item{}, err
 		}
@@ -475,12 +479,12 @@ func (r *Reader) beginTxn(gtid string, when time.Time, micros bool) error {
 	}
 	r.txn = &Txn{Begin: r.lastEnd, GTID: gtid, CommitTime: when, CommitTimeMicros: micros}
 	r.st.commit.Store(when.UnixNano())
-	r.txnGTID = gtid
+	r.txnGTID, r.txnAt = gtid, r.evStart
 	r.txnBegun, r.txnXA, r.txnRows = false, false, 0
-	if rp := r.replay; rp != nil {
-		if gtid != rp.gtid || r.lastEnd != rp.begin {
-			return fmt.Errorf("%w: re-reading transaction %s from %s found %s: the binlog changed while it was read", ErrPositionUnavailable, rp.gtid, rp.begin, gtid)
-		}
+	if rp := r.replay; rp != nil && gtid == rp.gtid && r.txnAt == rp.at {
+		// Groups between the restart point and this one can only be
+		// groups without an end, dropped again; this one is known to
+		// commit.
 		r.grp.replaying, r.grp.discard = true, rp.discard
 	}
 	return nil
@@ -488,8 +492,11 @@ func (r *Reader) beginTxn(gtid string, when time.Time, micros bool) error {
 
 // abandonTxn drops the open group, which has no end in the binlog.
 func (r *Reader) abandonTxn(why string) {
-	if r.txnRows > 0 {
-		r.log.Warn().Str("gtid", r.txnGTID).Str("binlog_file", r.txn.Begin.File).Uint32("binlog_pos", r.txn.Begin.Pos).
+	if r.txnRows == 0 {
+		r.log.Debug().Str("gtid", r.txnGTID).Str("binlog_file", r.txnAt.File).Uint32("binlog_pos", r.txnAt.Pos).Str("reason", why).
+			Msg("transaction without an end in the binlog, none of its rows captured")
+	} else {
+		r.log.Warn().Str("gtid", r.txnGTID).Str("binlog_file", r.txnAt.File).Uint32("binlog_pos", r.txnAt.Pos).
 			Int("rows", r.txnRows).Str("reason", why).
 			Msg("transaction without an end in the binlog (the server stopped while writing it): its rows are not published")
 	}
@@ -503,11 +510,16 @@ func (r *Reader) abandonTxn(why string) {
 // statement) hands out only its marker. A committed group whose rows
 // outgrew the buffer is re-read from its start instead (see group.go).
 func (r *Reader) endTxn(pos uint32, committed bool) error {
+	if committed && r.skip > 0 && r.txnRows > 0 && r.skipTxn != "" && r.txnGTID != "" && r.skipTxn != r.txnGTID {
+		// Checked at the end: a group without an end, or rolled back,
+		// may come before the one the checkpoint names.
+		return fmt.Errorf("%w: expected transaction %s at %s, found %s: the binlog does not match the checkpoint", ErrPositionUnavailable, r.skipTxn, r.lastEnd, r.txnGTID)
+	}
 	if committed && r.grp.overflow {
 		r.log.Info().Str("gtid", r.txnGTID).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
 			Int("rows", r.txnRows).Int("buffer_bytes", r.cfg.txnBuffer()).
 			Msg("transaction larger than the buffer committed: re-reading it to publish its rows")
-		r.replay = &replayPlan{gtid: r.txnGTID, begin: r.lastEnd, discard: r.grp.discard}
+		r.replay = &replayPlan{gtid: r.txnGTID, at: r.txnAt, discard: r.grp.discard}
 		r.restart = true
 		r.txn, r.txnGTID, r.txnBegun, r.txnXA, r.txnRows = nil, "", false, false, 0
 		r.grp.reset()
@@ -532,7 +544,10 @@ func (r *Reader) endTxn(pos uint32, committed bool) error {
 	}
 	r.txn, r.txnGTID, r.txnBegun, r.txnXA, r.txnRows = nil, "", false, false, 0
 	r.grp.reset()
-	r.skip, r.skipTxn = 0, ""
+	if committed {
+		// skip counts rows of the first committed group only.
+		r.skip, r.skipTxn = 0, ""
+	}
 	r.marker(pos)
 	return nil
 }
@@ -622,6 +637,8 @@ func (r *Reader) handle(ctx context.Context, ev *replication.BinlogEvent, pos ui
 		return r.rows(e, h, pos)
 	case *replication.TransactionPayloadEvent:
 		// The inner events of a compressed transaction share its position.
+		r.inPayload = true
+		defer func() { r.inPayload = false }()
 		for _, inner := range e.Events {
 			if err := r.handle(ctx, inner, pos); err != nil {
 				return err
@@ -847,13 +864,10 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 		}
 		idx := r.txnRows
 		r.txnRows++
-		if r.skip > 0 {
-			if idx == 0 && r.skipTxn != "" && r.txnGTID != "" && r.skipTxn != r.txnGTID {
-				return fmt.Errorf("%w: expected transaction %s at %s, found %s: the binlog does not match the checkpoint", ErrPositionUnavailable, r.skipTxn, r.lastEnd, r.txnGTID)
-			}
-			if idx < r.skip {
-				continue
-			}
+		if idx < r.skip && (r.skipTxn == "" || r.txnGTID == "" || r.skipTxn == r.txnGTID) {
+			// Settled before; a group of another GTID is held and, if it
+			// commits, refused by endTxn.
+			continue
 		}
 		if r.grp.overflow || r.grp.replaying && r.grp.discarded(idx) {
 			continue
@@ -873,7 +887,9 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 		}
 		r.grp.held = append(r.grp.held, it)
 		r.grp.heldBytes += rowCost
-		if r.grp.heldBytes > r.cfg.txnBuffer() {
+		if r.grp.heldBytes > r.cfg.txnBuffer() && !r.inPayload {
+			// A compressed transaction is decoded whole in memory
+			// already: re-reading it would save nothing.
 			r.grp.overflow = true
 			clear(r.grp.held)
 			r.grp.held = nil
