@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/rs/zerolog"
 
+	"github.com/tailbox-cdc/tailbox/internal/testenv"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
@@ -130,38 +132,13 @@ func TestReaderReconnectInsideSkippedPrefixPassesItOver(t *testing.T) {
 	if _, err := c.Execute("COMMIT"); err != nil {
 		t.Fatal(err)
 	}
-	// Other tests share the server: find this transaction's own start, the
-	// boundary a checkpoint inside it would hold.
-	res, err := c.Execute("SELECT @@last_gtid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gtid, _ := res.GetString(0, 0)
-	end, err := f.r.Latest(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if end.File != start.File {
-		t.Skipf("the binlog rotated during the test (%s -> %s)", start.File, end.File)
-	}
-	res = f.db.Exec(t, fmt.Sprintf("SHOW BINLOG EVENTS IN '%s' FROM %d", start.File, start.Pos))
-	begin := binlog.Position{}
-	for i := 0; i < res.RowNumber(); i++ {
-		typ, _ := res.GetStringByName(i, "Event_type")
-		info, _ := res.GetStringByName(i, "Info")
-		if typ == "Gtid" && strings.HasSuffix(info, "GTID "+gtid) {
-			pos, _ := res.GetUintByName(i, "Pos")
-			begin = binlog.Position{File: start.File, Pos: uint32(pos)}
-			break
-		}
-	}
-	if begin.File == "" {
-		t.Fatalf("no GTID event %s in %s after %d", gtid, start.File, start.Pos)
-	}
+	// Other tests share the server: start where a checkpoint inside this
+	// transaction would, at its own start.
+	begin, gtid, end := ownGroup(t, f.db, c, start)
 
 	// Lose the replication connection about a third into the transaction,
 	// well before row skip.
-	px := startCutProxy(t, f.db.Addr, int64(end.Pos-begin.Pos)/3)
+	px := startCutProxy(t, f.db.Addr, int64(end-begin.Pos)/3)
 	r, err := binlog.Open(ctx, binlog.Config{
 		Addr: px.ln.Addr().String(), User: f.db.User, Password: f.db.Password, ServerID: 4151,
 		Tables: []string{f.dbn + ".outbox"}, Heartbeat: time.Second, ReconnectBackoff: 50 * time.Millisecond,
@@ -187,4 +164,36 @@ func TestReaderReconnectInsideSkippedPrefixPassesItOver(t *testing.T) {
 				i, ch.Row[0], ch.Index, want, skip+i)
 		}
 	}
+}
+
+// ownGroup finds, in the binlog file of from, the group the connection c
+// committed last (@@last_gtid): the position of its GTID event (without a
+// GTID set: Start derives it), its GTID and the end of its last event.
+// Other tests commit on the same server, before and after it.
+func ownGroup(t *testing.T, db *testenv.MySQLServer, c *client.Conn, from binlog.Position) (begin binlog.Position, gtid string, end uint32) {
+	t.Helper()
+	res, err := c.Execute("SELECT @@last_gtid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gtid, _ = res.GetString(0, 0)
+	res = db.Exec(t, fmt.Sprintf("SHOW BINLOG EVENTS IN '%s' FROM %d", from.File, from.Pos))
+	for i := 0; i < res.RowNumber(); i++ {
+		typ, _ := res.GetStringByName(i, "Event_type")
+		info, _ := res.GetStringByName(i, "Info")
+		pos, _ := res.GetUintByName(i, "Pos")
+		endPos, _ := res.GetUintByName(i, "End_log_pos")
+		switch {
+		case begin.File == "" && typ == "Gtid" && strings.HasSuffix(info, "GTID "+gtid):
+			begin = binlog.Position{File: from.File, Pos: uint32(pos)}
+		case begin.File != "" && typ == "Gtid":
+			return begin, gtid, end
+		case begin.File != "":
+			end = uint32(endPos)
+		}
+	}
+	if begin.File == "" {
+		t.Fatalf("no GTID event %s in %s after %d (the binlog rotated?)", gtid, from.File, from.Pos)
+	}
+	return begin, gtid, end
 }
