@@ -127,7 +127,8 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 			wait = time.Second // the back-off is for failures in a row
 		}
 		if err == nil || ctx.Err() != nil {
-			return s.final(next, true)
+			// A failure that raced the stop signal is no clean stop.
+			return s.final(next, err == nil || errors.Is(err, context.Canceled))
 		}
 		if ferr := s.final(next, false); ferr != nil {
 			c.log.Error().Err(ferr).Msg("write checkpoint")
