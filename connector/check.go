@@ -269,6 +269,13 @@ func (c *Connector) tableChecks(ctx context.Context, reader *binlog.Reader, srv 
 		switch {
 		case err == nil:
 			table = columnCheck(table, quoted, cols, mapped)
+			if engine, tx, err := reader.TableEngine(ctx, schema, name); err == nil && engine != "" && !tx && table.Status == StatusOK {
+				// Its rows outlive a rollback, and tailbox publishes
+				// only what committed: events would be lost.
+				table.Status = StatusFail
+				table.Detail = fmt.Sprintf("uses the %s engine, which does not roll back: an outbox row of a rolled-back transaction stays in the table and is never published (tailbox publishes only what committed)", engine)
+				table.Fix = "ALTER TABLE " + quoted + " ENGINE=InnoDB;"
+			}
 		case binlog.IsAccessDenied(err):
 			grant.Status = StatusFail
 			grant.Detail = fmt.Sprintf("SELECT is refused (%s): tailbox cannot check the table", serverMessage(err))

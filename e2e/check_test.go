@@ -166,6 +166,24 @@ func TestCheckPassesOnACorrectSetup(t *testing.T) {
 }
 
 func TestCheckFailsWithTheExactFix(t *testing.T) {
+	t.Run("an outbox table on an engine without transactions fails, and ENGINE=InnoDB fixes it", func(t *testing.T) {
+		e := newEnv(t, "envelope")
+		e.db.Exec(t, fmt.Sprintf("ALTER TABLE %s.outbox ENGINE=MyISAM", e.dbn))
+		lines, out, code := e.check()
+		if code == 0 {
+			t.Fatalf("exit code 0 with a MyISAM outbox table:\n%s", out)
+		}
+		fix := fmt.Sprintf("ALTER TABLE `%s`.`outbox` ENGINE=InnoDB;", e.dbn)
+		l := wantCheck(t, lines, out, "table "+e.dbn+".outbox", "FAIL", fix)
+		if !strings.Contains(l.detail, "uses the MyISAM engine, which does not roll back") {
+			t.Fatalf("detail %q does not name the engine", l.detail)
+		}
+		e.db.Exec(t, fix)
+		if lines, out, code = e.check(); code != 0 {
+			t.Fatalf("after the fix: exit code %d:\n%s", code, out)
+		}
+		wantCheck(t, lines, out, "table "+e.dbn+".outbox", "ok", "")
+	})
 	t.Run("a user without grants gets one GRANT per privilege, and the GRANTs fix it", func(t *testing.T) {
 		e := newEnv(t, "envelope")
 		var b [4]byte

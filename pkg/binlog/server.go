@@ -441,6 +441,26 @@ func (r *Reader) TableColumns(ctx context.Context, schema, table string) ([]stri
 	return names, nil
 }
 
+// TableEngine returns the storage engine of schema.table and whether it
+// supports transactions (information_schema.ENGINES), "" when the table is
+// not visible to the account there.
+func (r *Reader) TableEngine(ctx context.Context, schema, table string) (engine string, transactional bool, err error) {
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	res, err := c.query("SELECT t.ENGINE, COALESCE(e.TRANSACTIONS, '') FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?", schema, table)
+	if err != nil {
+		return "", false, fmt.Errorf("read the engine of %s.%s: %w", schema, table, err)
+	}
+	if res.RowNumber() == 0 {
+		return "", false, nil
+	}
+	engine, _ = res.GetString(0, 0)
+	tx, _ := res.GetString(0, 1)
+	return engine, strings.EqualFold(tx, "YES"), nil
+}
+
 // TablesNamedLike returns, as "schema.table", the tables visible to the
 // account in information_schema whose schema and name equal schema and
 // table ignoring case: what a name that does not exist with this case
