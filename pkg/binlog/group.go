@@ -9,8 +9,9 @@ import (
 // A transaction group's captured rows are handed out only once the group's
 // end is known to be a commit. The server writes a group to the binlog
 // whole, at commit, but not every group it writes commits:
-//   - once a transaction touched a non-transactional or temporary table, the
-//     group is written anyway and ends with a ROLLBACK query event;
+//   - a transaction that touched a temporary table (on MySQL also one that
+//     mixed non-transactional tables with transactional ones) is written
+//     anyway and ends with a ROLLBACK query event;
 //   - a ROLLBACK TO <savepoint> query event inside a group discards the row
 //     images after that savepoint's SAVEPOINT event;
 //   - a server that crashed while writing a group leaves its head in the
