@@ -205,10 +205,13 @@ type metrics struct {
 	producer   atomic.Pointer[kafka.Producer]
 	reconnects atomic.Uint64 // reconnects of the readers of earlier Runs
 
-	// Checkpoint: cpFresh is when the written checkpoint last covered
-	// everything read (Unix ns); cp is the last one written (or, before
-	// the first write of a Run, the one it started from).
+	// Checkpoint: cpFresh is when the written checkpoint was last known to
+	// cover everything read (Unix ns); cp is the last one written (or the
+	// one the current session started from); tracker is the current
+	// session's, whose read point cp covers when nothing awaits a
+	// checkpoint.
 	cpFresh atomic.Int64
+	tracker atomic.Pointer[tracker]
 	cpMu    sync.Mutex
 	cp      point
 	cpSaved bool
@@ -290,14 +293,29 @@ func (m *metrics) runStarted(dryRun bool, version string) {
 	m.cpMu.Unlock()
 }
 
-// standby marks a replica waiting for the HA lease.
+// standby marks a replica waiting for the HA lease. A standby reads
+// nothing and writes no checkpoint: it drops what the readings of lag and
+// checkpoint age would take from an earlier active period (the closed
+// reader, its progress, the session's tracker), so that both read 0 while
+// it stands by instead of growing.
 func (m *metrics) standby() {
 	m.role.Store(roleStandby)
 	m.phase.Store(int32(phaseStandby))
+	if r := m.reader.Swap(nil); r != nil {
+		m.reconnects.Add(r.Stats().Reconnects)
+	}
+	m.producer.Store(nil)
+	m.tracker.Store(nil)
+	m.mu.Lock()
+	m.prog = progress{}
+	m.mu.Unlock()
 }
 
-// active marks the replica holding the HA lease.
+// active marks the replica holding the HA lease. Its takeover starts from
+// the stored checkpoint, with nothing read yet: the checkpoint age counts
+// from now, not from before it stood by.
 func (m *metrics) active() {
+	m.cpFresh.Store(time.Now().UnixNano())
 	m.role.Store(roleActive)
 	m.phase.Store(int32(phaseStarting))
 }
@@ -327,12 +345,26 @@ func (m *metrics) sessionStarted(start point) {
 	m.phase.Store(int32(phaseSession))
 }
 
+// tracking records the tracker of the session that starts from start, a
+// stored checkpoint (or the start point a run stores first): the written
+// checkpoint covers everything read until the tracker's read point moves.
+func (m *metrics) tracking(tr *tracker, start point) {
+	if !m.dryRun.Load() {
+		m.cpMu.Lock()
+		m.cp, m.cpSaved = start, true
+		m.cpMu.Unlock()
+	}
+	m.cpFresh.Store(time.Now().UnixNano())
+	m.tracker.Store(tr)
+}
+
 // producerUp records the session's producer once it is connected.
 func (m *metrics) producerUp(p *kafka.Producer) { m.producer.Store(p) }
 
 // sessionEnded marks the end of a pipeline session.
 func (m *metrics) sessionEnded() {
 	m.producer.Store(nil)
+	m.tracker.Store(nil)
 	m.phase.Store(int32(phaseRestarting))
 }
 
@@ -345,6 +377,7 @@ func (m *metrics) runEnded() {
 		m.reconnects.Add(r.Stats().Reconnects)
 	}
 	m.producer.Store(nil)
+	m.tracker.Store(nil)
 	m.phase.Store(int32(phaseIdle))
 }
 
@@ -435,14 +468,41 @@ func (m *metrics) lastCheckpoint() (point, bool) {
 	return m.cp, m.cpSaved
 }
 
-// checkpointAge returns the time since the written checkpoint last covered
-// everything read (0 before the first Run).
+// checkpointAge returns how long read progress has waited to be
+// checkpointed at now: 0 while the written checkpoint covers everything the
+// session read (an idle source, and exactly_once between its transactions,
+// whose checkpoints are written only with events), on an HA standby (it
+// reads nothing) and before the first Run; else the time since the
+// checkpoint last covered everything read or was last written.
 func (m *metrics) checkpointAge(now time.Time) time.Duration {
+	if m.role.Load() == roleStandby || m.checkpointCurrent(now) {
+		return 0
+	}
 	t := m.cpFresh.Load()
 	if t == 0 {
 		return 0
 	}
 	return max(now.Sub(time.Unix(0, t)), 0)
+}
+
+// checkpointCurrent reports whether the written checkpoint covers the
+// current session's read point at now, and then records now as a time it
+// did (so that the age counts from about when reading moved past it).
+func (m *metrics) checkpointCurrent(now time.Time) bool {
+	tr := m.tracker.Load()
+	if tr == nil {
+		return false
+	}
+	cp, ok := m.lastCheckpoint()
+	if !ok || tr.readPoint() != cp {
+		return false
+	}
+	for t := now.UnixNano(); ; {
+		old := m.cpFresh.Load()
+		if old >= t || m.cpFresh.CompareAndSwap(old, t) {
+			return true
+		}
+	}
 }
 
 // inFlight returns the records the current producer holds unacknowledged.
@@ -470,8 +530,10 @@ func (m *metrics) readPosition() (file string, index int64, pos uint32) {
 	return file, m.readIndex.Load(), m.readPos.Load()
 }
 
-// sample observes the reader at now and returns what it saw.
+// sample observes the reader and the checkpoint at now and returns what it
+// saw of the reader.
 func (m *metrics) sample(now time.Time) (binlog.Stats, bool) {
+	m.checkpointCurrent(now)
 	r := m.reader.Load()
 	if r == nil {
 		return binlog.Stats{}, false

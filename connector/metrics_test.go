@@ -309,6 +309,129 @@ func TestCheckpointAge(t *testing.T) {
 	}
 }
 
+// backdate makes the checkpoint last known current ago before now, as if
+// that much time had passed since.
+func backdate(m *metrics, ago time.Duration) {
+	m.cpFresh.Store(time.Now().Add(-ago).UnixNano())
+}
+
+func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
+	start := point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
+	newSession := func(t *testing.T) (*metrics, *tracker) {
+		m := newMetrics(testConfig(t))
+		m.runStarted(false, "")
+		m.sessionStarted(start)
+		tr := newTracker(start)
+		m.tracking(tr, start)
+		return m, tr
+	}
+	t.Run("idle source: nothing read since the start point", func(t *testing.T) {
+		// exactly_once writes no checkpoint while nothing is read, and
+		// at_least_once does not rewrite an unchanged one.
+		m, _ := newSession(t)
+		backdate(m, 10*time.Minute)
+		if got := m.checkpointAge(time.Now()); got != 0 {
+			t.Errorf("age %s, want 0: the checkpoint covers everything read", got)
+		}
+	})
+	t.Run("idle again after a checkpoint that covers everything read", func(t *testing.T) {
+		m, tr := newSession(t)
+		p := binlog.Position{File: "b.000003", Pos: 900}
+		tr.pushMarker(p)
+		m.checkpointed(point{Pos: p})
+		backdate(m, 10*time.Minute)
+		if got := m.checkpointAge(time.Now()); got != 0 {
+			t.Errorf("age %s, want 0", got)
+		}
+	})
+	t.Run("read progress not checkpointed ages from when it was last covered", func(t *testing.T) {
+		m, tr := newSession(t)
+		m.sample(time.Now()) // the sampler sees the checkpoint current
+		tr.pushMarker(binlog.Position{File: "b.000003", Pos: 900})
+		if got := m.checkpointAge(time.Now()); got > 5*time.Second {
+			t.Errorf("age %s just after reading moved past a current checkpoint, want about 0", got)
+		}
+		backdate(m, 10*time.Minute)
+		if got := m.checkpointAge(time.Now()); got < 10*time.Minute {
+			t.Errorf("age %s, want at least 10m: read progress waits for a checkpoint", got)
+		}
+	})
+	t.Run("events awaiting Kafka keep the age growing", func(t *testing.T) {
+		m, tr := newSession(t)
+		tr.pushSlot(0, "0-1-7", false) // in flight, never acknowledged
+		backdate(m, 10*time.Minute)
+		m.checkpointUnchanged()
+		if got := m.checkpointAge(time.Now()); got < 10*time.Minute {
+			t.Errorf("age %s, want at least 10m", got)
+		}
+	})
+	t.Run("between sessions the age counts from the last current checkpoint", func(t *testing.T) {
+		m, _ := newSession(t)
+		m.sessionEnded()
+		backdate(m, 10*time.Minute)
+		if got := m.checkpointAge(time.Now()); got < 10*time.Minute {
+			t.Errorf("age %s while restarting, want at least 10m", got)
+		}
+	})
+	t.Run("a session resumes from a checkpoint other than the last written", func(t *testing.T) {
+		// ha: a takeover reloads what the other replica committed.
+		m, _ := newSession(t)
+		m.checkpointed(point{Pos: binlog.Position{File: "b.000003", Pos: 900}})
+		m.sessionEnded()
+		other := point{Pos: binlog.Position{File: "b.000004", Pos: 4}}
+		m.sessionStarted(other)
+		m.tracking(newTracker(other), other)
+		backdate(m, 10*time.Minute)
+		if got := m.checkpointAge(time.Now()); got != 0 {
+			t.Errorf("age %s, want 0", got)
+		}
+		if p, _ := m.lastCheckpoint(); p != other {
+			t.Errorf("last checkpoint %+v, want the one the session started from %+v", p, other)
+		}
+	})
+}
+
+func TestStandbyReadsNoGrowingLagOrCheckpointAge(t *testing.T) {
+	t.Run("never active", func(t *testing.T) {
+		m := newMetrics(testConfig(t))
+		m.runStarted(false, "")
+		m.standby()
+		backdate(m, 10*time.Minute)
+		if got := m.checkpointAge(time.Now()); got != 0 {
+			t.Errorf("checkpoint age %s on a standby, want 0", got)
+		}
+		if got := m.lag(time.Now()); got != 0 {
+			t.Errorf("lag %s on a standby, want 0", got)
+		}
+	})
+	t.Run("active, then standing by again", func(t *testing.T) {
+		m := newMetrics(testConfig(t))
+		m.runStarted(false, "")
+		m.active()
+		start := point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
+		m.sessionStarted(start)
+		tr := newTracker(start)
+		m.tracking(tr, start)
+		tr.pushSlot(0, "0-1-7", false) // lost with the lease, never acknowledged
+		m.mu.Lock()
+		m.prog.observe(time.Now().Add(-10*time.Minute), binlog.Stats{Events: 3, LastCommit: time.Now().Add(-10 * time.Minute)})
+		m.mu.Unlock()
+		m.sessionEnded()
+		m.standby()
+		backdate(m, 10*time.Minute)
+		if got := m.checkpointAge(time.Now()); got != 0 {
+			t.Errorf("checkpoint age %s on a standby, want 0", got)
+		}
+		if got := m.lag(time.Now()); got != 0 {
+			t.Errorf("lag %s on a standby, want 0", got)
+		}
+		m.active()
+		if got := m.checkpointAge(time.Now()); got > 5*time.Second {
+			t.Errorf("checkpoint age %s when taking over, want about 0: nothing is read yet", got)
+		}
+	})
+}
+
 func BenchmarkHotPathHooks(b *testing.B) {
 	m := newMetrics(&config.Config{Name: "bench"})
 	tb := &binlog.Table{Schema: "s", Name: "outbox"}

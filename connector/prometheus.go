@@ -38,7 +38,7 @@ var (
 		"Time from the commit of an event's transaction on the source to Kafka's acknowledgement of the event (MariaDB commit times have whole seconds).",
 		nil, nil)
 	descCheckpointAge = prometheus.NewDesc("tailbox_checkpoint_age_seconds",
-		"Seconds since the checkpoint was last written or last found to cover everything read (an unchanged checkpoint is not rewritten).",
+		"Seconds that read progress has waited to be checkpointed: since the checkpoint last covered everything read or was last written; 0 while it covers everything read (an idle source) and on an ha standby.",
 		nil, nil)
 	descCheckpointFileIndex = prometheus.NewDesc("tailbox_checkpoint_binlog_file_index",
 		"Numeric suffix of the binlog file of the last checkpoint written; -1 before the first.",

@@ -311,6 +311,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 		}
 	}
 	tr := newTracker(start)
+	c.m.tracking(tr, start)
 	if s.store != nil && !s.txn {
 		tr.caughtUp = make(chan struct{}, 1) // see the checkpoint goroutine
 	}
