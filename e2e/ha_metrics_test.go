@@ -23,33 +23,39 @@ func TestHAStandbyAndIdleSourceMetricsStayQuiet(t *testing.T) {
 	e.useKafkaStore(true)
 	ps := e.replicas(2)
 	urls := []string{"http://" + httpAddr(t, ps[0]), "http://" + httpAddr(t, ps[1])}
-	// The second replica's join rebalances the lease group: take the roles
-	// once they have held, the active replica ready, for 3s.
-	var activeIdx int
-	stableSince, last := time.Time{}, -1
-	poll(t, 60*time.Second, func() string {
-		cur := -1
-		for i, u := range urls {
-			fams := scrape(t, u)
-			a, _ := find(fams, "tailbox_ha_active")
-			r, _ := find(fams, "tailbox_ready")
-			if a == 1 && r == 1 {
-				if cur != -1 {
-					return "two active replicas"
+	// settle returns the index of the active replica once the roles have
+	// held, the active replica ready, for 3s: a join or a step-down
+	// rebalances the lease group, which may move the lease.
+	settle := func(t *testing.T) int {
+		t.Helper()
+		var activeIdx int
+		stableSince, last := time.Time{}, -1
+		poll(t, 60*time.Second, func() string {
+			cur := -1
+			for i, u := range urls {
+				fams := scrape(t, u)
+				a, _ := find(fams, "tailbox_ha_active")
+				r, _ := find(fams, "tailbox_ready")
+				if a == 1 && r == 1 {
+					if cur != -1 {
+						return "two active replicas"
+					}
+					cur = i
 				}
-				cur = i
 			}
-		}
-		if cur == -1 || cur != last {
-			last, stableSince = cur, time.Now()
-			return "no stable active replica yet"
-		}
-		if time.Since(stableSince) < 3*time.Second {
-			return "roles not stable for 3s yet"
-		}
-		activeIdx = cur
-		return ""
-	})
+			if cur == -1 || cur != last {
+				last, stableSince = cur, time.Now()
+				return "no stable active replica yet"
+			}
+			if time.Since(stableSince) < 3*time.Second {
+				return "roles not stable for 3s yet"
+			}
+			activeIdx = cur
+			return ""
+		})
+		return activeIdx
+	}
+	activeIdx := settle(t)
 	active, standby := ps[activeIdx], ps[1-activeIdx]
 	activeURL, standbyURL := urls[activeIdx], urls[1-activeIdx]
 
@@ -116,8 +122,11 @@ func TestHAStandbyAndIdleSourceMetricsStayQuiet(t *testing.T) {
 			}
 			return "the stalled replica has not stepped down"
 		})
-		quiet(t, activeURL, 0)
-		quiet(t, standbyURL, 1) // the new active replica, idle
+		// Both replicas have been active by now: whichever stands by
+		// once the roles settle stood by again after streaming.
+		i := settle(t)
+		quiet(t, urls[1-i], 0)
+		quiet(t, urls[i], 1) // idle
 	})
 	for _, p := range ps {
 		if code := p.stop(t); code != 0 {
