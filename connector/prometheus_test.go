@@ -13,7 +13,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
@@ -347,7 +346,8 @@ func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 	// cases read as ready, as a caught-up stream does (the e2e test
 	// TestHAStandbyAndIdleSourceMetricsStayQuiet scrapes it for real).
 	ready := func(fams map[string]*dto.MetricFamily) {
-		fams["tailbox_ready"].Metric[0].Gauge.Value = proto.Float64(1)
+		one := 1.0
+		fams["tailbox_ready"].Metric[0].Gauge.Value = &one
 	}
 	cases := []struct {
 		name   string
