@@ -58,6 +58,10 @@ var (
 	// within the timeout: a condition that may pass, unlike a topic with
 	// the wrong cleanup.policy.
 	ErrUnavailable = errors.New("kafka unavailable")
+	// ErrOpenTransaction means a Kafka store's Load gave up waiting for
+	// another producer's transaction on the checkpoint topic to end:
+	// until it does, the latest committed checkpoint cannot be known.
+	ErrOpenTransaction = errors.New("checkpoint topic has an open transaction")
 )
 
 // Position is a binlog position: a transaction boundary ("marker").

@@ -1,7 +1,9 @@
 package checkpoint
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,10 +44,17 @@ const DefaultTopic = "tailbox.checkpoints"
 // Bounds of the Kafka store's operations.
 const (
 	defaultKafkaTimeout = 30 * time.Second
-	// loadIdle is how long Load waits for more records before it takes
-	// the partition as read: the offsets at the end of a partition may be
-	// transaction markers, which are never delivered.
-	loadIdle = time.Second
+	// lsoPoll is how often Load asks again for the last stable offset
+	// while another producer's transaction holds it back.
+	lsoPoll = 100 * time.Millisecond
+	// firstWindow is how many offsets below the end Load reads first;
+	// each further window back is four times as large, so a load reads
+	// about as many offsets as the partition holds after the key's
+	// latest record, whatever the partition's history.
+	firstWindow = 256
+	// fetchBytes is the size of one fetch; the broker returns at least
+	// one whole batch even when it is larger.
+	fetchBytes = 4 << 20
 )
 
 // KafkaOptions configures a Kafka checkpoint store.
@@ -64,6 +73,8 @@ type KafkaOptions struct {
 	// Name is the connector's name: the key of its checkpoint records.
 	Name string
 	// Timeout bounds opening, each Load and each Save; 30 s when zero.
+	// It is also how long Load waits for another producer's open
+	// transaction on the topic to end before it fails.
 	Timeout time.Duration
 	// ReadOnly opens the store for Load only (offsets show, check): a
 	// missing topic is not created, and Load then reports ErrNotFound.
@@ -87,6 +98,21 @@ type Kafka struct {
 	mu       sync.Mutex
 	client   sarama.Client
 	producer sarama.SyncProducer // nil once closed
+	// read remembers, per partition, how far earlier loads read and the
+	// key's latest record below that: a later load reads only above it.
+	read map[int32]readMark
+}
+
+// readMark is what a load learned of one partition: every committed record
+// below end was read, and the key's latest one among them (if found) is at
+// offset with value (nil for a tombstone) and ts. Compaction removes a
+// record only when the same key has a newer one, so the mark stays true
+// while the partition's log start is at or below offset.
+type readMark struct {
+	end, offset int64
+	found       bool
+	value       []byte
+	ts          time.Time
 }
 
 // OpenKafka connects to the brokers, makes sure the checkpoint topic exists
@@ -221,10 +247,20 @@ func ensureTopic(client sarama.Client, topic string) error {
 // String returns "kafka topic T key K".
 func (k *Kafka) String() string { return "kafka topic " + k.topic + " key " + k.name }
 
-// Load reads every partition of the topic from its oldest to its newest
-// offset (read_committed) and returns the last record with the store's key.
-// It returns an error wrapping ErrNotFound when there is none or the last
-// one is a tombstone, and ErrCorrupt when its value is not a valid
+// Load returns the checkpoint in the latest committed record with the
+// store's key. It reads each partition of the topic (read_committed) up to
+// its last stable offset, once that offset has reached the partition's end
+// as of the start of the load: while another producer's transaction holds
+// records below that end undecided, Load waits for it to commit or abort,
+// and fails after the store's Timeout rather than return a record that
+// may be older than one in or after that transaction. It reads backwards
+// from the end and stops at the key's latest record, and reads only above
+// what an earlier Load of this store read, so its time does not grow with
+// the topic's history.
+//
+// It returns an error wrapping ErrNotFound when the topic holds no record
+// with the key or the latest one is a tombstone, ErrOpenTransaction when
+// it gave up waiting, and ErrCorrupt when the value is not a valid
 // checkpoint of this name.
 func (k *Kafka) Load() (*Checkpoint, error) {
 	k.mu.Lock()
@@ -252,7 +288,8 @@ func (k *Kafka) Load() (*Checkpoint, error) {
 	return cp, nil
 }
 
-// latest returns the value of the newest record with the store's key.
+// latest returns the value of the newest committed record with the
+// store's key.
 func (k *Kafka) latest() (value []byte, found bool, err error) {
 	if err := k.client.RefreshMetadata(k.topic); err != nil {
 		return nil, false, fmt.Errorf("metadata: %w", err)
@@ -261,71 +298,190 @@ func (k *Kafka) latest() (value []byte, found bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	consumer, err := sarama.NewConsumerFromClient(k.client)
-	if err != nil {
-		return nil, false, err
-	}
-	defer consumer.Close()
-	var newest time.Time
 	deadline := time.Now().Add(k.timeout)
+	var newest time.Time
 	for _, p := range parts {
-		oldest, err := k.client.GetOffset(k.topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return nil, false, fmt.Errorf("partition %d: oldest offset: %w", p, err)
-		}
-		end, err := k.client.GetOffset(k.topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return nil, false, fmt.Errorf("partition %d: newest offset: %w", p, err)
-		}
-		if end <= oldest {
-			continue
-		}
-		v, ts, ok, err := k.readPartition(consumer, p, oldest, end, deadline)
+		m, err := k.readPart(p, deadline)
 		if err != nil {
 			return nil, false, fmt.Errorf("partition %d: %w", p, err)
 		}
 		// A topic that gained partitions may hold the key in two of
 		// them: the newer record wins.
-		if ok && (!found || ts.After(newest)) {
-			value, found, newest = v, true, ts
+		if m.found && (!found || m.ts.After(newest)) {
+			value, found, newest = m.value, true, m.ts
 		}
 	}
 	return value, found, nil
 }
 
-// readPartition reads partition p from oldest up to end (exclusive) and
-// returns the last record with the store's key.
-func (k *Kafka) readPartition(consumer sarama.Consumer, p int32, oldest, end int64, deadline time.Time) (value []byte, ts time.Time, found bool, err error) {
-	pc, err := consumer.ConsumePartition(k.topic, p, oldest)
+// readPart finds the key's latest committed record in partition p and
+// remembers it for the next load.
+func (k *Kafka) readPart(p int32, deadline time.Time) (readMark, error) {
+	broker, err := k.client.Leader(k.topic, p)
 	if err != nil {
-		return nil, ts, false, err
+		return readMark{}, fmt.Errorf("leader: %w", err)
 	}
-	defer pc.Close()
-	idle := time.NewTimer(time.Until(deadline))
-	defer idle.Stop()
-	for {
-		select {
-		case m := <-pc.Messages():
-			if string(m.Key) == k.name {
-				value, ts, found = m.Value, m.Timestamp, true
+	start, err := listOffset(broker, k.topic, p, sarama.OffsetOldest, sarama.ReadUncommitted)
+	if err != nil {
+		return readMark{}, fmt.Errorf("log start offset: %w", err)
+	}
+	hwm, err := listOffset(broker, k.topic, p, sarama.OffsetNewest, sarama.ReadUncommitted)
+	if err != nil {
+		return readMark{}, fmt.Errorf("high watermark: %w", err)
+	}
+	// Every record written before this load is below hwm; the load is
+	// complete once all of them are decided (committed or aborted).
+	end, err := listOffset(broker, k.topic, p, sarama.OffsetNewest, sarama.ReadCommitted)
+	for err == nil && end < hwm {
+		if !time.Now().Before(deadline) {
+			return readMark{}, fmt.Errorf("%w: topic %s partition %d: last stable offset %d is short of the high watermark %d after waiting %s: another producer holds a transaction open on the topic, and a checkpoint read now could be older than one it holds back (it ends when that producer commits or aborts, or at its transaction timeout)",
+				ErrOpenTransaction, k.topic, p, end, hwm, k.timeout)
+		}
+		time.Sleep(min(lsoPoll, time.Until(deadline)))
+		end, err = listOffset(broker, k.topic, p, sarama.OffsetNewest, sarama.ReadCommitted)
+	}
+	if err != nil {
+		return readMark{}, fmt.Errorf("last stable offset: %w", err)
+	}
+
+	floor := start
+	prev, ok := k.read[p]
+	if ok && (prev.end > end || (prev.found && prev.offset < start) || prev.end < start) {
+		// The topic was recreated or records were deleted below the
+		// mark: it no longer holds.
+		ok = false
+	}
+	if ok {
+		floor = prev.end
+	}
+	m := readMark{end: end}
+	for hi, size := end, int64(firstWindow); hi > floor && !m.found; size *= 4 {
+		lo := max(floor, hi-size)
+		if m, err = k.scan(broker, p, lo, hi, deadline); err != nil {
+			return readMark{}, err
+		}
+		m.end = end
+		hi = lo
+	}
+	if !m.found && ok {
+		m = prev
+		m.end = end
+	}
+	if k.read == nil {
+		k.read = make(map[int32]readMark)
+	}
+	k.read[p] = m
+	return m, nil
+}
+
+// scan reads the committed records of partition p with offsets from lo up
+// to hi (exclusive) and returns the key's latest one among them.
+func (k *Kafka) scan(broker *sarama.Broker, p int32, lo, hi int64, deadline time.Time) (readMark, error) {
+	var m readMark
+	maxBytes := int32(fetchBytes)
+	for next := lo; next < hi; {
+		if !time.Now().Before(deadline) {
+			return m, fmt.Errorf("read offsets %d to %d: timed out after %s at offset %d", lo, hi, k.timeout, next)
+		}
+		req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxWaitTime: 100, MaxBytes: maxBytes, Isolation: sarama.ReadCommitted}
+		if k.client.Config().Version.IsAtLeast(sarama.V1_1_0_0) {
+			req.Version, req.SessionID, req.SessionEpoch = 7, 0, -1
+		}
+		req.AddBlock(k.topic, p, next, maxBytes, -1)
+		resp, err := broker.Fetch(req)
+		if err != nil {
+			_ = broker.Close()
+			return m, fmt.Errorf("fetch from offset %d: %w", next, err)
+		}
+		block := resp.GetBlock(k.topic, p)
+		if block == nil {
+			return m, fmt.Errorf("fetch from offset %d: %w", next, sarama.ErrIncompleteResponse)
+		}
+		if !errors.Is(block.Err, sarama.ErrNoError) {
+			return m, fmt.Errorf("fetch from offset %d: %w", next, block.Err)
+		}
+		// Producers whose records are aborted from here on: added at the
+		// first offset of their aborted transaction, removed at its
+		// abort marker.
+		aborted := make(map[int64]bool)
+		txns := slices.Clone(block.AbortedTransactions)
+		slices.SortFunc(txns, func(a, b *sarama.AbortedTransaction) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+		progressed := false
+		for _, recs := range block.RecordsSet {
+			b := recs.RecordBatch
+			if b == nil {
+				return m, fmt.Errorf("fetch from offset %d: the partition holds records in the message format of Kafka before 0.11, which the store does not read", next)
 			}
-			if m.Offset+1 >= end {
-				return value, ts, found, nil
+			if b.PartialTrailingRecord {
+				break
 			}
-			// Past the first record, only transaction markers or
-			// aborted records can keep the end from showing up.
-			idle.Reset(min(loadIdle, time.Until(deadline)))
-		case e := <-pc.Errors():
-			return nil, ts, false, e.Err
-		case <-idle.C:
-			if time.Now().Before(deadline) {
-				// Nothing more to read before end: the rest are
-				// transaction markers or aborted records.
-				return value, ts, found, nil
+			for len(txns) > 0 && txns[0].FirstOffset <= b.LastOffset() {
+				aborted[txns[0].ProducerID] = true
+				txns = txns[1:]
 			}
-			return nil, ts, false, fmt.Errorf("read offsets %d to %d: timed out after %s", oldest, end, k.timeout)
+			switch {
+			case b.Control:
+				if len(b.Records) > 0 && isAbortMarker(b.Records[0].Key) {
+					delete(aborted, b.ProducerID)
+				}
+			case b.IsTransactional && aborted[b.ProducerID]:
+			default:
+				for _, r := range b.Records {
+					off := b.FirstOffset + r.OffsetDelta
+					if off < lo || off >= hi || string(r.Key) != k.name || (m.found && off < m.offset) {
+						continue
+					}
+					ts := b.FirstTimestamp.Add(r.TimestampDelta)
+					if b.LogAppendTime {
+						ts = b.MaxTimestamp
+					}
+					m = readMark{offset: off, found: true, value: r.Value, ts: ts}
+				}
+			}
+			if b.LastOffset() >= next {
+				progressed, next = true, b.LastOffset()+1
+			}
+			if next >= hi {
+				break
+			}
+		}
+		if !progressed {
+			if maxBytes >= 1<<30 {
+				return m, fmt.Errorf("fetch from offset %d: no record batch returned below offset %d", next, hi)
+			}
+			// A batch larger than the fetch: ask for more.
+			maxBytes *= 2
 		}
 	}
+	return m, nil
+}
+
+// isAbortMarker reports whether a control record's key (version int16,
+// type int16) marks the end of an aborted transaction (type 0).
+func isAbortMarker(key []byte) bool {
+	return len(key) >= 4 && binary.BigEndian.Uint16(key[2:4]) == 0
+}
+
+// listOffset asks broker, the leader of topic's partition p, for the
+// offset at ts (sarama.OffsetOldest: the log start; sarama.OffsetNewest: the
+// high watermark with ReadUncommitted, the last stable offset with
+// ReadCommitted).
+func listOffset(broker *sarama.Broker, topic string, p int32, ts int64, iso sarama.IsolationLevel) (int64, error) {
+	req := &sarama.OffsetRequest{Version: 2, IsolationLevel: iso}
+	req.AddBlock(topic, p, ts, 1)
+	resp, err := broker.GetAvailableOffsets(req)
+	if err != nil {
+		_ = broker.Close()
+		return 0, err
+	}
+	block := resp.GetBlock(topic, p)
+	if block == nil {
+		return 0, sarama.ErrIncompleteResponse
+	}
+	if !errors.Is(block.Err, sarama.ErrNoError) {
+		return 0, block.Err
+	}
+	return block.Offset, nil
 }
 
 // Save sets cp.Version and cp.UpdatedAt and produces cp as the newest record

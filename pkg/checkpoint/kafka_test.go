@@ -3,7 +3,9 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ import (
 
 // newBroker starts a kfake broker (no automatic topic creation: the store
 // must create its topic) and returns its address.
-func newBroker(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, string) {
+func newBroker(t testing.TB, opts ...kfake.Opt) (*kfake.Cluster, string) {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	if err != nil {
@@ -26,7 +28,7 @@ func newBroker(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, string) {
 	return c, c.ListenAddrs()[0]
 }
 
-func openKafka(t *testing.T, addr, topic, name string) *Kafka {
+func openKafka(t testing.TB, addr, topic, name string) *Kafka {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -38,7 +40,7 @@ func openKafka(t *testing.T, addr, topic, name string) *Kafka {
 	return k
 }
 
-func produceRaw(t *testing.T, addr, topic string, key string, value []byte) {
+func produceRaw(t testing.TB, addr, topic string, key string, value []byte) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
@@ -265,5 +267,281 @@ func TestKafkaStoreReadOnlyCreatesNothing(t *testing.T) {
 		if tp.Topic != nil && *tp.Topic == DefaultTopic {
 			t.Errorf("a read-only store created %s", DefaultTopic)
 		}
+	}
+}
+
+// txnProducer returns a franz-go transactional producer with id: another
+// connector's exactly_once producer on the checkpoint topic.
+func txnProducer(t testing.TB, addr, id string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(id), kgo.TransactionTimeout(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// checkpointAt returns a valid checkpoint of name at binlog position pos,
+// encoded as a connector stores it.
+func checkpointAt(t testing.TB, name string, pos uint32) (*Checkpoint, []byte) {
+	t.Helper()
+	cp := sample()
+	cp.Name, cp.Position.Pos = name, pos
+	cp.Version, cp.UpdatedAt = Version, time.Now().UTC()
+	data, err := Encode(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp, data
+}
+
+// produceTxn produces records in one transaction of cl, which it leaves
+// open, and returns the offset of the first one.
+func produceTxn(t testing.TB, cl *kgo.Client, recs ...*kgo.Record) int64 {
+	t.Helper()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	res := cl.ProduceSync(context.Background(), recs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatalf("produce in a transaction: %v", err)
+	}
+	return res[0].Record.Offset
+}
+
+func endTxn(t testing.TB, cl *kgo.Client, commit bool) {
+	t.Helper()
+	if err := cl.EndTransaction(context.Background(), kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("end transaction (commit %v): %v", commit, err)
+	}
+}
+
+// TestKafkaLoadWaitsForOpenTransaction: connectors share the checkpoint
+// topic, and another producer holds a transaction open on it (a connector
+// killed or stalled between appending its checkpoint record and
+// committing). A restarting connector's Load never returns a record older
+// than the latest committed one of its key: it waits for the transaction
+// to end, and fails naming the offsets when it does not end in time. Under
+// both deliveries: the connector's own checkpoint records come from Save
+// (at_least_once) or a committed transaction (exactly_once).
+func TestKafkaLoadWaitsForOpenTransaction(t *testing.T) {
+	const topic, name = "cp", "shop-outbox"
+	cases := []struct {
+		name    string
+		openKey string // the key of the open transaction's record
+		earlier bool   // a checkpoint of name committed before the open transaction
+		commit  bool   // how the open transaction ends
+		want    uint32 // the position Load returns once it ended
+	}{
+		{"other key, commits", "billing-outbox", true, true, 2000},
+		{"other key, aborts", "billing-outbox", true, false, 2000},
+		{"other key, no earlier checkpoint", "billing-outbox", false, true, 2000},
+		{"same key, commits", name, true, true, 3000},
+		{"same key, aborts", name, true, false, 2000},
+	}
+	for _, delivery := range []string{"at_least_once", "exactly_once"} {
+		for _, tc := range cases {
+			t.Run(delivery+"/"+tc.name, func(t *testing.T) {
+				c, addr := newBroker(t)
+				w := openKafka(t, addr, topic, name)
+				own := txnProducer(t, addr, "tailbox-"+name)
+				save := func(pos uint32) {
+					t.Helper()
+					cp, data := checkpointAt(t, name, pos)
+					if delivery == "at_least_once" {
+						if err := w.Save(cp); err != nil {
+							t.Fatalf("Save: %v", err)
+						}
+						return
+					}
+					produceTxn(t, own, &kgo.Record{Topic: topic, Key: []byte(name), Value: data})
+					endTxn(t, own, true)
+				}
+				// Another connector's checkpoint, committed: shares the topic.
+				_, billing := checkpointAt(t, "billing-outbox", 500)
+				produceRaw(t, addr, topic, "billing-outbox", billing)
+				if tc.earlier {
+					save(1000)
+				}
+				open := txnProducer(t, addr, "tailbox-stalled")
+				var lso int64
+				if tc.openKey == name {
+					save(2000)
+					_, data := checkpointAt(t, name, 3000)
+					lso = produceTxn(t, open, &kgo.Record{Topic: topic, Key: []byte(name), Value: data})
+				} else {
+					_, data := checkpointAt(t, tc.openKey, 600)
+					lso = produceTxn(t, open, &kgo.Record{Topic: topic, Key: []byte(tc.openKey), Value: data})
+					save(2000)
+				}
+				hwm := c.PartitionInfo(topic, 0).HighWatermark
+
+				// The restarted connector: Load fails, naming the offsets.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				r, err := OpenKafka(ctx, KafkaOptions{Brokers: []string{addr}, Topic: topic, Name: name, Timeout: time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				got, err := r.Load()
+				wantMsg := fmt.Sprintf("topic %s partition 0: last stable offset %d is short of the high watermark %d after waiting 1s: another producer holds a transaction open", topic, lso, hwm)
+				if !errors.Is(err, ErrOpenTransaction) || !strings.Contains(err.Error(), wantMsg) {
+					t.Errorf("Load with a transaction open: got %+v, %v; want ErrOpenTransaction containing %q", got, err, wantMsg)
+				}
+
+				// A Load that runs while the transaction ends returns the
+				// latest committed record.
+				r2 := openKafka(t, addr, topic, name)
+				type result struct {
+					cp  *Checkpoint
+					err error
+				}
+				done := make(chan result, 1)
+				go func() {
+					cp, err := r2.Load()
+					done <- result{cp, err}
+				}()
+				// Longer than a quiet second, which a load once took as
+				// the end of the partition.
+				time.Sleep(1500 * time.Millisecond)
+				select {
+				case res := <-done:
+					t.Fatalf("Load returned while the transaction was open: %+v, %v", res.cp, res.err)
+				default:
+				}
+				endTxn(t, open, tc.commit)
+				var res result
+				select {
+				case res = <-done:
+				case <-time.After(20 * time.Second):
+					t.Fatal("Load did not return after the transaction ended")
+				}
+				if res.err != nil || res.cp.Position.Pos != tc.want {
+					t.Fatalf("Load after the transaction ended: got %+v, %v; want position %d", res.cp, res.err, tc.want)
+				}
+				// And so does a load after it, of a new store and of the same.
+				for _, s := range []*Kafka{openKafka(t, addr, topic, name), r2} {
+					if cp, err := s.Load(); err != nil || cp.Position.Pos != tc.want {
+						t.Errorf("Load after the transaction: got %+v, %v; want position %d", cp, err, tc.want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// produceOthers produces n records of other keys to topic.
+func produceOthers(t testing.TB, addr, topic string, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(0), kgo.MaxBufferedRecords(100000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, value := checkpointAt(t, "other-0", 1)
+	const chunk = 10000
+	for i := 0; i < n; i += chunk {
+		recs := make([]*kgo.Record, 0, chunk)
+		for j := i; j < min(n, i+chunk); j++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte("other-" + strconv.Itoa(j%1000)), Value: value})
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatalf("produce %d records of other keys: %v", len(recs), err)
+		}
+	}
+}
+
+// TestKafkaLoadReadsBackAndAhead: Load reads back from the end until the
+// key's latest record, and a later Load of the same store reads what came
+// after it, including records another store of the same name saved, an
+// aborted transaction whose records span many offsets, and a tombstone.
+func TestKafkaLoadReadsBackAndAhead(t *testing.T) {
+	const topic, name = "cp", "shop-outbox"
+	_, addr := newBroker(t)
+	k := openKafka(t, addr, topic, name)
+	check := func(s *Kafka, want uint32) {
+		t.Helper()
+		cp, err := s.Load()
+		if err != nil || cp.Position.Pos != want {
+			t.Fatalf("Load: got %+v, %v; want position %d", cp, err, want)
+		}
+	}
+	produceOthers(t, addr, topic, 1000)
+	cp, _ := checkpointAt(t, name, 1000)
+	if err := k.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+	// Many windows back from the end.
+	produceOthers(t, addr, topic, 5000)
+	check(k, 1000)
+	check(openKafka(t, addr, topic, name), 1000)
+
+	// Another store of the name saves; the first reads only ahead.
+	other := openKafka(t, addr, topic, name)
+	cp, _ = checkpointAt(t, name, 2000)
+	if err := other.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+	produceOthers(t, addr, topic, 3000)
+	check(k, 2000)
+
+	// An aborted transaction with the key at its start and end, other
+	// records between: neither of its records counts.
+	txn := txnProducer(t, addr, "tailbox-zombie")
+	_, v1 := checkpointAt(t, name, 3000)
+	produceTxn(t, txn, &kgo.Record{Topic: topic, Key: []byte(name), Value: v1})
+	produceOthers(t, addr, topic, 2000)
+	_, v2 := checkpointAt(t, name, 4000)
+	if err := txn.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte(name), Value: v2}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	endTxn(t, txn, false)
+	check(k, 2000)
+	check(openKafka(t, addr, topic, name), 2000)
+
+	// A tombstone after the mark deletes the checkpoint.
+	produceRaw(t, addr, topic, name, nil)
+	for _, s := range []*Kafka{k, openKafka(t, addr, topic, name)} {
+		if cp, err := s.Load(); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Load after a tombstone: got %+v, %v; want ErrNotFound", cp, err)
+		}
+	}
+}
+
+// BenchmarkKafkaLoad measures the Load of a restarted connector (a new
+// store) whose latest checkpoint record has TAILBOX_BENCH_OLDER (100000
+// when unset) older records of other keys before it and 100 after it.
+func BenchmarkKafkaLoad(b *testing.B) {
+	const topic, name = "cp", "shop-outbox"
+	older := 100000
+	if v := os.Getenv("TAILBOX_BENCH_OLDER"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("TAILBOX_BENCH_OLDER=%q: %v", v, err)
+		}
+		older = n
+	}
+	_, addr := newBroker(b)
+	w := openKafka(b, addr, topic, name)
+	produceOthers(b, addr, topic, older)
+	cp, _ := checkpointAt(b, name, 1000)
+	if err := w.Save(cp); err != nil {
+		b.Fatal(err)
+	}
+	produceOthers(b, addr, topic, 100)
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		k := openKafka(b, addr, topic, name)
+		b.StartTimer()
+		got, err := k.Load()
+		if err != nil || got.Position.Pos != 1000 {
+			b.Fatalf("Load: got %+v, %v", got, err)
+		}
+		b.StopTimer()
+		_ = k.Close()
+		b.StartTimer()
 	}
 }
