@@ -44,6 +44,12 @@ const DefaultTopic = "tailbox.checkpoints"
 // Bounds of the Kafka store's operations.
 const (
 	defaultKafkaTimeout = 30 * time.Second
+	// DefaultTxnWait is KafkaOptions.TxnWait when zero: a tailbox
+	// producer's transaction timeout (1 min), plus the 10 s between the
+	// transaction coordinator's checks for expired transactions, plus a
+	// margin. A transaction of a tailbox connector that stalled or died
+	// ends within it, committed or aborted by the coordinator.
+	DefaultTxnWait = 75 * time.Second
 	// lsoPoll is how often Load asks again for the last stable offset
 	// while another producer's transaction holds it back.
 	lsoPoll = 100 * time.Millisecond
@@ -73,9 +79,11 @@ type KafkaOptions struct {
 	// Name is the connector's name: the key of its checkpoint records.
 	Name string
 	// Timeout bounds opening, each Load and each Save; 30 s when zero.
-	// It is also how long Load waits for another producer's open
-	// transaction on the topic to end before it fails.
 	Timeout time.Duration
+	// TxnWait is how long Load waits, before it reads, for another
+	// producer's transaction open on the topic to end; DefaultTxnWait
+	// when zero.
+	TxnWait time.Duration
 	// ReadOnly opens the store for Load only (offsets show, check): a
 	// missing topic is not created, and Load then reports ErrNotFound.
 	ReadOnly bool
@@ -92,6 +100,7 @@ type KafkaOptions struct {
 type Kafka struct {
 	topic, name string
 	timeout     time.Duration
+	txnWait     time.Duration
 	readOnly    bool
 	missing     bool // ReadOnly and the topic does not exist
 
@@ -129,6 +138,9 @@ func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = defaultKafkaTimeout
 	}
+	if o.TxnWait <= 0 {
+		o.TxnWait = DefaultTxnWait
+	}
 	sc := sarama.NewConfig()
 	if o.Config != nil {
 		c := *o.Config
@@ -156,7 +168,7 @@ func OpenKafka(ctx context.Context, o KafkaOptions) (*Kafka, error) {
 		return nil, fmt.Errorf("open kafka checkpoint store: sarama rejected the configuration: %w", err)
 	}
 
-	k := &Kafka{topic: o.Topic, name: o.Name, timeout: o.Timeout, readOnly: o.ReadOnly}
+	k := &Kafka{topic: o.Topic, name: o.Name, timeout: o.Timeout, txnWait: o.TxnWait, readOnly: o.ReadOnly}
 	type result struct {
 		client   sarama.Client
 		producer sarama.SyncProducer
@@ -252,7 +264,7 @@ func (k *Kafka) String() string { return "kafka topic " + k.topic + " key " + k.
 // its last stable offset, once that offset has reached the partition's end
 // as of the start of the load: while another producer's transaction holds
 // records below that end undecided, Load waits for it to commit or abort,
-// and fails after the store's Timeout rather than return a record that
+// and fails after the store's TxnWait rather than return a record that
 // may be older than one in or after that transaction. It reads backwards
 // from the end and stops at the key's latest record, and reads only above
 // what an earlier Load of this store read, so its time does not grow with
@@ -298,10 +310,10 @@ func (k *Kafka) latest() (value []byte, found bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	deadline := time.Now().Add(k.timeout)
+	waitUntil := time.Now().Add(k.txnWait)
 	var newest time.Time
 	for _, p := range parts {
-		m, err := k.readPart(p, deadline)
+		m, err := k.readPart(p, waitUntil)
 		if err != nil {
 			return nil, false, fmt.Errorf("partition %d: %w", p, err)
 		}
@@ -316,7 +328,9 @@ func (k *Kafka) latest() (value []byte, found bool, err error) {
 
 // readPart finds the key's latest committed record in partition p and
 // remembers it for the next load.
-func (k *Kafka) readPart(p int32, deadline time.Time) (readMark, error) {
+// It waits until waitUntil for the records below the partition's end to be
+// decided, and then reads for up to the store's timeout.
+func (k *Kafka) readPart(p int32, waitUntil time.Time) (readMark, error) {
 	broker, err := k.client.Leader(k.topic, p)
 	if err != nil {
 		return readMark{}, fmt.Errorf("leader: %w", err)
@@ -333,17 +347,18 @@ func (k *Kafka) readPart(p int32, deadline time.Time) (readMark, error) {
 	// complete once all of them are decided (committed or aborted).
 	end, err := listOffset(broker, k.topic, p, sarama.OffsetNewest, sarama.ReadCommitted)
 	for err == nil && end < hwm {
-		if !time.Now().Before(deadline) {
+		if !time.Now().Before(waitUntil) {
 			return readMark{}, fmt.Errorf("%w: topic %s partition %d: last stable offset %d is short of the high watermark %d after waiting %s: another producer holds a transaction open on the topic, and a checkpoint read now could be older than one it holds back (it ends when that producer commits or aborts, or at its transaction timeout)",
-				ErrOpenTransaction, k.topic, p, end, hwm, k.timeout)
+				ErrOpenTransaction, k.topic, p, end, hwm, k.txnWait)
 		}
-		time.Sleep(min(lsoPoll, time.Until(deadline)))
+		time.Sleep(min(lsoPoll, time.Until(waitUntil)))
 		end, err = listOffset(broker, k.topic, p, sarama.OffsetNewest, sarama.ReadCommitted)
 	}
 	if err != nil {
 		return readMark{}, fmt.Errorf("last stable offset: %w", err)
 	}
 
+	deadline := time.Now().Add(k.timeout)
 	floor := start
 	prev, ok := k.read[p]
 	if ok && (prev.end > end || (prev.found && prev.offset < start) || prev.end < start) {

@@ -380,7 +380,7 @@ func TestKafkaLoadWaitsForOpenTransaction(t *testing.T) {
 				// The restarted connector: Load fails, naming the offsets.
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				r, err := OpenKafka(ctx, KafkaOptions{Brokers: []string{addr}, Topic: topic, Name: name, Timeout: time.Second})
+				r, err := OpenKafka(ctx, KafkaOptions{Brokers: []string{addr}, Topic: topic, Name: name, Timeout: 15 * time.Second, TxnWait: time.Second})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -403,8 +403,8 @@ func TestKafkaLoadWaitsForOpenTransaction(t *testing.T) {
 					cp, err := r2.Load()
 					done <- result{cp, err}
 				}()
-				// Longer than a quiet second, which a load once took as
-				// the end of the partition.
+				// Longer than one second: no quiet time ends a load while
+				// a transaction holds records back.
 				time.Sleep(1500 * time.Millisecond)
 				select {
 				case res := <-done:
@@ -523,7 +523,7 @@ func BenchmarkKafkaLoad(b *testing.B) {
 		}
 		older = n
 	}
-	_, addr := newBroker(b)
+	c, addr := newBroker(b)
 	w := openKafka(b, addr, topic, name)
 	produceOthers(b, addr, topic, older)
 	cp, _ := checkpointAt(b, name, 1000)
@@ -531,6 +531,7 @@ func BenchmarkKafkaLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	produceOthers(b, addr, topic, 100)
+	b.Logf("%d records in the partition", c.PartitionInfo(topic, 0).HighWatermark)
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
@@ -544,4 +545,41 @@ func BenchmarkKafkaLoad(b *testing.B) {
 		_ = k.Close()
 		b.StartTimer()
 	}
+}
+
+// TestKafkaLoadOutwaitsAStalledTransaction: a connector stalled with its
+// transaction open; the coordinator aborts it at its transaction timeout,
+// and a Load waiting meanwhile then returns the latest committed record.
+func TestKafkaLoadOutwaitsAStalledTransaction(t *testing.T) {
+	const topic, name = "cp", "shop-outbox"
+	_, addr := newBroker(t)
+	w := openKafka(t, addr, topic, name)
+	cp, _ := checkpointAt(t, name, 1000)
+	if err := w.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+	stalled, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("tailbox-billing-outbox"), kgo.TransactionTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	_, data := checkpointAt(t, "billing-outbox", 600)
+	produceTxn(t, stalled, &kgo.Record{Topic: topic, Key: []byte("billing-outbox"), Value: data})
+	cp, _ = checkpointAt(t, name, 2000)
+	if err := w.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := OpenKafka(ctx, KafkaOptions{Brokers: []string{addr}, Topic: topic, Name: name, Timeout: 15 * time.Second, TxnWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	got, err := r.Load()
+	if err != nil || got.Position.Pos != 2000 {
+		t.Fatalf("Load while a stalled transaction expires: got %+v, %v; want position 2000", got, err)
+	}
+	t.Logf("Load returned after %v (transaction timeout 2s)", time.Since(start).Round(10*time.Millisecond))
 }
