@@ -6,6 +6,17 @@
 // another member. Nothing is ever produced to the topic: it exists only to
 // be assigned.
 //
+// The group uses the cooperative sticky protocol: a rebalance leaves every
+// member's session and retained partitions running, so a replica that joins
+// or leaves the group takes nothing from the holder. The partition moves
+// only when its holder gives it up (it leaves, or the assignor revokes it,
+// which the sticky assignor does not do while the holder stays a member) or
+// the coordinator evicts the holder. A revoked partition is released before
+// the member rejoins without it, and the assignor gives it to another member
+// only in the rebalance after that, so two members never both hold the
+// lease by assignment; only an evicted holder that stalled may still
+// believe it holds it.
+//
 // A lease is not a fence: a holder that stalled does not know it lost the
 // lease until it runs again. The connector pairs the lease with the
 // transactional producer, whose InitProducerId on the new holder fences
@@ -79,11 +90,19 @@ func Join(ctx context.Context, o Options) (*Lease, error) {
 	// A rebalance should not wait for a stalled member longer than its
 	// session.
 	sc.Consumer.Group.Rebalance.Timeout = o.SessionTimeout
-	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	// Cooperative: a membership change that leaves the holder in the group
+	// does not end its session, so the lease stays where it is. All members
+	// of a group must offer it: a member that offers only an eager strategy
+	// cannot join (INCONSISTENT_GROUP_PROTOCOL, reported through OnError,
+	// retried) until the group has no cooperative member left.
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	sc.Consumer.Return.Errors = true
 	// A client with no topic of its own yet must fetch all metadata
 	// (sarama refuses an empty topic list otherwise).
 	sc.Metadata.Full = true
+	// The partition is paused once claimed (see ConsumeClaim); a fetch sent
+	// before that should not hold the connection long.
+	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
 	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	sc.Consumer.Offsets.AutoCommit.Enable = false
 	if err := sc.Validate(); err != nil {
@@ -189,7 +208,7 @@ func (l *Lease) report(err error) {
 	}
 }
 
-// gain marks the lease held and returns the channel closed when it is lost.
+// gain marks the lease held.
 func (l *Lease) gain() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -260,24 +279,32 @@ func (l *Lease) Close() error {
 	return l.group.Close()
 }
 
-// handler holds the lease while the group assigns it the partition.
+// handler holds the lease while the group assigns it the partition: from
+// the start of the partition's ConsumeClaim to its end. Under the
+// cooperative protocol a session outlives rebalances, and a claim starts
+// when the partition is added to the member and ends when it is revoked or
+// the session ends.
 type handler struct{ l *Lease }
 
-func (h *handler) Setup(s sarama.ConsumerGroupSession) error {
-	if len(s.Claims()[h.l.opts.Topic]) > 0 {
-		h.l.gain()
-	}
-	return nil
-}
+func (h *handler) Setup(sarama.ConsumerGroupSession) error { return nil }
 
 func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
 	h.l.release()
 	return nil
 }
 
-// ConsumeClaim waits for the end of the session: nothing is produced to
-// the lease topic.
+// ConsumeClaim holds the lease until the partition is revoked (its Messages
+// channel closes) or the session ends: nothing is produced to the lease
+// topic.
 func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	// Nothing is read: pausing the partition stops its fetches, which would
+	// otherwise long-poll the broker on the connection that carries the
+	// heartbeats and the rejoin of a rebalance, and delay them past the
+	// rebalance timeout (the coordinator then drops the member and moves
+	// the lease).
+	h.l.group.Pause(map[string][]int32{c.Topic(): {c.Partition()}})
+	h.l.gain()
+	defer h.l.release()
 	for {
 		select {
 		case <-s.Context().Done():

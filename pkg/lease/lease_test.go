@@ -19,11 +19,13 @@ func broker(t *testing.T) (*kfake.Cluster, string) {
 	return c, c.ListenAddrs()[0]
 }
 
-func join(t *testing.T, addr string) *Lease {
+func join(t *testing.T, addr string) *Lease { return joinFor(t, addr, 6*time.Second) }
+
+func joinFor(t *testing.T, addr string, session time.Duration) *Lease {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := Join(ctx, Options{Brokers: []string{addr}, Group: "tailbox.shop", Topic: "tailbox.lease.shop", SessionTimeout: 6 * time.Second, OnError: func(err error) { t.Logf("lease error: %v", err) }})
+	l, err := Join(ctx, Options{Brokers: []string{addr}, Group: "tailbox.shop", Topic: "tailbox.lease.shop", SessionTimeout: session, OnError: func(err error) { t.Logf("lease error: %v", err) }})
 	if err != nil {
 		t.Fatalf("Join: %v", err)
 	}
@@ -130,5 +132,48 @@ func TestSessionTimeoutOutOfRange(t *testing.T) {
 	_, err = l.Acquire(ctx)
 	if err == nil || !strings.Contains(err.Error(), "refuses a session timeout of 1s") {
 		t.Fatalf("Acquire with a 1 s session timeout: got %v, want the broker's refusal explained", err)
+	}
+}
+
+// TestMembershipChangesLeaveTheHolder: members that join and leave while
+// the holder stays never end its holding (its lost channel stays open and
+// no other member ever holds the lease). The session is short (2 s, as
+// the rebalance timeout) so that a holder slow to rejoin a rebalance would
+// be dropped from the group.
+func TestMembershipChangesLeaveTheHolder(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "1000"}))
+	if err != nil {
+		t.Fatalf("start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	addr := c.ListenAddrs()[0]
+	join := func(t *testing.T, addr string) *Lease { return joinFor(t, addr, 2*time.Second) }
+	a := join(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lost, err := a.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("first member: Acquire: %v", err)
+	}
+	for i := range 3 {
+		b := join(t, addr)
+		c := join(t, addr)
+		// Let the group settle with the new members in it.
+		if h := holder(t, a, b, c); h != a {
+			t.Fatalf("round %d: the lease moved to a joining member", i)
+		}
+		for _, l := range []*Lease{b, c} {
+			if err := l.Close(); err != nil {
+				t.Fatalf("round %d: Close: %v", i, err)
+			}
+		}
+		if h := holder(t, a); h != a {
+			t.Fatalf("round %d: the holder lost the lease", i)
+		}
+		select {
+		case <-lost:
+			t.Fatalf("round %d: the holder's lost channel closed while it stayed in the group", i)
+		default:
+		}
 	}
 }
