@@ -61,6 +61,10 @@ type Connector struct {
 	slog  *slog.Logger
 	xform *outbox.Transformer
 	m     *metrics // instrumentation; see metrics.go
+
+	// fromResolved: the last runActive resolved RunOptions.From into a
+	// start position (runHA then drops it for later takeovers).
+	fromResolved bool
 }
 
 // New checks that cfg maps onto every stage; errors wrap ErrConfig.

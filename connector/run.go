@@ -69,6 +69,11 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		// --from wins over the stored checkpoint, which this run replaces.
 		c.log.Warn().Err(err).Str("from", opts.From).Msg("ignoring the unreadable checkpoint: --from replaces it")
 		cp = nil
+	case err != nil && c.cfg.HA.Enabled && !errors.Is(err, checkpoint.ErrCorrupt) && !errors.Is(err, checkpoint.ErrInvalid):
+		// The store could not be read (Kafka unreachable, a read cut
+		// short): a takeover may succeed later, so this is no
+		// ErrCheckpoint, which ends an ha replica (see runHA).
+		return fmt.Errorf("take over: %w", err)
 	case err != nil:
 		return fmt.Errorf("%w: %w (the checkpoint is left as it is; use `tailbox offsets set` to replace it)", ErrCheckpoint, err)
 	}
@@ -98,6 +103,7 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		}
 		return err
 	}
+	c.fromResolved = opts.From != ""
 	c.log.Info().Str("binlog_file", start.Pos.File).Uint32("binlog_pos", start.Pos.Pos).Str("gtid", start.Pos.GTID).
 		Int("skip", start.Skip).Str("from", source).Str("server_version", srv.Version).Str("flavor", srv.Flavor.String()).
 		Bool("dry_run", opts.DryRun).Msg("starting")
