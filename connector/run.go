@@ -60,6 +60,20 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 			return err
 		}
 		defer store.Close()
+		if c.cfg.Delivery == "exactly_once" {
+			// Fence this name's former producer first: a transaction it
+			// left open on the checkpoint topic (killed between appending
+			// its checkpoint and committing) is aborted now, instead of
+			// Load waiting for the transaction timeout to end it.
+			prod, err := c.openProducer(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			c.closeProducer(prod)
+		}
 		cp, err = store.Load()
 	}
 	switch {
@@ -74,6 +88,9 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		// short): a takeover may succeed later, so this is no
 		// ErrCheckpoint, which ends an ha replica (see runHA).
 		return fmt.Errorf("take over: %w", err)
+	case errors.Is(err, checkpoint.ErrOpenTransaction), errors.Is(err, checkpoint.ErrUnavailable):
+		// Nothing is wrong with the checkpoint: the next start may read it.
+		return fmt.Errorf("load the checkpoint: %w", err)
 	case err != nil:
 		return fmt.Errorf("%w: %w (the checkpoint is left as it is; use `tailbox offsets set` to replace it)", ErrCheckpoint, err)
 	}

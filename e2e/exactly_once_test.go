@@ -321,3 +321,50 @@ func TestExactlyOnceSecondInstanceFencesTheFirst(t *testing.T) {
 	}
 	t.Logf("%d events committed, %d records read_committed, %d duplicates", len(want), len(recs), d.dups)
 }
+
+// TestExactlyOnceRestartsPastItsOwnOpenTransaction: an exactly_once
+// connector killed between appending its checkpoint record and committing
+// leaves its transaction open on the checkpoint topic, which a Load waits
+// out (up to Kafka's transaction timeout) rather than return an older
+// record. A restart fences that producer before it loads, which aborts the
+// transaction at once: it streams again within seconds.
+func TestExactlyOnceRestartsPastItsOwnOpenTransaction(t *testing.T) {
+	e := newEnv(t, "envelope")
+	e.useKafkaStore(false)
+	p := e.start()
+	e.write(1)
+	e.kafka.Consume(t, memberTopic, 1, 30*time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, logTail(p.stderr.String()))
+	}
+	b, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "name: "); ok {
+			name = strings.TrimSpace(v)
+		}
+	}
+	if name == "" {
+		t.Fatalf("no name in the config:\n%s", b)
+	}
+	// What the killed connector left: its transactional id, a checkpoint
+	// record appended, no commit.
+	stale := e.kafka.Client(t, kgo.TransactionalID("tailbox-"+name), kgo.TransactionTimeout(time.Minute))
+	ctx := context.Background()
+	if err := stale.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.ProduceSync(ctx, &kgo.Record{Topic: "tailbox.checkpoints", Key: []byte(name), Value: []byte(`{"stale":true}`)}).FirstErr(); err != nil {
+		t.Fatalf("append the stale checkpoint record: %v", err)
+	}
+	e.write(2)
+	began := time.Now()
+	e.expectEvents([]int{1, 2})
+	t.Logf("restarted past the open transaction in %s", time.Since(began).Round(time.Millisecond))
+	if err := stale.EndTransaction(ctx, kgo.TryCommit); err == nil {
+		t.Fatal("the stale transaction committed after the restart: its producer was not fenced")
+	}
+}
