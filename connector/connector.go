@@ -63,7 +63,8 @@ type Connector struct {
 	m     *metrics // instrumentation; see metrics.go
 
 	// fromResolved: the last runActive resolved RunOptions.From into a
-	// start position (runHA then drops it for later takeovers).
+	// start position and stored it (runHA then drops it for later
+	// takeovers; one that failed before storing it leaves it to the next).
 	fromResolved bool
 }
 

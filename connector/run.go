@@ -120,7 +120,6 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		}
 		return err
 	}
-	c.fromResolved = opts.From != ""
 	c.log.Info().Str("binlog_file", start.Pos.File).Uint32("binlog_pos", start.Pos.Pos).Str("gtid", start.Pos.GTID).
 		Int("skip", start.Skip).Str("from", source).Str("server_version", srv.Version).Str("flavor", srv.Flavor.String()).
 		Bool("dry_run", opts.DryRun).Msg("starting")
@@ -139,6 +138,11 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		// move past it.
 		s.last, s.saved = start, true
 	}
+	defer func() {
+		// --from has taken effect once the point it resolved to is
+		// stored; until then a later takeover must resolve it again.
+		c.fromResolved = opts.From != "" && (s.txn && !s.unsaved || !s.txn && s.stored())
+	}()
 
 	wait := time.Second
 	for {
