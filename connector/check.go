@@ -179,6 +179,12 @@ func (c *Connector) sourceChecks(ctx context.Context, reader *binlog.Reader) []R
 	switch {
 	case logsErr == nil:
 		client.Status, client.Detail = StatusOK, "granted (SHOW BINARY LOGS works)"
+	case grantsErr != nil && !binlog.IsAccessDenied(logsErr):
+		// Neither statement answered (the connection broke, the server
+		// restarts): nothing says a grant is missing, and a retry may pass.
+		client.Status, client.Fatal = StatusWarn, false
+		client.Detail = fmt.Sprintf("cannot tell: SHOW BINARY LOGS failed (%s) and the grants cannot be read", serverMessage(logsErr))
+		client.Fix = "run `tailbox check` again"
 	case binlog.IsAccessDenied(logsErr) || !privs.has(clientPriv, "REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"):
 		client.Status = StatusFail
 		client.Detail = fmt.Sprintf("SHOW BINARY LOGS is refused (%s): tailbox cannot list the binlog files or read the current position", serverMessage(logsErr))
