@@ -212,14 +212,6 @@ func serverIdentity(s binlog.Server) checkpoint.Server {
 	}
 }
 
-func toCheckpointPos(p binlog.Position) checkpoint.Position {
-	return checkpoint.Position{File: p.File, Pos: p.Pos, GTID: p.GTID}
-}
-
-func fromCheckpointPos(p checkpoint.Position) binlog.Position {
-	return binlog.Position{File: p.File, Pos: p.Pos, GTID: p.GTID}
-}
-
 // dialReader connects to the source once, without retrying.
 func (c *Connector) dialReader(ctx context.Context, rc binlog.Config) (*binlog.Reader, error) {
 	return binlog.Open(ctx, rc, c.log.With().Str("component", "binlog").Logger(), c.slog)

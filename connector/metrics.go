@@ -213,7 +213,7 @@ type metrics struct {
 	cpFresh atomic.Int64
 	tracker atomic.Pointer[tracker]
 	cpMu    sync.Mutex
-	cp      point
+	cp      binlog.Point
 	cpSaved bool
 
 	mu   sync.Mutex
@@ -289,7 +289,7 @@ func (m *metrics) runStarted(dryRun bool, version string) {
 	m.started.Store(now)
 	m.cpFresh.Store(now)
 	m.cpMu.Lock()
-	m.cp, m.cpSaved = point{}, false
+	m.cp, m.cpSaved = binlog.Point{}, false
 	m.cpMu.Unlock()
 }
 
@@ -329,7 +329,7 @@ func (m *metrics) sourceOpened(r *binlog.Reader) {
 
 // sessionStarted marks the start of a pipeline session from start, the
 // acknowledged checkpoint: what is read and checkpointed so far.
-func (m *metrics) sessionStarted(start point) {
+func (m *metrics) sessionStarted(start binlog.Point) {
 	m.mu.Lock()
 	m.prog = progress{}
 	m.mu.Unlock()
@@ -348,7 +348,7 @@ func (m *metrics) sessionStarted(start point) {
 // tracking records the tracker of the session that starts from start, a
 // stored checkpoint (or the start point a run stores first): the written
 // checkpoint covers everything read until the tracker's read point moves.
-func (m *metrics) tracking(tr *tracker, start point) {
+func (m *metrics) tracking(tr *tracker, start binlog.Point) {
 	if !m.dryRun.Load() {
 		m.cpMu.Lock()
 		m.cp, m.cpSaved = start, true
@@ -444,7 +444,7 @@ func (m *metrics) rejected(topic string, err error) {
 func (m *metrics) producerRetry() { m.retries.Add(1) }
 
 // checkpointed records a checkpoint written at p.
-func (m *metrics) checkpointed(p point) {
+func (m *metrics) checkpointed(p binlog.Point) {
 	m.cpMu.Lock()
 	m.cp, m.cpSaved = p, true
 	m.cpMu.Unlock()
@@ -462,7 +462,7 @@ func (m *metrics) checkpointUnchanged() {
 // Readings for /metrics, /readyz and the status log.
 
 // lastCheckpoint returns the last checkpoint written, if any.
-func (m *metrics) lastCheckpoint() (point, bool) {
+func (m *metrics) lastCheckpoint() (binlog.Point, bool) {
 	m.cpMu.Lock()
 	defer m.cpMu.Unlock()
 	return m.cp, m.cpSaved

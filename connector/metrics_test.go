@@ -300,7 +300,7 @@ func TestCheckpointAge(t *testing.T) {
 	if got := m.checkpointAge(time.Now()); got < time.Minute {
 		t.Errorf("age after an unchanged save without producer %s, want still at least 1m", got)
 	}
-	m.checkpointed(point{Pos: binlog.Position{File: "b.000003", Pos: 77}, Skip: 1})
+	m.checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 77}, Skip: 1})
 	if got := m.checkpointAge(time.Now()); got > time.Second {
 		t.Errorf("age after a write %s, want about 0", got)
 	}
@@ -316,7 +316,7 @@ func backdate(m *metrics, ago time.Duration) {
 }
 
 func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
-	start := point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
+	start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
 	newSession := func(t *testing.T) (*metrics, *tracker) {
 		m := newMetrics(testConfig(t))
 		m.runStarted(false, "")
@@ -338,7 +338,7 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 		m, tr := newSession(t)
 		p := binlog.Position{File: "b.000003", Pos: 900}
 		tr.pushMarker(p)
-		m.checkpointed(point{Pos: p})
+		m.checkpointed(binlog.Point{Pos: p})
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got != 0 {
 			t.Errorf("age %s, want 0", got)
@@ -376,9 +376,9 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	t.Run("a session resumes from a checkpoint other than the last written", func(t *testing.T) {
 		// ha: a takeover reloads what the other replica committed.
 		m, _ := newSession(t)
-		m.checkpointed(point{Pos: binlog.Position{File: "b.000003", Pos: 900}})
+		m.checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 900}})
 		m.sessionEnded()
-		other := point{Pos: binlog.Position{File: "b.000004", Pos: 4}}
+		other := binlog.Point{Pos: binlog.Position{File: "b.000004", Pos: 4}}
 		m.sessionStarted(other)
 		m.tracking(newTracker(other), other)
 		backdate(m, 10*time.Minute)
@@ -408,7 +408,7 @@ func TestStandbyReadsNoGrowingLagOrCheckpointAge(t *testing.T) {
 		m := newMetrics(testConfig(t))
 		m.runStarted(false, "")
 		m.active()
-		start := point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
+		start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
 		m.sessionStarted(start)
 		tr := newTracker(start)
 		m.tracking(tr, start)

@@ -57,7 +57,7 @@ func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Che
 	}
 	cp := &checkpoint.Checkpoint{
 		Name:       c.cfg.Name,
-		Position:   toCheckpointPos(pos),
+		Position:   pos,
 		Server:     srv,
 		TablesHash: c.cfg.TablesHash(),
 	}

@@ -86,7 +86,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.deadLetteredEvent("bad topic!", outbox.ErrInvalidTopic)
 	m.rejected("outbox.event.big", kafka.ErrTooLarge)
 	m.marker(binlog.Position{File: "mariadb-bin.000007", Pos: 4242})
-	m.checkpointed(point{Pos: binlog.Position{File: "mariadb-bin.000007", Pos: 4000}})
+	m.checkpointed(binlog.Point{Pos: binlog.Position{File: "mariadb-bin.000007", Pos: 4000}})
 	m.producerRetry()
 	m.restarted()
 	m.role.Store(roleActive) // as with ha.enabled: tailbox_ha_active is exported
@@ -329,7 +329,7 @@ func gather(t *testing.T, m *metrics) map[string]*dto.MetricFamily {
 // fire. A stuck one, for contrast, fires TailboxCheckpointStuck.
 func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 	const idle = 10 * time.Minute
-	start := point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
+	start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
 	session := func(m *metrics) *tracker {
 		m.sessionStarted(start)
 		tr := newTracker(start)

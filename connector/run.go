@@ -210,7 +210,7 @@ type saver struct {
 	// writes the start point only into an empty store (see final).
 	started atomic.Bool
 	mu      sync.Mutex
-	last    point
+	last    binlog.Point
 	saved   bool
 	// startFile is the binlog file whose start time (startTime, zero when
 	// unknown) was last looked up, for checkpoint.Server.FileStartTime.
@@ -220,7 +220,7 @@ type saver struct {
 
 // save writes the checkpoint of p unless it is the one last written, or
 // the stream has not started; it reports whether it wrote.
-func (s *saver) save(p point) (bool, error) {
+func (s *saver) save(p binlog.Point) (bool, error) {
 	if s.store == nil || s.txn || !s.started.Load() {
 		return false, nil
 	}
@@ -249,10 +249,10 @@ func (s *saver) stored() bool {
 }
 
 // checkpoint is the checkpoint of p.
-func (s *saver) checkpoint(p point) *checkpoint.Checkpoint {
+func (s *saver) checkpoint(p binlog.Point) *checkpoint.Checkpoint {
 	return &checkpoint.Checkpoint{
 		Name:       s.c.cfg.Name,
-		Position:   toCheckpointPos(p.Pos),
+		Position:   p.Pos,
 		Skip:       p.Skip,
 		NextTxn:    p.NextTxn,
 		Server:     s.server(p.Pos.File),
@@ -280,7 +280,7 @@ func (s *saver) server(file string) checkpoint.Server {
 // and pass over what was committed meanwhile. A stored checkpoint stays as
 // it was (a --from that never took effect changes nothing), and a failure
 // before then writes nothing.
-func (s *saver) final(p point, clean bool) error {
+func (s *saver) final(p binlog.Point, clean bool) error {
 	if s.store == nil {
 		return nil
 	}
@@ -300,7 +300,7 @@ func (s *saver) final(p point, clean bool) error {
 }
 
 // session runs the pipeline once from start and returns the committed point.
-func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start point, s *saver, opts RunOptions) (point, error) {
+func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start binlog.Point, s *saver, opts RunOptions) (binlog.Point, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -329,7 +329,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start po
 				return start, fmt.Errorf("%w: reload the checkpoint after fencing: %w", errRetry, err)
 			}
 			if cp != nil {
-				if p := (point{Pos: fromCheckpointPos(cp.Position), Skip: cp.Skip, NextTxn: cp.NextTxn}); p != start {
+				if p := cp.Point(); p != start {
 					c.log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).
 						Msg("resuming from the checkpoint stored in Kafka")
 					start = p
@@ -615,7 +615,7 @@ func caughtUpGap(interval time.Duration) time.Duration { return interval / 10 }
 // startReader starts reader at p, retrying with back-off while the source
 // cannot be reached (a session restarted after a producer failure may find
 // the source down as well).
-func (c *Connector) startReader(ctx context.Context, reader *binlog.Reader, p point) error {
+func (c *Connector) startReader(ctx context.Context, reader *binlog.Reader, p binlog.Point) error {
 	wait := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := reader.Start(ctx, p.Pos, p.Skip, p.NextTxn)

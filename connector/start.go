@@ -20,26 +20,26 @@ const offsetsSetHint = "; use `tailbox offsets set -c FILE --from SPEC` to choos
 // (checkCheckpoint, checkAvailable); a spec is resolved and checked by
 // resolveSpec. Errors about a position wrap binlog.ErrPositionUnavailable,
 // errors about the checkpoint ErrCheckpoint.
-func (c *Connector) startPoint(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint, from string) (point, string, error) {
+func (c *Connector) startPoint(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint, from string) (binlog.Point, string, error) {
 	if from != "" {
 		p, err := c.resolveSpec(ctx, reader, from)
-		return point{Pos: p}, "--from " + from, err
+		return binlog.Point{Pos: p}, "--from " + from, err
 	}
 	if cp != nil {
 		if err := c.checkCheckpoint(cp, reader.Server()); err != nil {
-			return point{}, "", err
+			return binlog.Point{}, "", err
 		}
 		if err := c.checkAvailable(ctx, reader, cp); err != nil {
-			return point{}, "", err
+			return binlog.Point{}, "", err
 		}
-		return point{Pos: fromCheckpointPos(cp.Position), Skip: cp.Skip, NextTxn: cp.NextTxn}, "checkpoint", nil
+		return cp.Point(), "checkpoint", nil
 	}
 	spec := c.cfg.Start.From
 	if spec == "" {
 		spec = "latest"
 	}
 	p, err := c.resolveSpec(ctx, reader, spec)
-	return point{Pos: p}, "start.from " + spec, err
+	return binlog.Point{Pos: p}, "start.from " + spec, err
 }
 
 // checkCheckpoint verifies that cp was written by this connector, for these
@@ -78,7 +78,7 @@ func sameServer(s checkpoint.Server, srv binlog.Server) bool {
 // for a GTID checkpoint read from this very server, whose file name would
 // otherwise mislead after RESET MASTER.
 func (c *Connector) checkAvailable(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint) error {
-	pos := fromCheckpointPos(cp.Position)
+	pos := cp.Position
 	where := c.storeName()
 	if pos.GTID != "" {
 		if err := reader.CheckGTID(ctx, pos.GTID); err != nil {

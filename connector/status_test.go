@@ -75,7 +75,7 @@ func TestObserverLogsStatusAndSummary(t *testing.T) {
 	for range 3 {
 		c.m.read(tb)
 	}
-	c.m.checkpointed(point{Pos: binlog.Position{File: "b.000001", Pos: 500, GTID: "0-1-5"}})
+	c.m.checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000001", Pos: 500, GTID: "0-1-5"}})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), `"message":"status"`) {
 		if time.Now().After(deadline) {

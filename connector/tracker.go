@@ -6,18 +6,6 @@ import (
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
-// point is a resumable position: a transaction end plus the number of
-// captured row images of the next transaction already settled.
-type point struct {
-	// Pos is the last transaction end before which everything is settled.
-	Pos binlog.Position
-	// Skip counts settled captured rows at the head of the next transaction.
-	Skip int
-	// NextTxn identifies that transaction (its GTID, else its begin
-	// position); set when Skip > 0.
-	NextTxn string
-}
-
 // entry is one FIFO element: an event slot or a transaction-end marker.
 type entry struct {
 	marker  bool
@@ -41,10 +29,10 @@ type tracker struct {
 	head    int
 	base    uint64 // sequence number of q[head]
 	next    uint64 // sequence number of the next pushed entry
-	commit  point
-	version uint64 // bumps when commit changes
-	pending int    // unsettled slots
-	read    point  // the point after everything pushed
+	commit  binlog.Point
+	version uint64       // bumps when commit changes
+	pending int          // unsettled slots
+	read    binlog.Point // the point after everything pushed
 
 	// caughtUp, when not nil, is signalled (without blocking: a signal
 	// not yet taken stands for later ones) whenever the committed point
@@ -53,7 +41,7 @@ type tracker struct {
 	caughtUp chan struct{}
 }
 
-func newTracker(start point) *tracker {
+func newTracker(start binlog.Point) *tracker {
 	return &tracker{commit: start, read: start}
 }
 
@@ -61,10 +49,10 @@ func newTracker(start point) *tracker {
 func (t *tracker) pushMarker(pos binlog.Position) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.read = point{Pos: pos}
+	t.read = binlog.Point{Pos: pos}
 	if t.head == len(t.q) {
 		// Nothing unsettled before it: the marker is committed at once.
-		t.commit = point{Pos: pos}
+		t.commit = binlog.Point{Pos: pos}
 		t.version++
 		t.base++
 		t.next++
@@ -126,7 +114,7 @@ func (t *tracker) settle(seqs ...uint64) {
 	for t.head < len(t.q) && (t.q[t.head].marker || t.q[t.head].settled) {
 		e := t.q[t.head]
 		if e.marker {
-			t.commit = point{Pos: e.pos}
+			t.commit = binlog.Point{Pos: e.pos}
 		} else {
 			t.commit.Skip = e.index + 1
 			t.commit.NextTxn = e.txn
@@ -162,7 +150,7 @@ func (t *tracker) signalCaughtUp() {
 }
 
 // committed returns the committed point and its version.
-func (t *tracker) committed() (point, uint64) {
+func (t *tracker) committed() (binlog.Point, uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.commit, t.version
@@ -186,7 +174,7 @@ func (t *tracker) inFlight() int {
 // readPoint returns the point after everything pushed: the committed point
 // once every pushed slot is settled. delivery: exactly_once commits it with
 // the records of those slots in one Kafka transaction.
-func (t *tracker) readPoint() point {
+func (t *tracker) readPoint() binlog.Point {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.read

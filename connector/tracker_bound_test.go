@@ -1,14 +1,18 @@
 package connector
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+)
 
 func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 	tests := []struct {
 		name    string
 		run     func(tr *tracker) uint64 // returns the in-flight slot
 		maxLen  int                      // FIFO entries while it is in flight
-		before  point                    // committed point while it is in flight
-		settled point                    // committed point once it settles
+		before  binlog.Point             // committed point while it is in flight
+		settled binlog.Point             // committed point once it settles
 	}{
 		{
 			name: "transactions without events behind it keep only their last marker",
@@ -21,8 +25,8 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 				return a
 			},
 			maxLen:  2,
-			before:  point{Pos: pos(100)},
-			settled: point{Pos: pos(200 + 99999)},
+			before:  binlog.Point{Pos: pos(100)},
+			settled: binlog.Point{Pos: pos(200 + 99999)},
 		},
 		{
 			name: "settled rows of one transaction behind it keep only the last",
@@ -34,8 +38,8 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 				return a
 			},
 			maxLen:  2,
-			before:  point{Pos: pos(50)},
-			settled: point{Pos: pos(50), Skip: 100001, NextTxn: "t1"},
+			before:  binlog.Point{Pos: pos(50)},
+			settled: binlog.Point{Pos: pos(50), Skip: 100001, NextTxn: "t1"},
 		},
 		{
 			name: "settled rows of another transaction are not merged across its marker",
@@ -47,8 +51,8 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 				return a
 			},
 			maxLen:  3,
-			before:  point{Pos: pos(50)},
-			settled: point{Pos: pos(200), Skip: 2, NextTxn: "t2"},
+			before:  binlog.Point{Pos: pos(50)},
+			settled: binlog.Point{Pos: pos(200), Skip: 2, NextTxn: "t2"},
 		},
 		{
 			name: "a settled row merged into an acknowledged one keeps the later index",
@@ -61,13 +65,13 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 				return a
 			},
 			maxLen:  2,
-			before:  point{Pos: pos(50)},
-			settled: point{Pos: pos(50), Skip: 4, NextTxn: "t1"},
+			before:  binlog.Point{Pos: pos(50)},
+			settled: binlog.Point{Pos: pos(50), Skip: 4, NextTxn: "t1"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTracker(point{Pos: pos(50)})
+			tr := newTracker(binlog.Point{Pos: pos(50)})
 			a := tt.run(tr)
 			if n := len(tr.q) - tr.head; n > tt.maxLen {
 				t.Fatalf("FIFO holds %d entries while one event is in flight, want at most %d", n, tt.maxLen)

@@ -14,12 +14,12 @@ func TestTrackerCommitRule(t *testing.T) {
 	tests := []struct {
 		name string
 		run  func(tr *tracker)
-		want point
+		want binlog.Point
 	}{
 		{
 			name: "a transaction without captured rows advances the checkpoint at once",
 			run:  func(tr *tracker) { tr.pushMarker(pos(100)) },
-			want: point{Pos: pos(100)},
+			want: binlog.Point{Pos: pos(100)},
 		},
 		{
 			name: "an unacknowledged event pins the checkpoint before its transaction",
@@ -29,7 +29,7 @@ func TestTrackerCommitRule(t *testing.T) {
 				tr.pushMarker(pos(200))
 				tr.pushMarker(pos(300))
 			},
-			want: point{Pos: pos(100)},
+			want: binlog.Point{Pos: pos(100)},
 		},
 		{
 			name: "acknowledgements out of order advance only over the settled prefix",
@@ -42,7 +42,7 @@ func TestTrackerCommitRule(t *testing.T) {
 				tr.settle(a)
 				_ = b
 			},
-			want: point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
+			want: binlog.Point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
 		},
 		{
 			name: "all acknowledged reaches the marker after them",
@@ -53,7 +53,7 @@ func TestTrackerCommitRule(t *testing.T) {
 				tr.settle(b)
 				tr.settle(a)
 			},
-			want: point{Pos: pos(200)},
+			want: binlog.Point{Pos: pos(200)},
 		},
 		{
 			name: "skipped rows count towards skip",
@@ -61,7 +61,7 @@ func TestTrackerCommitRule(t *testing.T) {
 				tr.pushSlot(0, "t1", true) // an ignored delete
 				tr.pushSlot(1, "t1", true)
 			},
-			want: point{Pos: pos(50), Skip: 2, NextTxn: "t1"},
+			want: binlog.Point{Pos: pos(50), Skip: 2, NextTxn: "t1"},
 		},
 		{
 			name: "a settled row behind an unsettled one waits",
@@ -73,7 +73,7 @@ func TestTrackerCommitRule(t *testing.T) {
 				tr.settle(a)
 				_ = b
 			},
-			want: point{Pos: pos(200)},
+			want: binlog.Point{Pos: pos(200)},
 		},
 		{
 			name: "a duplicate or unknown acknowledgement changes nothing",
@@ -84,12 +84,12 @@ func TestTrackerCommitRule(t *testing.T) {
 				tr.settle(a)
 				tr.settle(999)
 			},
-			want: point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
+			want: binlog.Point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newTracker(point{Pos: pos(50)})
+			tr := newTracker(binlog.Point{Pos: pos(50)})
 			tc.run(tr)
 			if got, _ := tr.committed(); got != tc.want {
 				t.Fatalf("committed = %+v, want %+v", got, tc.want)
@@ -99,7 +99,7 @@ func TestTrackerCommitRule(t *testing.T) {
 }
 
 func TestTrackerLongRunCompactsAndCounts(t *testing.T) {
-	tr := newTracker(point{Pos: pos(4)})
+	tr := newTracker(binlog.Point{Pos: pos(4)})
 	var seqs []uint64
 	for i := 0; i < 10000; i++ {
 		seqs = append(seqs, tr.pushSlot(i%10, "t", false))
@@ -120,7 +120,7 @@ func TestTrackerLongRunCompactsAndCounts(t *testing.T) {
 }
 
 func TestTrackerReadPoint(t *testing.T) {
-	start := point{Pos: pos(4)}
+	start := binlog.Point{Pos: pos(4)}
 	tr := newTracker(start)
 	if got := tr.readPoint(); got != start {
 		t.Fatalf("readPoint of a new tracker = %+v, want the start %+v", got, start)
@@ -128,14 +128,14 @@ func TestTrackerReadPoint(t *testing.T) {
 	tr.pushMarker(pos(100))
 	tr.pushSlot(0, "t2", false)
 	tr.pushSlot(1, "t2", true)
-	if got, want := tr.readPoint(), (point{Pos: pos(100), Skip: 2, NextTxn: "t2"}); got != want {
+	if got, want := tr.readPoint(), (binlog.Point{Pos: pos(100), Skip: 2, NextTxn: "t2"}); got != want {
 		t.Errorf("readPoint inside a transaction = %+v, want %+v", got, want)
 	}
-	if got, _ := tr.committed(); got != (point{Pos: pos(100)}) {
+	if got, _ := tr.committed(); got != (binlog.Point{Pos: pos(100)}) {
 		t.Errorf("committed with an unsettled slot = %+v, want before it", got)
 	}
 	tr.pushMarker(pos(200))
-	if got, want := tr.readPoint(), (point{Pos: pos(200)}); got != want {
+	if got, want := tr.readPoint(), (binlog.Point{Pos: pos(200)}); got != want {
 		t.Errorf("readPoint after the transaction end = %+v, want %+v", got, want)
 	}
 }
@@ -145,7 +145,7 @@ func TestTrackerReadPoint(t *testing.T) {
 // unknown sequence numbers among them.
 func TestTrackerSettlesBurstsLikeSingles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	burst, single := newTracker(point{Pos: pos(4)}), newTracker(point{Pos: pos(4)})
+	burst, single := newTracker(binlog.Point{Pos: pos(4)}), newTracker(binlog.Point{Pos: pos(4)})
 	var open []uint64
 	for round := 0; round < 2000; round++ {
 		for n := rng.IntN(20); n > 0; n-- {
@@ -189,7 +189,7 @@ func TestTrackerSettlesBurstsLikeSingles(t *testing.T) {
 // TestTrackerSignalsCaughtUp: caughtUp is signalled whenever the committed
 // point reaches everything pushed, and never while a slot is unsettled.
 func TestTrackerSignalsCaughtUp(t *testing.T) {
-	tr := newTracker(point{Pos: pos(4)})
+	tr := newTracker(binlog.Point{Pos: pos(4)})
 	tr.caughtUp = make(chan struct{}, 1)
 	signalled := func() bool {
 		select {

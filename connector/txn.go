@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 )
@@ -60,7 +61,7 @@ type txnBatcher struct {
 	c    *Connector
 	prod *kafka.Producer
 	tr   *tracker
-	cp   func(p point) *checkpoint.Checkpoint // the checkpoint record of p
+	cp   func(p binlog.Point) *checkpoint.Checkpoint // the checkpoint record of p
 	// streaming reports whether the stream flows from the start point:
 	// an unsaved start point is committed only then (see session).
 	streaming func() bool
@@ -70,14 +71,14 @@ type txnBatcher struct {
 	began      time.Time
 	records    int
 	bytes      int
-	committed  point // last committed checkpoint
+	committed  binlog.Point // last committed checkpoint
 	lastCommit time.Time
 	unsaved    bool  // committed is not stored yet (first start, --from)
 	err        error // the first commit failure: the batcher is done
 	shut       bool  // finish or abort ran: the producer is not touched again
 }
 
-func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start point, unsaved bool, streaming func() bool, cp func(point) *checkpoint.Checkpoint) *txnBatcher {
+func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start binlog.Point, unsaved bool, streaming func() bool, cp func(binlog.Point) *checkpoint.Checkpoint) *txnBatcher {
 	return &txnBatcher{c: c, prod: prod, tr: tr, cp: cp, committed: start, unsaved: unsaved, streaming: streaming, lastCommit: time.Now()}
 }
 
@@ -207,7 +208,7 @@ func (b *txnBatcher) stored() bool {
 }
 
 // last returns the last committed point.
-func (b *txnBatcher) last() point {
+func (b *txnBatcher) last() binlog.Point {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.committed

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 
-	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
 // env is what the scenarios share: the options, a connection to the
@@ -99,7 +99,7 @@ type binlogPos struct {
 func (p binlogPos) String() string { return p.file + ":" + strconv.FormatUint(uint64(p.pos), 10) }
 
 // reachedBy reports whether checkpoint position cp is at or after p.
-func (p binlogPos) reachedBy(cp checkpoint.Position) bool {
+func (p binlogPos) reachedBy(cp binlog.Position) bool {
 	return cp.File > p.file || cp.File == p.file && cp.Pos >= p.pos
 }
 

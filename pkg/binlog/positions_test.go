@@ -381,3 +381,26 @@ func TestConnectStateLeavesOutOnlyDomainsStillAtTheStart(t *testing.T) {
 		})
 	}
 }
+
+func TestPositionString(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Position
+		want string
+	}{
+		{"a file position", Position{File: "b.000001", Pos: 4}, "b.000001:4"},
+		{"a GTID position", Position{GTID: "0-1-5"}, "gtid:0-1-5"},
+		{"both", Position{File: "b.000001", Pos: 4, GTID: "0-1-5"}, "b.000001:4 gtid:0-1-5"},
+		{"the zero position", Position{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+			if tt.p.IsZero() != (tt.want == "") {
+				t.Errorf("IsZero() = %v", tt.p.IsZero())
+			}
+		})
+	}
+}

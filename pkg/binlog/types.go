@@ -61,17 +61,30 @@ type Position struct {
 // IsZero reports whether p is the zero Position.
 func (p Position) IsZero() bool { return p.File == "" && p.Pos == 0 && p.GTID == "" }
 
-// String renders p as FILE:POS, followed by " gtid=SET" when p has a GTID
-// set; a GTID-only position is "gtid=SET".
+// String renders p as FILE:POS, gtid:SET, or both separated by a space —
+// the syntax of a --from spec; the zero Position is "".
 func (p Position) String() string {
-	if p.File == "" && p.GTID != "" {
-		return "gtid=" + p.GTID
+	var s string
+	if p.File != "" {
+		s = p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10)
 	}
-	s := p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10)
 	if p.GTID != "" {
-		s += " gtid=" + p.GTID
+		if s != "" {
+			s += " "
+		}
+		s += "gtid:" + p.GTID
 	}
 	return s
+}
+
+// Point is where a stream resumes: after the transaction boundary Pos,
+// passing over the first Skip captured rows of the transaction that
+// follows it, which NextTxn identifies (its GTID, or FILE:POS of its
+// start; set when Skip > 0). A checkpoint stores a Point.
+type Point struct {
+	Pos     Position
+	Skip    int
+	NextTxn string
 }
 
 // Compare orders positions by file sequence number (the numeric suffix of

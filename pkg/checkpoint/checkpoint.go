@@ -21,8 +21,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
 // Version is the format version this package writes and reads.
@@ -64,36 +65,6 @@ var (
 	ErrOpenTransaction = errors.New("checkpoint topic has an open transaction")
 )
 
-// Position is a binlog position: a transaction boundary ("marker").
-type Position struct {
-	// File is the binlog file name; empty for a GTID-only position.
-	File string `json:"file"`
-	// Pos is the offset in File, at least 4 (the binlog header) when File
-	// is set.
-	Pos uint32 `json:"pos"`
-	// GTID is the GTID set executed up to this position, in the server's
-	// syntax; empty when the server has no GTIDs.
-	GTID string `json:"gtid,omitempty"`
-}
-
-// String returns "FILE:POS", "gtid:SET", or both separated by a space.
-func (p Position) String() string {
-	var s string
-	if p.File != "" {
-		s = p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10)
-	}
-	if p.GTID != "" {
-		if s != "" {
-			s += " "
-		}
-		s += "gtid:" + p.GTID
-	}
-	return s
-}
-
-// IsZero reports whether p is the zero Position.
-func (p Position) IsZero() bool { return p == Position{} }
-
 // Server identifies the server a FILE:POS checkpoint is bound to. Every field
 // may be empty when unknown.
 type Server struct {
@@ -119,7 +90,7 @@ type Checkpoint struct {
 	Name string `json:"name"`
 	// Position is the last marker: every event before it is settled.
 	// Required: a file or a GTID set.
-	Position Position `json:"position"`
+	Position binlog.Position `json:"position"`
 	// Skip is the number of captured row images already settled at the
 	// head of the transaction that follows Position; 0 when none.
 	Skip int `json:"skip"`
@@ -137,6 +108,11 @@ type Checkpoint struct {
 // Validate reports every problem that makes cp unusable, each as
 // "path: reason (got X)", joined, wrapped in an error wrapping ErrInvalid. It
 // does not check Version, which Save sets and Load checks first. NextTxn is
+// Point is where a stream resumes from cp.
+func (cp *Checkpoint) Point() binlog.Point {
+	return binlog.Point{Pos: cp.Position, Skip: cp.Skip, NextTxn: cp.NextTxn}
+}
+
 // not checked when Skip is 0.
 func (cp *Checkpoint) Validate() error {
 	if err := cp.problems(); err != nil {

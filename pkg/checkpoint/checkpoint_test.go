@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -17,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 func sample() *Checkpoint {
 	return &Checkpoint{
 		Name:     "shop-outbox",
-		Position: Position{File: "mysql-bin.000003", Pos: 1234, GTID: "0-1-42"},
+		Position: binlog.Position{File: "mysql-bin.000003", Pos: 1234, GTID: "0-1-42"},
 		Skip:     2,
 		NextTxn:  "0-1-43",
 		Server: Server{
@@ -76,8 +78,8 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	before := time.Now()
 	for _, cp := range []*Checkpoint{
 		sample(),
-		{Name: "gtid-only", Position: Position{GTID: "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5"}},
-		{Name: "file-only", Position: Position{File: "binlog.000001", Pos: 4}, Server: Server{Flavor: "mysql", ServerUUID: "3e11fa47-71ca-11e1-9e33-c80aa9429562"}},
+		{Name: "gtid-only", Position: binlog.Position{GTID: "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5"}},
+		{Name: "file-only", Position: binlog.Position{File: "binlog.000001", Pos: 4}, Server: Server{Flavor: "mysql", ServerUUID: "3e11fa47-71ca-11e1-9e33-c80aa9429562"}},
 	} {
 		if err := f.Save(cp); err != nil {
 			t.Fatalf("Save: %v", err)
@@ -128,11 +130,11 @@ func TestSaveRejectsInvalidCheckpoints(t *testing.T) {
 		{"a nil checkpoint", nil, "invalid checkpoint: nil"},
 		{"no name and no position", &Checkpoint{},
 			"invalid checkpoint: name: required\nposition: file or gtid required"},
-		{"a file position before the binlog header", &Checkpoint{Name: "n", Position: Position{File: "b.000001", Pos: 3}},
+		{"a file position before the binlog header", &Checkpoint{Name: "n", Position: binlog.Position{File: "b.000001", Pos: 3}},
 			"invalid checkpoint: position.pos: must be at least 4 with a file (got 3)"},
-		{"skip without the transaction", &Checkpoint{Name: "n", Position: Position{GTID: "0-1-1"}, Skip: 3},
+		{"skip without the transaction", &Checkpoint{Name: "n", Position: binlog.Position{GTID: "0-1-1"}, Skip: 3},
 			"invalid checkpoint: next_txn: required when skip > 0 (got skip 3)"},
-		{"a negative skip", &Checkpoint{Name: "n", Position: Position{GTID: "0-1-1"}, Skip: -1},
+		{"a negative skip", &Checkpoint{Name: "n", Position: binlog.Position{GTID: "0-1-1"}, Skip: -1},
 			"invalid checkpoint: skip: must not be negative (got -1)"},
 	}
 	for _, tt := range tests {
@@ -156,7 +158,7 @@ func TestSaveRejectsInvalidCheckpoints(t *testing.T) {
 }
 
 func TestLoadRejectsCorruptFiles(t *testing.T) {
-	valid, err := encode(&Checkpoint{Version: 1, Name: "n", Position: Position{File: "b.000001", Pos: 4}})
+	valid, err := encode(&Checkpoint{Version: 1, Name: "n", Position: binlog.Position{File: "b.000001", Pos: 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,28 +325,5 @@ func TestReadMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "none.json")
 	if _, err := Read(path); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Read = %v, want ErrNotFound naming the path", err)
-	}
-}
-
-func TestPositionString(t *testing.T) {
-	tests := []struct {
-		name string
-		p    Position
-		want string
-	}{
-		{"a file position", Position{File: "b.000001", Pos: 4}, "b.000001:4"},
-		{"a GTID position", Position{GTID: "0-1-5"}, "gtid:0-1-5"},
-		{"both", Position{File: "b.000001", Pos: 4, GTID: "0-1-5"}, "b.000001:4 gtid:0-1-5"},
-		{"the zero position", Position{}, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.p.String(); got != tt.want {
-				t.Errorf("String() = %q, want %q", got, tt.want)
-			}
-			if tt.p.IsZero() != (tt.want == "") {
-				t.Errorf("IsZero() = %v", tt.p.IsZero())
-			}
-		})
 	}
 }

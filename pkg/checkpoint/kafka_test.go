@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -134,7 +135,7 @@ func TestKafkaStoreRejects(t *testing.T) {
 	k := openKafka(t, addr, "cp", "shop-outbox")
 
 	bad := sample()
-	bad.Position = Position{}
+	bad.Position = binlog.Position{}
 	if err := k.Save(bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Save of a checkpoint without position: got %v, want ErrInvalid", err)
 	}
