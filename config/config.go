@@ -16,10 +16,10 @@ type Config struct {
 	Checkpoint Checkpoint `yaml:"checkpoint"`
 	// Delivery is at_least_once (default) or exactly_once (Kafka
 	// transactions; needs checkpoint.store: kafka).
-	Delivery string `yaml:"delivery"`
-	HA       HA     `yaml:"ha"`
-	HTTP     HTTP   `yaml:"http"`
-	Log      Log    `yaml:"log"`
+	Delivery Delivery `yaml:"delivery"`
+	HA       HA       `yaml:"ha"`
+	HTTP     HTTP     `yaml:"http"`
+	Log      Log      `yaml:"log"`
 }
 
 // Secret is a password or other credential. Its String, GoString, YAML and
@@ -29,6 +29,65 @@ type Secret string
 
 // Duration is a time.Duration written in YAML as a Go duration string ("10s", "1m30s").
 type Duration time.Duration
+
+// Delivery is the delivery guarantee, written in YAML as its value below.
+// Parse keeps any string; Validate accepts only AtLeastOnce and ExactlyOnce.
+// The zero value "" is invalid; Default sets AtLeastOnce.
+type Delivery string
+
+// Deliveries.
+const (
+	// AtLeastOnce sends every event at least once: after a crash or a
+	// producer failure, events after the checkpoint may be sent again.
+	AtLeastOnce Delivery = "at_least_once"
+	// ExactlyOnce sends events and the checkpoint covering them in one Kafka
+	// transaction; needs StoreKafka and AcksAll.
+	ExactlyOnce Delivery = "exactly_once"
+)
+
+// OnError is what happens to an event that cannot be sent, known before
+// sending (too large, invalid topic name, NULL key on a compacted topic).
+// Parse keeps any string; Validate accepts only OnErrorFail and
+// OnErrorDeadLetter. The zero value "" is invalid; Default sets OnErrorFail.
+type OnError string
+
+// Choices of outbox.on_error.
+const (
+	// OnErrorFail stops the connector before the event; the checkpoint
+	// stays before it.
+	OnErrorFail OnError = "fail"
+	// OnErrorDeadLetter sends the event to outbox.dead_letter_topic instead.
+	OnErrorDeadLetter OnError = "dead_letter"
+)
+
+// Store is where the checkpoint is kept. Parse keeps any string; Validate
+// accepts only StoreFile and StoreKafka. The zero value "" is invalid;
+// Default sets StoreFile.
+type Store string
+
+// Checkpoint stores.
+const (
+	// StoreFile keeps the checkpoint in the local file checkpoint.file.
+	StoreFile Store = "file"
+	// StoreKafka keeps the checkpoint in the compacted topic checkpoint.topic.
+	StoreKafka Store = "kafka"
+)
+
+// Acks is the producer's acknowledgement level as written in YAML; connector
+// maps it onto kafka.Acks with kafka.ParseAcks. Parse keeps any string;
+// Validate accepts only AcksAll, AcksLeader and AcksNone. The zero value ""
+// is invalid; Default sets AcksAll.
+type Acks string
+
+// Acknowledgement levels.
+const (
+	// AcksAll waits for every in-sync replica (Kafka's acks=all).
+	AcksAll Acks = "all"
+	// AcksLeader waits for the partition leader only (acks=1).
+	AcksLeader Acks = "1"
+	// AcksNone does not wait for the broker (acks=0).
+	AcksNone Acks = "0"
+)
 
 // Source is the MySQL/MariaDB server tailbox reads the binlog from.
 type Source struct {
@@ -86,7 +145,7 @@ type Outbox struct {
 	// OnUpdate is warn (default), ignore or fail.
 	OnUpdate string `yaml:"on_update"`
 	// OnError is fail (default) or dead_letter.
-	OnError string `yaml:"on_error"`
+	OnError OnError `yaml:"on_error"`
 	// DeadLetterTopic receives events on_error sends aside; required with dead_letter.
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
 	// TombstoneOnEmptyPayload sends a record with a NULL value (a tombstone)
@@ -129,7 +188,7 @@ type Kafka struct {
 	// Brokers are host:port bootstrap addresses. Required.
 	Brokers []string `yaml:"brokers"`
 	// Acks is all (default), 1 or 0.
-	Acks string `yaml:"acks"`
+	Acks Acks `yaml:"acks"`
 	// Compression is none, gzip, snappy, lz4 (default) or zstd.
 	Compression string `yaml:"compression"`
 	// ClientID is the Kafka client id. Default "tailbox-" + name.
@@ -169,7 +228,7 @@ type SASL struct {
 type Checkpoint struct {
 	// Store is file (default) or kafka: the latest record of key name in
 	// the compacted topic Topic.
-	Store string `yaml:"store"`
+	Store Store `yaml:"store"`
 	// File is the checkpoint file path. Default ./data/<name>.checkpoint.json.
 	File string `yaml:"file"`
 	// Interval is how often the checkpoint is written while running. Default 1s.

@@ -90,11 +90,15 @@ func (ps *Problems) addf(path, got, format string, args ...any) {
 func q(s string) string { return fmt.Sprintf("%q", s) }
 
 // oneOf phrases a choice: "a, b or c".
-func oneOf(allowed []string) string {
-	if len(allowed) == 1 {
-		return allowed[0]
+func oneOf[T ~string](allowed []T) string {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
 	}
-	return strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // under reports whether path is p or lies inside it (p.x, p[i]).

@@ -29,6 +29,11 @@ var envelopeKeys = []string{"id", "type", "aggregateType", "aggregateId", "occur
 // reservedHeaders are the headers tailbox sets itself.
 var reservedHeaders = []string{"id", "type"}
 
+// acksKafkaAll is Kafka's numeric spelling of acks=all. It is no Acks value
+// Validate accepts: the kafka.acks check reports it, so the check of
+// delivery: exactly_once does not report it a second time.
+const acksKafkaAll Acks = "-1"
+
 // maxMessageBytes is the bound sarama puts on a producer message
 // (sarama.MaxRequestSize, 100 MiB, exclusive).
 const maxMessageBytes = 100*1024*1024 - 1
@@ -88,7 +93,7 @@ func (c *Config) Validate() error {
 	for i, b := range c.Kafka.Brokers {
 		v.hostPort("kafka.brokers["+strconv.Itoa(i)+"]", b, true, 1)
 	}
-	v.enum("kafka.acks", c.Kafka.Acks, "all", "1", "0")
+	enumOf(v, "kafka.acks", c.Kafka.Acks, AcksAll, AcksLeader, AcksNone)
 	v.enum("kafka.compression", c.Kafka.Compression, "none", "gzip", "snappy", "lz4", "zstd")
 	if c.Name != "" { // else derived once name is set
 		v.required("kafka.client_id", c.Kafka.ClientID)
@@ -125,12 +130,7 @@ func (c *Config) Validate() error {
 	}
 
 	// checkpoint
-	switch c.Checkpoint.Store {
-	case "file":
-	case "kafka":
-	default:
-		ps.add("checkpoint.store", "must be file or kafka", q(c.Checkpoint.Store))
-	}
+	enumOf(v, "checkpoint.store", c.Checkpoint.Store, StoreFile, StoreKafka)
 	if c.Name != "" {
 		v.required("checkpoint.file", c.Checkpoint.File)
 	}
@@ -138,21 +138,18 @@ func (c *Config) Validate() error {
 	v.topic("checkpoint.topic", c.Checkpoint.Topic)
 
 	// delivery, ha, http, log
-	switch c.Delivery {
-	case "at_least_once":
-	case "exactly_once":
-		if c.Checkpoint.Store != "kafka" {
-			ps.add("delivery", "exactly_once needs checkpoint.store: kafka (the checkpoint commits in the same Kafka transaction as the events it covers)", q(c.Delivery))
+	enumOf(v, "delivery", c.Delivery, AtLeastOnce, ExactlyOnce)
+	if c.Delivery == ExactlyOnce {
+		if c.Checkpoint.Store != StoreKafka {
+			ps.add("delivery", "exactly_once needs checkpoint.store: kafka (the checkpoint commits in the same Kafka transaction as the events it covers)", q(string(c.Delivery)))
 		}
-		if c.Kafka.Acks != "all" && c.Kafka.Acks != "-1" {
-			ps.add("kafka.acks", "must be all with delivery: exactly_once", q(c.Kafka.Acks))
+		if c.Kafka.Acks != AcksAll && c.Kafka.Acks != acksKafkaAll {
+			ps.add("kafka.acks", "must be all with delivery: exactly_once", q(string(c.Kafka.Acks)))
 		}
-	default:
-		ps.add("delivery", "must be at_least_once or exactly_once", q(c.Delivery))
 	}
 	v.atLeast("kafka.transaction_interval", c.Kafka.TransactionInterval, time.Millisecond)
 	if c.HA.Enabled {
-		if c.Checkpoint.Store != "kafka" || c.Delivery != "exactly_once" {
+		if c.Checkpoint.Store != StoreKafka || c.Delivery != ExactlyOnce {
 			ps.add("ha.enabled", "needs checkpoint.store: kafka and delivery: exactly_once (the new leader resumes from the Kafka-stored checkpoint, and its transactional producer fences the old one)", "true")
 		}
 		v.atLeast("ha.session_timeout", c.HA.SessionTimeout, time.Second)
@@ -231,8 +228,8 @@ func (c *Config) validateOutbox(v *validator) {
 		ps.add("outbox.timestamp_zone", "unknown time zone; use an IANA name such as UTC or Europe/Berlin", q(o.TimestampZone))
 	}
 	v.enum("outbox.on_update", o.OnUpdate, "warn", "ignore", "fail")
-	v.enum("outbox.on_error", o.OnError, "fail", "dead_letter")
-	if o.OnError == "dead_letter" && o.DeadLetterTopic == "" {
+	enumOf(*v, "outbox.on_error", o.OnError, OnErrorFail, OnErrorDeadLetter)
+	if o.OnError == OnErrorDeadLetter && o.DeadLetterTopic == "" {
 		ps.add("outbox.dead_letter_topic", "required with on_error dead_letter", "")
 	}
 	v.topic("outbox.dead_letter_topic", o.DeadLetterTopic)
@@ -251,9 +248,12 @@ func (v validator) required(path, s string) {
 }
 
 // enum reports a value outside allowed.
-func (v validator) enum(path, s string, allowed ...string) {
+func (v validator) enum(path, s string, allowed ...string) { enumOf(v, path, s, allowed...) }
+
+// enumOf is enum for a setting of any string type (Delivery, Acks, ...).
+func enumOf[T ~string](v validator, path string, s T, allowed ...T) {
 	if !slices.Contains(allowed, s) {
-		v.ps.add(path, "must be "+oneOf(allowed), q(s))
+		v.ps.add(path, "must be "+oneOf(allowed), q(string(s)))
 	}
 }
 
