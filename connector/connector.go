@@ -60,7 +60,8 @@ type Connector struct {
 	log   zerolog.Logger
 	slog  *slog.Logger
 	xform *outbox.Transformer
-	m     *metrics // instrumentation; see metrics.go
+	acks  kafka.Acks // kafka.acks, parsed by New
+	m     *metrics   // instrumentation; see metrics.go
 
 	// fromResolved: the last runActive resolved RunOptions.From into a
 	// start position and stored it (runHA then drops it for later
@@ -81,7 +82,11 @@ func New(cfg *config.Config, log zerolog.Logger) (*Connector, error) {
 	if _, err := binlog.ParseFlavor(cfg.Source.Flavor); err != nil {
 		return nil, fmt.Errorf("%w: source.flavor: %w", ErrConfig, err)
 	}
-	return &Connector{cfg: cfg, log: log, slog: NewSlogLogger(log), xform: x, m: newMetrics(cfg)}, nil
+	acks, err := kafka.ParseAcks(string(cfg.Kafka.Acks))
+	if err != nil {
+		return nil, fmt.Errorf("%w: kafka.acks: %w", ErrConfig, err)
+	}
+	return &Connector{cfg: cfg, log: log, slog: NewSlogLogger(log), xform: x, acks: acks, m: newMetrics(cfg)}, nil
 }
 
 func outboxOptions(cfg *config.Config) (outbox.Options, error) {
@@ -147,28 +152,29 @@ func (c *Connector) readerConfig() (binlog.Config, error) {
 	}, nil
 }
 
+// exactlyOnce reports whether delivery is exactly_once: events and the
+// checkpoint covering them commit in one Kafka transaction.
+func (c *Connector) exactlyOnce() bool { return c.cfg.Delivery == config.ExactlyOnce }
+
+// deadLettering reports whether outbox.on_error is dead_letter: an event
+// that cannot be sent goes to the dead-letter topic instead of stopping the run.
+func (c *Connector) deadLettering() bool { return c.cfg.Outbox.OnError == config.OnErrorDeadLetter }
+
 func (c *Connector) producerConfig() (kafka.Config, error) {
 	k := c.cfg.Kafka
-	acks := kafka.AcksAll
-	switch k.Acks {
-	case "1":
-		acks = kafka.AcksLeader
-	case "0":
-		acks = kafka.AcksNone
-	}
 	tlsCfg, err := kafkaTLS(k.TLS)
 	if err != nil {
 		return kafka.Config{}, err
 	}
 	txnID := ""
-	if c.cfg.Delivery == "exactly_once" {
+	if c.exactlyOnce() {
 		txnID = c.transactionalID()
 	}
 	return kafka.Config{
 		TransactionalID: txnID,
 		Brokers:         k.Brokers,
 		ClientID:        k.ClientID,
-		Acks:            acks,
+		Acks:            c.acks,
 		Compression:     k.Compression,
 		MaxMessageBytes: k.MaxMessageBytes,
 		Linger:          k.Linger.D(),

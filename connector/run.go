@@ -60,7 +60,7 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 			return err
 		}
 		defer store.Close()
-		if c.cfg.Delivery == "exactly_once" {
+		if c.exactlyOnce() {
 			// Fence this name's former producer first: a transaction it
 			// left open on the checkpoint topic (killed between appending
 			// its checkpoint and committing) is aborted now, instead of
@@ -129,7 +129,7 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 	// anything moved, so that a restart never jumps to "latest" again.
 	s := &saver{c: c, store: store, srv: serverIdentity(srv), none: cp == nil}
 	switch {
-	case c.cfg.Delivery == "exactly_once":
+	case c.exactlyOnce():
 		// Checkpoints are written only inside the Kafka transactions of
 		// the events they cover; the first one records the start point.
 		s.txn, s.unsaved = true, cp == nil || opts.From != ""
@@ -775,7 +775,7 @@ func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer, recs *reco
 		poison = prod.Fits(rec)
 	}
 	if poison != nil {
-		if c.cfg.Outbox.OnError != "dead_letter" {
+		if !c.deadLettering() {
 			c.m.rejected(rec.Topic, poison)
 			return st, fmt.Errorf("%w: event %s (row %d of transaction %s in %s at %s:%d): %w (outbox.on_error is fail: stopped before it, the checkpoint stays before it; fix the row or the route template, set on_error: dead_letter, or move past it with `tailbox offsets set`)",
 				ErrRejected, res.Event.ID, ch.Index, txn, ch.Table, ch.File, ch.Pos, poison)
@@ -924,7 +924,7 @@ func (c *Connector) deliveryError(ack kafka.Ack) error {
 			id = string(h.Value)
 		}
 	}
-	if c.cfg.Delivery == "exactly_once" && kafka.IsFenced(ack.Err) {
+	if c.exactlyOnce() && kafka.IsFenced(ack.Err) {
 		return fmt.Errorf("%w: deliver event %s to topic %s: %w (another tailbox named %q took over)", kafka.ErrFenced, id, r.Topic, ack.Err, c.cfg.Name)
 	}
 	if kafka.IsPermanent(ack.Err) {

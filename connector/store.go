@@ -7,12 +7,13 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 )
 
 // kafkaStore reports whether the checkpoint lives in Kafka.
-func (c *Connector) kafkaStore() bool { return c.cfg.Checkpoint.Store == "kafka" }
+func (c *Connector) kafkaStore() bool { return c.cfg.Checkpoint.Store == config.StoreKafka }
 
 // kafkaClientConfig is the sarama configuration of the connector's other
 // Kafka clients (checkpoint store, lease): kafka.* connection settings.
