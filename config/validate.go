@@ -87,13 +87,35 @@ func (c *Config) Validate() error {
 	c.validateOutbox(&v)
 
 	// kafka
+	c.validateKafka(&v)
+
+	// checkpoint, delivery, ha
+	c.validateDelivery(&v)
+
+	// http, log
+	if c.HTTP.Listen != "" {
+		v.hostPort("http.listen", c.HTTP.Listen, false, 0)
+	}
+	v.enum("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.enum("log.format", c.Log.Format, "json", "console")
+	if d := c.Log.StatusInterval; d != 0 && d.D() < time.Second {
+		ps.add("log.status_interval", "must be 0 (off) or at least 1s", d.String())
+	}
+
+	return ps.err()
+}
+
+// validateKafka checks the kafka section; validateDelivery checks what
+// delivery requires of it (kafka.acks, kafka.transaction_interval).
+func (c *Config) validateKafka(v *validator) {
+	ps := v.ps
 	if len(c.Kafka.Brokers) == 0 {
 		ps.add("kafka.brokers", "at least one host:port required", "")
 	}
 	for i, b := range c.Kafka.Brokers {
 		v.hostPort("kafka.brokers["+strconv.Itoa(i)+"]", b, true, 1)
 	}
-	enumOf(v, "kafka.acks", c.Kafka.Acks, AcksAll, AcksLeader, AcksNone)
+	enumOf(*v, "kafka.acks", c.Kafka.Acks, AcksAll, AcksLeader, AcksNone)
 	v.enum("kafka.compression", c.Kafka.Compression, "none", "gzip", "snappy", "lz4", "zstd")
 	if c.Name != "" { // else derived once name is set
 		v.required("kafka.client_id", c.Kafka.ClientID)
@@ -128,17 +150,24 @@ func (c *Config) Validate() error {
 	default:
 		ps.add("kafka.sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or empty for none", q(sasl.Mechanism))
 	}
+}
+
+// validateDelivery checks the checkpoint section, delivery and ha, which
+// depend on each other (exactly_once needs the kafka store and acks all; ha
+// needs both).
+func (c *Config) validateDelivery(v *validator) {
+	ps := v.ps
 
 	// checkpoint
-	enumOf(v, "checkpoint.store", c.Checkpoint.Store, StoreFile, StoreKafka)
+	enumOf(*v, "checkpoint.store", c.Checkpoint.Store, StoreFile, StoreKafka)
 	if c.Name != "" {
 		v.required("checkpoint.file", c.Checkpoint.File)
 	}
 	v.atLeast("checkpoint.interval", c.Checkpoint.Interval, 10*time.Millisecond)
 	v.topic("checkpoint.topic", c.Checkpoint.Topic)
 
-	// delivery, ha, http, log
-	enumOf(v, "delivery", c.Delivery, AtLeastOnce, ExactlyOnce)
+	// delivery, ha
+	enumOf(*v, "delivery", c.Delivery, AtLeastOnce, ExactlyOnce)
 	if c.Delivery == ExactlyOnce {
 		if c.Checkpoint.Store != StoreKafka {
 			ps.add("delivery", "exactly_once needs checkpoint.store: kafka (the checkpoint commits in the same Kafka transaction as the events it covers)", q(string(c.Delivery)))
@@ -155,16 +184,6 @@ func (c *Config) Validate() error {
 		v.atLeast("ha.session_timeout", c.HA.SessionTimeout, time.Second)
 		v.topic("ha.lease_topic", c.HA.LeaseTopic)
 	}
-	if c.HTTP.Listen != "" {
-		v.hostPort("http.listen", c.HTTP.Listen, false, 0)
-	}
-	v.enum("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.enum("log.format", c.Log.Format, "json", "console")
-	if d := c.Log.StatusInterval; d != 0 && d.D() < time.Second {
-		ps.add("log.status_interval", "must be 0 (off) or at least 1s", d.String())
-	}
-
-	return ps.err()
 }
 
 // validateOutbox checks the outbox section.
