@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tailbox-cdc/tailbox/config"
+	"github.com/tailbox-cdc/tailbox/connector/observe"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
@@ -61,7 +62,7 @@ type Connector struct {
 	slog  *slog.Logger
 	xform *outbox.Transformer
 	acks  kafka.Acks // kafka.acks, parsed by New
-	m     *metrics   // instrumentation; see metrics.go
+	m     *observe.Metrics
 
 	// fromResolved: the last runActive resolved RunOptions.From into a
 	// start position and stored it (runHA then drops it for later
@@ -86,7 +87,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: kafka.acks: %w", ErrConfig, err)
 	}
-	return &Connector{cfg: cfg, log: log, slog: NewSlogLogger(log), xform: x, acks: acks, m: newMetrics(cfg)}, nil
+	return &Connector{cfg: cfg, log: log, slog: observe.NewSlogLogger(log), xform: x, acks: acks, m: observe.New(cfg)}, nil
 }
 
 func outboxOptions(cfg *config.Config) (outbox.Options, error) {

@@ -57,7 +57,7 @@ func (c *Connector) runHA(ctx context.Context, opts RunOptions) error {
 	}
 	joinWait, failWait := time.Second, time.Second
 	for ctx.Err() == nil {
-		c.m.standby()
+		c.m.Standby()
 		if l == nil {
 			l, err = lease.Join(ctx, lease.Options{
 				Brokers:        c.cfg.Kafka.Brokers,
@@ -89,7 +89,7 @@ func (c *Connector) runHA(ctx context.Context, opts RunOptions) error {
 			}
 			return err
 		}
-		c.m.active()
+		c.m.Active()
 		c.log.Info().Str("from", opts.From).Msg("ha lease acquired: this replica is active and takes over from the Kafka-stored checkpoint")
 		actx, cancel := context.WithCancelCause(ctx)
 		go func() {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tailbox-cdc/tailbox/connector/observe"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
@@ -34,11 +35,15 @@ const (
 //
 // With ha.enabled the replica first waits for the lease (see runHA).
 func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
-	obs, err := c.startObserver(ctx, opts)
+	c.m.RunStarted(opts.DryRun, opts.Version)
+	defer c.m.RunEnded()
+	obs, err := observe.Start(ctx, c.m, observe.Options{
+		Listen: c.cfg.HTTP.Listen, StatusInterval: c.cfg.Log.StatusInterval.D(), Log: c.log,
+	})
 	if err != nil {
 		return err
 	}
-	defer obs.close()
+	defer obs.Close()
 	if c.cfg.HA.Enabled && !opts.DryRun {
 		return c.runHA(ctx, opts)
 	}
@@ -103,7 +108,7 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		return err
 	}
 	defer reader.Close()
-	c.m.sourceOpened(reader)
+	c.m.SourceOpened(reader)
 	srv := reader.Server()
 	if err := c.preflight(ctx, reader); err != nil {
 		if c.interrupted(ctx, err) {
@@ -146,10 +151,10 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 
 	wait := time.Second
 	for {
-		c.m.sessionStarted(start)
+		c.m.SessionStarted(start)
 		began := time.Now()
 		next, err := c.session(ctx, reader, start, s, opts)
-		c.m.sessionEnded()
+		c.m.SessionEnded()
 		if time.Since(began) > healthySession {
 			wait = time.Second // the back-off is for failures in a row
 		}
@@ -165,7 +170,7 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		}
 		c.log.Warn().Err(err).Dur("backoff", wait).Str("binlog_file", next.Pos.File).Uint32("binlog_pos", next.Pos.Pos).
 			Int("skip", next.Skip).Msg("producer failed, restarting from the acknowledged checkpoint")
-		c.m.restarted()
+		c.m.Restarted()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -227,7 +232,7 @@ func (s *saver) save(p binlog.Point) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.saved && s.last == p {
-		s.c.m.checkpointUnchanged()
+		s.c.m.CheckpointUnchanged()
 		return false, nil
 	}
 	cp := s.checkpoint(p)
@@ -235,7 +240,7 @@ func (s *saver) save(p binlog.Point) (bool, error) {
 		return false, fmt.Errorf("write checkpoint: %w", err)
 	}
 	s.last, s.saved = p, true
-	s.c.m.checkpointed(p)
+	s.c.m.Checkpointed(p)
 	s.c.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint written")
 	return true, nil
 }
@@ -338,7 +343,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start bi
 		}
 	}
 	tr := newTracker(start)
-	c.m.tracking(tr, start)
+	c.m.Tracking(trackerProgress{tr}, start)
 	if s.store != nil && !s.txn {
 		tr.caughtUp = make(chan struct{}, 1) // see the checkpoint goroutine
 	}
@@ -423,7 +428,7 @@ func (c *Connector) session(ctx context.Context, reader *binlog.Reader, start bi
 					ack := &burst[i]
 					meta, event := ack.Record.Meta.(*sendMeta)
 					if event || ack.Err != nil {
-						c.m.acked(ack, now)
+						c.m.Acked(ack.Record.Topic, meta.commitNanos(), ack.Err, now)
 					}
 					if ack.Err != nil {
 						settle() // the acknowledgements before it
@@ -744,11 +749,11 @@ func (c *Connector) decode(ctx context.Context, reader *binlog.Reader, prod *kaf
 // on_error fail, and a dead-letter record with dead_letter.
 func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer, recs *records) (step, error) {
 	if it.Kind == binlog.ItemMarker {
-		c.m.marker(it.Marker)
+		c.m.Marker(it.Marker)
 		return step{marker: true, pos: it.Marker}, nil
 	}
 	ch := &it.Change
-	c.m.read(ch.Table)
+	c.m.Read(ch.Table)
 	txn := ch.Txn.GTID
 	if txn == "" {
 		txn = ch.Txn.Begin.File + ":" + strconv.FormatUint(uint64(ch.Txn.Begin.Pos), 10)
@@ -776,11 +781,11 @@ func (c *Connector) decodeItem(it *binlog.Item, prod *kafka.Producer, recs *reco
 	}
 	if poison != nil {
 		if !c.deadLettering() {
-			c.m.rejected(rec.Topic, poison)
+			c.m.Rejected(rec.Topic, poison)
 			return st, fmt.Errorf("%w: event %s (row %d of transaction %s in %s at %s:%d): %w (outbox.on_error is fail: stopped before it, the checkpoint stays before it; fix the row or the route template, set on_error: dead_letter, or move past it with `tailbox offsets set`)",
 				ErrRejected, res.Event.ID, ch.Index, txn, ch.Table, ch.File, ch.Pos, poison)
 		}
-		c.m.deadLetteredEvent(rec.Topic, poison)
+		c.m.DeadLettered(rec.Topic, poison)
 		out = c.deadLetter(rec, poison, prod)
 		rec = &out.Record
 		c.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
@@ -953,11 +958,11 @@ func (c *Connector) openProducer(ctx context.Context) (*kafka.Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc.OnRetry = c.m.producerRetry
+	pc.OnRetry = c.m.ProducerRetry
 	return retryKafka(ctx, c, func() (*kafka.Producer, error) {
 		p, err := kafka.New(ctx, pc)
 		if err == nil {
-			c.m.producerUp(p)
+			c.m.ProducerUp(p)
 		}
 		return p, err
 	})

@@ -250,7 +250,7 @@ func (b *txnBatcher) commitLocked(ctx context.Context) error {
 		return b.err
 	}
 	b.committed, b.lastCommit, b.unsaved = p, time.Now(), false
-	b.c.m.checkpointed(p)
+	b.c.m.Checkpointed(p)
 	b.c.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("transaction committed")
 	return nil
 }

@@ -1,4 +1,4 @@
-package connector
+package observe
 
 import (
 	"fmt"
@@ -246,19 +246,18 @@ func TestFailureReasons(t *testing.T) {
 }
 
 func TestHooksCountPerTableAndTopic(t *testing.T) {
-	m := newMetrics(testConfig(t))
+	m := New(testConfig(t))
 	a, b := &binlog.Table{Schema: "s", Name: "outbox"}, &binlog.Table{Schema: "s", Name: "outbox2"}
 	for _, tb := range []*binlog.Table{a, a, b, a} {
-		m.read(tb)
+		m.Read(tb)
 	}
-	commit := time.Now().Add(-20 * time.Millisecond)
-	txn := &binlog.Txn{CommitTime: commit}
-	for i, topic := range []string{"t1", "t1", "t2"} {
-		m.acked(&kafka.Ack{Record: &kafka.Record{Topic: topic, Meta: &sendMeta{seq: uint64(i), commit: commitNanos(txn)}}}, time.Now().UnixNano())
+	commit := time.Now().Add(-20 * time.Millisecond).UnixNano()
+	for _, topic := range []string{"t1", "t1", "t2"} {
+		m.Acked(topic, commit, nil, time.Now().UnixNano())
 	}
-	m.acked(&kafka.Ack{Record: &kafka.Record{Topic: "t2", Meta: &sendMeta{seq: 9, commit: commitNanos(txn)}}, Err: fmt.Errorf("x: %w", sarama.ErrNotEnoughReplicas)}, time.Now().UnixNano())
-	m.deadLetteredEvent("bad topic!", fmt.Errorf("x: %w", outbox.ErrInvalidTopic))
-	m.marker(binlog.Position{File: "mysql-bin.000042", Pos: 1234})
+	m.Acked("t2", commit, fmt.Errorf("x: %w", sarama.ErrNotEnoughReplicas), time.Now().UnixNano())
+	m.DeadLettered("bad topic!", fmt.Errorf("x: %w", outbox.ErrInvalidTopic))
+	m.Marker(binlog.Position{File: "mysql-bin.000042", Pos: 1234})
 
 	if got := m.eventsRead.with("s.outbox", "").Load(); got != 3 {
 		t.Errorf("read s.outbox = %d, want 3", got)
@@ -287,20 +286,20 @@ func TestHooksCountPerTableAndTopic(t *testing.T) {
 }
 
 func TestCheckpointAge(t *testing.T) {
-	m := newMetrics(testConfig(t))
+	m := New(testConfig(t))
 	if got := m.checkpointAge(time.Now()); got != 0 {
 		t.Errorf("age before any Run %s, want 0", got)
 	}
-	m.runStarted(false, "")
+	m.RunStarted(false, "")
 	m.cpFresh.Store(time.Now().Add(-time.Minute).UnixNano())
 	if got := m.checkpointAge(time.Now()); got < time.Minute {
 		t.Errorf("age %s, want at least 1m", got)
 	}
-	m.checkpointUnchanged() // no producer: in-flight unknown, not fresh
+	m.CheckpointUnchanged() // no producer: in-flight unknown, not fresh
 	if got := m.checkpointAge(time.Now()); got < time.Minute {
 		t.Errorf("age after an unchanged save without producer %s, want still at least 1m", got)
 	}
-	m.checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 77}, Skip: 1})
+	m.Checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 77}, Skip: 1})
 	if got := m.checkpointAge(time.Now()); got > time.Second {
 		t.Errorf("age after a write %s, want about 0", got)
 	}
@@ -311,18 +310,18 @@ func TestCheckpointAge(t *testing.T) {
 
 // backdate makes the checkpoint last known current ago before now, as if
 // that much time had passed since.
-func backdate(m *metrics, ago time.Duration) {
+func backdate(m *Metrics, ago time.Duration) {
 	m.cpFresh.Store(time.Now().Add(-ago).UnixNano())
 }
 
 func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
-	newSession := func(t *testing.T) (*metrics, *tracker) {
-		m := newMetrics(testConfig(t))
-		m.runStarted(false, "")
-		m.sessionStarted(start)
-		tr := newTracker(start)
-		m.tracking(tr, start)
+	newSession := func(t *testing.T) (*Metrics, *readProgress) {
+		m := New(testConfig(t))
+		m.RunStarted(false, "")
+		m.SessionStarted(start)
+		tr := newReadProgress(start)
+		m.Tracking(tr, start)
 		return m, tr
 	}
 	t.Run("idle source: nothing read since the start point", func(t *testing.T) {
@@ -338,7 +337,7 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 		m, tr := newSession(t)
 		p := binlog.Position{File: "b.000003", Pos: 900}
 		tr.pushMarker(p)
-		m.checkpointed(binlog.Point{Pos: p})
+		m.Checkpointed(binlog.Point{Pos: p})
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got != 0 {
 			t.Errorf("age %s, want 0", got)
@@ -358,16 +357,16 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	})
 	t.Run("events awaiting Kafka keep the age growing", func(t *testing.T) {
 		m, tr := newSession(t)
-		tr.pushSlot(0, "0-1-7", false) // in flight, never acknowledged
+		tr.pushSlot(0, "0-1-7") // in flight, never acknowledged
 		backdate(m, 10*time.Minute)
-		m.checkpointUnchanged()
+		m.CheckpointUnchanged()
 		if got := m.checkpointAge(time.Now()); got < 10*time.Minute {
 			t.Errorf("age %s, want at least 10m", got)
 		}
 	})
 	t.Run("between sessions the age counts from the last current checkpoint", func(t *testing.T) {
 		m, _ := newSession(t)
-		m.sessionEnded()
+		m.SessionEnded()
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got < 10*time.Minute {
 			t.Errorf("age %s while restarting, want at least 10m", got)
@@ -376,11 +375,11 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	t.Run("a session resumes from a checkpoint other than the last written", func(t *testing.T) {
 		// ha: a takeover reloads what the other replica committed.
 		m, _ := newSession(t)
-		m.checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 900}})
-		m.sessionEnded()
+		m.Checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 900}})
+		m.SessionEnded()
 		other := binlog.Point{Pos: binlog.Position{File: "b.000004", Pos: 4}}
-		m.sessionStarted(other)
-		m.tracking(newTracker(other), other)
+		m.SessionStarted(other)
+		m.Tracking(newReadProgress(other), other)
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got != 0 {
 			t.Errorf("age %s, want 0", got)
@@ -393,9 +392,9 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 
 func TestStandbyReadsNoGrowingLagOrCheckpointAge(t *testing.T) {
 	t.Run("never active", func(t *testing.T) {
-		m := newMetrics(testConfig(t))
-		m.runStarted(false, "")
-		m.standby()
+		m := New(testConfig(t))
+		m.RunStarted(false, "")
+		m.Standby()
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got != 0 {
 			t.Errorf("checkpoint age %s on a standby, want 0", got)
@@ -405,19 +404,19 @@ func TestStandbyReadsNoGrowingLagOrCheckpointAge(t *testing.T) {
 		}
 	})
 	t.Run("active, then standing by again", func(t *testing.T) {
-		m := newMetrics(testConfig(t))
-		m.runStarted(false, "")
-		m.active()
+		m := New(testConfig(t))
+		m.RunStarted(false, "")
+		m.Active()
 		start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
-		m.sessionStarted(start)
-		tr := newTracker(start)
-		m.tracking(tr, start)
-		tr.pushSlot(0, "0-1-7", false) // lost with the lease, never acknowledged
+		m.SessionStarted(start)
+		tr := newReadProgress(start)
+		m.Tracking(tr, start)
+		tr.pushSlot(0, "0-1-7") // lost with the lease, never acknowledged
 		m.mu.Lock()
 		m.prog.observe(time.Now().Add(-10*time.Minute), binlog.Stats{Events: 3, LastCommit: time.Now().Add(-10 * time.Minute)})
 		m.mu.Unlock()
-		m.sessionEnded()
-		m.standby()
+		m.SessionEnded()
+		m.Standby()
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got != 0 {
 			t.Errorf("checkpoint age %s on a standby, want 0", got)
@@ -425,7 +424,7 @@ func TestStandbyReadsNoGrowingLagOrCheckpointAge(t *testing.T) {
 		if got := m.lag(time.Now()); got != 0 {
 			t.Errorf("lag %s on a standby, want 0", got)
 		}
-		m.active()
+		m.Active()
 		if got := m.checkpointAge(time.Now()); got > 5*time.Second {
 			t.Errorf("checkpoint age %s when taking over, want about 0: nothing is read yet", got)
 		}
@@ -433,19 +432,47 @@ func TestStandbyReadsNoGrowingLagOrCheckpointAge(t *testing.T) {
 }
 
 func BenchmarkHotPathHooks(b *testing.B) {
-	m := newMetrics(&config.Config{Name: "bench"})
+	m := New(&config.Config{Name: "bench"})
 	tb := &binlog.Table{Schema: "s", Name: "outbox"}
-	txn := &binlog.Txn{CommitTime: time.Now()}
-	rec := &kafka.Record{Topic: "outbox.event.order"}
+	commit := time.Now().UnixNano()
 	pos := binlog.Position{File: "mysql-bin.000001", Pos: 4}
 	b.ReportAllocs()
-	for i := range b.N {
-		m.read(tb)
-		rec.Meta = &sendMeta{seq: uint64(i), commit: commitNanos(txn)}
-		m.acked(&kafka.Ack{Record: rec}, time.Now().UnixNano())
+	for range b.N {
+		m.Read(tb)
+		m.Acked("outbox.event.order", commit, nil, time.Now().UnixNano())
 		pos.Pos++
-		m.marker(pos)
+		m.Marker(pos)
 	}
+}
+
+// readProgress is a session's Progress in these tests: its read point moves
+// as a session's tracker moves it when handed a transaction end or a
+// captured row.
+type readProgress struct {
+	mu   sync.Mutex
+	read binlog.Point
+}
+
+func newReadProgress(start binlog.Point) *readProgress { return &readProgress{read: start} }
+
+// pushMarker reads the transaction end pos.
+func (p *readProgress) pushMarker(pos binlog.Position) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.read = binlog.Point{Pos: pos}
+}
+
+// pushSlot reads captured row index of transaction txn.
+func (p *readProgress) pushSlot(index int, txn string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.read.Skip, p.read.NextTxn = index+1, txn
+}
+
+func (p *readProgress) ReadPoint() binlog.Point {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.read
 }
 
 func testConfig(t *testing.T) *config.Config {

@@ -1,18 +1,37 @@
-package connector
+package observe
 
 import (
 	"context"
 	"math"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
-// observer runs the observability of one Run: the HTTP endpoint, the
-// sampling behind lag and readiness, and the status log.
-type observer struct {
-	c      *Connector
-	http   *httpServer // nil when http.listen is ""
+// Options configures an Observer.
+type Options struct {
+	// Listen is the address of the HTTP endpoint (http.listen); "" serves
+	// none.
+	Listen string
+	// StatusInterval is how often the status line is logged
+	// (log.status_interval); 0 logs none.
+	StatusInterval time.Duration
+	// Log receives the status lines, the run summary and, with
+	// component=http, the endpoint's own lines.
+	Log zerolog.Logger
+}
+
+// Observer runs the observability of one Run: the HTTP endpoint, the
+// sampling behind lag and readiness, and the status log; Close logs the
+// run summary. Start it after Metrics.RunStarted and close it before
+// Metrics.RunEnded.
+type Observer struct {
+	m      *Metrics
+	log    zerolog.Logger
+	every  time.Duration // Options.StatusInterval
+	http   *httpServer   // nil when Options.Listen is ""
 	start  time.Time
-	base   totals // counts when Run started
+	base   totals // counts when the Observer started
 	stop   chan struct{}
 	done   chan struct{}
 	closed bool
@@ -23,7 +42,7 @@ type totals struct {
 	read, published, deadLettered, failed uint64
 }
 
-func (m *metrics) totals() totals {
+func (m *Metrics) totals() totals {
 	return totals{
 		read:         m.eventsRead.total(),
 		published:    m.published.total(),
@@ -36,16 +55,18 @@ func (t totals) minus(o totals) totals {
 	return totals{t.read - o.read, t.published - o.published, t.deadLettered - o.deadLettered, t.failed - o.failed}
 }
 
-// startObserver resets the run state, starts the HTTP endpoint (unless
-// http.listen is "") and the sampling and status log, which stop when ctx
-// is done or close is called. It fails when the endpoint cannot listen.
-func (c *Connector) startObserver(ctx context.Context, opts RunOptions) (*observer, error) {
-	c.m.runStarted(opts.DryRun, opts.Version)
-	o := &observer{c: c, start: time.Now(), base: c.m.totals(), stop: make(chan struct{}), done: make(chan struct{})}
-	if addr := c.cfg.HTTP.Listen; addr != "" {
-		srv, err := c.serveHTTP(addr)
+// Start starts the observability of a Run that m observes: the HTTP
+// endpoint (unless opts.Listen is ""), the sampling and the status log,
+// which stop when ctx is done (then m reads as stopping) or Close is
+// called. It fails when the endpoint cannot listen.
+func Start(ctx context.Context, m *Metrics, opts Options) (*Observer, error) {
+	o := &Observer{
+		m: m, log: opts.Log, every: opts.StatusInterval,
+		start: time.Now(), base: m.totals(), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if opts.Listen != "" {
+		srv, err := serveHTTP(opts.Listen, m, opts.Log)
 		if err != nil {
-			c.m.runEnded()
 			return nil, err
 		}
 		o.http = srv
@@ -55,14 +76,14 @@ func (c *Connector) startObserver(ctx context.Context, opts RunOptions) (*observ
 }
 
 // loop samples the reader every sampleEvery and logs the status every
-// log.status_interval until ctx is done or close is called.
-func (o *observer) loop(ctx context.Context) {
+// o.every until ctx is done or Close is called.
+func (o *Observer) loop(ctx context.Context) {
 	defer close(o.done)
-	m := o.c.m
+	m := o.m
 	sample := time.NewTicker(sampleEvery)
 	defer sample.Stop()
 	var status <-chan time.Time
-	if d := o.c.cfg.Log.StatusInterval.D(); d > 0 {
+	if d := o.every; d > 0 {
 		t := time.NewTicker(d)
 		defer t.Stop()
 		status = t.C
@@ -87,11 +108,11 @@ func (o *observer) loop(ctx context.Context) {
 
 // logStatus logs one status line: rates over the last interval d (in which
 // delta happened), lag, position, in flight, readiness.
-func (o *observer) logStatus(now time.Time, delta totals, d time.Duration) {
-	m := o.c.m
+func (o *Observer) logStatus(now time.Time, delta totals, d time.Duration) {
+	m := o.m
 	file, _, pos := m.readPosition()
 	ok, reason := m.health(now).ready()
-	ev := o.c.log.Info().
+	ev := o.log.Info().
 		Float64("events_per_sec", rate(delta.read, d)).
 		Float64("published_per_sec", rate(delta.published, d)).
 		Float64("lag_seconds", round1(m.lag(now).Seconds())).
@@ -105,24 +126,23 @@ func (o *observer) logStatus(now time.Time, delta totals, d time.Duration) {
 	ev.Msg("status")
 }
 
-// close stops the sampling and the HTTP endpoint and logs the summary of
+// Close stops the sampling and the HTTP endpoint and logs the summary of
 // the Run: counts, duration and the last checkpoint written. It is
 // idempotent.
-func (o *observer) close() {
+func (o *Observer) Close() {
 	if o.closed {
 		return
 	}
 	o.closed = true
-	m := o.c.m
+	m := o.m
 	m.stopping.Store(true)
 	close(o.stop)
 	<-o.done
 	if o.http != nil {
 		o.http.close()
 	}
-	m.runEnded()
 	t := m.totals().minus(o.base)
-	ev := o.c.log.Info().
+	ev := o.log.Info().
 		Uint64("events_read", t.read).
 		Uint64("events_published", t.published).
 		Uint64("events_dead_lettered", t.deadLettered).

@@ -1,4 +1,4 @@
-package connector
+package observe
 
 import (
 	"net/http"
@@ -71,7 +71,7 @@ var (
 
 // handler returns the /metrics handler: m's metrics plus the Go runtime and
 // process collectors, in a registry of its own (never the global one).
-func (m *metrics) handler() http.Handler {
+func (m *Metrics) handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -82,7 +82,7 @@ func (m *metrics) handler() http.Handler {
 }
 
 // exporter is a prometheus.Collector reading m at each scrape.
-type exporter struct{ m *metrics }
+type exporter struct{ m *Metrics }
 
 // Describe sends the descriptions of every metric Collect may send.
 func (exporter) Describe(ch chan<- *prometheus.Desc) {

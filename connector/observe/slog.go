@@ -1,4 +1,4 @@
-package connector
+package observe
 
 import (
 	"context"

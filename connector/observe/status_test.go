@@ -1,4 +1,4 @@
-package connector
+package observe
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/internal/testenv"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
@@ -33,11 +32,10 @@ func logged(t *testing.T, buf *bytes.Buffer, msg string) []map[string]any {
 
 func TestStatusLine(t *testing.T) {
 	var buf bytes.Buffer
-	c := newTestConnector(t)
-	c.log = zerolog.New(&buf)
-	c.m.runStarted(false, "")
-	c.m.marker(binlog.Position{File: "mysql-bin.000003", Pos: 991})
-	o := &observer{c: c}
+	m := New(testConfig(t))
+	m.RunStarted(false, "")
+	m.Marker(binlog.Position{File: "mysql-bin.000003", Pos: 991})
+	o := &Observer{m: m, log: zerolog.New(&buf)}
 	o.logStatus(time.Now(), totals{read: 125, published: 120}, 10*time.Second)
 
 	lines := logged(t, &buf, "status")
@@ -58,24 +56,19 @@ func TestStatusLine(t *testing.T) {
 
 func TestObserverLogsStatusAndSummary(t *testing.T) {
 	var buf testenv.SyncBuffer
-	cfg := testConfig(t)
-	cfg.HTTP.Listen = ""
-	cfg.Log.StatusInterval = config.Duration(time.Second)
-	c, err := New(cfg, zerolog.New(&buf))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := New(testConfig(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o, err := c.startObserver(ctx, RunOptions{})
+	m.RunStarted(false, "")
+	o, err := Start(ctx, m, Options{StatusInterval: time.Second, Log: zerolog.New(&buf)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb := &binlog.Table{Schema: "s", Name: "outbox"}
 	for range 3 {
-		c.m.read(tb)
+		m.Read(tb)
 	}
-	c.m.checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000001", Pos: 500, GTID: "0-1-5"}})
+	m.Checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000001", Pos: 500, GTID: "0-1-5"}})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), `"message":"status"`) {
 		if time.Now().After(deadline) {
@@ -83,8 +76,9 @@ func TestObserverLogsStatusAndSummary(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	o.close()
-	o.close() // idempotent
+	o.Close()
+	o.Close() // idempotent
+	m.RunEnded()
 
 	b := bytes.NewBufferString(buf.String())
 	sums := logged(t, b, "run summary")
@@ -97,7 +91,7 @@ func TestObserverLogsStatusAndSummary(t *testing.T) {
 			t.Errorf("summary %s = %v, want %v", k, s[k], v)
 		}
 	}
-	if ok, reason := c.m.health(time.Now()).ready(); ok || reason != "stopping" {
+	if ok, reason := m.health(time.Now()).ready(); ok || reason != "stopping" {
 		t.Errorf("after close: ready %v %q, want not ready, stopping", ok, reason)
 	}
 }

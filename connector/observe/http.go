@@ -1,4 +1,4 @@
-package connector
+package observe
 
 import (
 	"context"
@@ -10,35 +10,38 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
-// httpShutdownTimeout bounds waiting for requests in progress when Run ends.
+// httpShutdownTimeout bounds waiting for requests in progress when the
+// Observer closes.
 const httpShutdownTimeout = 5 * time.Second
 
-// httpServer is Run's observability endpoint: /metrics, /healthz, /readyz.
+// httpServer is a Run's observability endpoint: /metrics, /healthz, /readyz.
 type httpServer struct {
 	srv  *http.Server
 	addr string // the address it listens on (the real port when http.listen has port 0)
 	done chan struct{}
 }
 
-// serveHTTP listens on addr and serves the endpoint in the background. It
-// returns an error when it cannot listen (the port is taken, the address is
-// not local), naming http.listen.
-func (c *Connector) serveHTTP(addr string) (*httpServer, error) {
+// serveHTTP listens on addr and serves m's endpoint in the background,
+// logging to log. It returns an error when it cannot listen (the port is
+// taken, the address is not local), naming http.listen.
+func serveHTTP(addr string, m *Metrics, log zerolog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http.listen %s: %w (is another process using the port? set http.listen to a free host:port, or \"\" to turn the endpoint off)", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", c.m.handler())
+	mux.Handle("GET /metrics", m.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ok, reason := c.m.health(time.Now()).ready()
+		ok, reason := m.health(time.Now()).ready()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		if !ok {
@@ -52,12 +55,12 @@ func (c *Connector) serveHTTP(addr string) (*httpServer, error) {
 		srv: &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 5 * time.Second,
-			ErrorLog:          slog.NewLogLogger(c.slog.Handler(), slog.LevelWarn),
+			ErrorLog:          slog.NewLogLogger(NewSlogLogger(log).Handler(), slog.LevelWarn),
 		},
 		addr: ln.Addr().String(),
 		done: make(chan struct{}),
 	}
-	log := c.log.With().Str("component", "http").Logger()
+	log = log.With().Str("component", "http").Logger()
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,4 +1,9 @@
-package connector
+// Package observe owns a connector's observability: the counts and gauges
+// of a Run (Metrics, fed by hooks the lobby and the pipeline call), their
+// Prometheus exposition, the HTTP endpoint (/metrics, /healthz, /readyz),
+// the status log and run summary (Observer), and the slog bridge that
+// hands go-mysql's logging to zerolog.
+package observe
 
 import (
 	"errors"
@@ -14,20 +19,18 @@ import (
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
 )
 
-// This file holds a Connector's instrumentation: the counts and gauges
-// behind /metrics, the facts behind /readyz and the status log. It is plain
-// atomics; prometheus.go turns it into Prometheus metrics when scraped, so the
-// pipeline's hot path never calls into the metrics library, and per-event
-// hooks reuse the counter of the previous event's table or topic instead of
-// looking labels up.
+// Metrics is plain atomics: prometheus.go turns them into Prometheus metrics
+// when scraped, so the pipeline's hot path never calls into the metrics
+// library, and per-event hooks reuse the counter of the previous event's
+// table or topic instead of looking labels up.
 
 // latencyBuckets are the upper bounds, in seconds, of the commit-to-ack
 // histogram: 1 ms to 60 s.
 var latencyBuckets = [...]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
 const (
-	// sampleEvery is how often Run samples the reader for lag and readiness
-	// (scrapes and /readyz sample too).
+	// sampleEvery is how often the Observer samples the reader for lag and
+	// readiness (scrapes and /readyz sample too).
 	sampleEvery = time.Second
 	// idleAfter is how long the reader must wait for the source with
 	// nothing arriving to count as caught up (lag 0) before the next
@@ -154,22 +157,22 @@ const (
 	roleActive               // holding the lease
 )
 
-// sendMeta is what the acknowledgement of a record that pump hands to the
-// producer needs; the record's kafka.Record.Meta points to it.
-type sendMeta struct {
-	// seq is the record's slot in the tracker.
-	seq uint64
-	// commit is the commit time of its transaction (Unix ns, 0 unknown),
-	// for the commit-to-ack histogram.
-	commit int64
-	// size is the record's kafka.Record.Size, taken from the in-flight
-	// bound at its acknowledgement.
-	size int
+// Progress is what Metrics reads of a session's tracker (the checkpoint
+// rule): the point after everything the session read. It must be safe for
+// use concurrently with the session.
+type Progress interface {
+	// ReadPoint returns the point after everything read; it equals the
+	// committed point once every event read is settled.
+	ReadPoint() binlog.Point
 }
 
-// metrics is a Connector's instrumentation. Its hooks are called by Run
-// and the pipeline; the counts add up over every Run of the Connector.
-type metrics struct {
+// Metrics is a connector's instrumentation: the counts and gauges behind
+// /metrics, the facts behind /readyz and the status log. Its hooks are
+// called by the lobby (Run's lifecycle) and the pipeline (per event and
+// per session); the counts add up over every Run. Create it with New; it is
+// safe for concurrent use, except that the per-event hooks Read and Marker
+// are called by one goroutine at a time, and Acked by one at a time.
+type Metrics struct {
 	name       string
 	version    string
 	stallAfter time.Duration // readiness: longest time the stream may stand still
@@ -211,7 +214,7 @@ type metrics struct {
 	// session's, whose read point cp covers when nothing awaits a
 	// checkpoint.
 	cpFresh atomic.Int64
-	tracker atomic.Pointer[tracker]
+	tracker atomic.Pointer[Progress]
 	cpMu    sync.Mutex
 	cp      binlog.Point
 	cpSaved bool
@@ -220,8 +223,10 @@ type metrics struct {
 	prog progress // guarded by mu
 }
 
-func newMetrics(cfg *config.Config) *metrics {
-	m := &metrics{
+// New returns the Metrics of a connector configured by cfg (its name, source
+// flavor and heartbeat), with nothing counted and no Run started.
+func New(cfg *config.Config) *Metrics {
+	m := &Metrics{
 		name:       cfg.Name,
 		version:    buildVersion(),
 		stallAfter: stallBound(cfg.Source.Heartbeat.D()),
@@ -274,11 +279,11 @@ func buildVersion() string {
 	return "dev-" + rev
 }
 
-// Hooks of Run.
+// Hooks of the lobby: the lifecycle of Run.
 
-// runStarted resets the run state at the start of Run; version, when not
+// RunStarted resets the run state at the start of Run; version, when not
 // empty, replaces the build's version in tailbox_info.
-func (m *metrics) runStarted(dryRun bool, version string) {
+func (m *Metrics) RunStarted(dryRun bool, version string) {
 	now := time.Now().UnixNano()
 	if version != "" {
 		m.version = version
@@ -293,12 +298,12 @@ func (m *metrics) runStarted(dryRun bool, version string) {
 	m.cpMu.Unlock()
 }
 
-// standby marks a replica waiting for the HA lease. A standby reads
+// Standby marks a replica waiting for the HA lease. A standby reads
 // nothing and writes no checkpoint: it drops what the readings of lag and
 // checkpoint age would take from an earlier active period (the closed
 // reader, its progress, the session's tracker), so that both read 0 while
 // it stands by instead of growing.
-func (m *metrics) standby() {
+func (m *Metrics) Standby() {
 	m.role.Store(roleStandby)
 	m.phase.Store(int32(phaseStandby))
 	if r := m.reader.Swap(nil); r != nil {
@@ -311,29 +316,29 @@ func (m *metrics) standby() {
 	m.mu.Unlock()
 }
 
-// active marks the replica holding the HA lease. Its takeover starts from
+// Active marks the replica holding the HA lease. Its takeover starts from
 // the stored checkpoint, with nothing read yet: the checkpoint age counts
 // from now, not from before it stood by.
-func (m *metrics) active() {
+func (m *Metrics) Active() {
 	m.cpFresh.Store(time.Now().UnixNano())
 	m.role.Store(roleActive)
 	m.phase.Store(int32(phaseStarting))
 }
 
-// sourceOpened records Run's reader.
-func (m *metrics) sourceOpened(r *binlog.Reader) {
+// SourceOpened records Run's reader.
+func (m *Metrics) SourceOpened(r *binlog.Reader) {
 	flavor := r.Server().Flavor.String()
 	m.flavor.Store(&flavor)
 	m.reader.Store(r)
 }
 
-// sessionStarted marks the start of a pipeline session from start, the
+// SessionStarted marks the start of a pipeline session from start, the
 // acknowledged checkpoint: what is read and checkpointed so far.
-func (m *metrics) sessionStarted(start binlog.Point) {
+func (m *Metrics) SessionStarted(start binlog.Point) {
 	m.mu.Lock()
 	m.prog = progress{}
 	m.mu.Unlock()
-	m.marker(start.Pos)
+	m.Marker(start.Pos)
 	if !m.dryRun.Load() {
 		m.cpMu.Lock()
 		if !m.cpSaved {
@@ -345,34 +350,39 @@ func (m *metrics) sessionStarted(start binlog.Point) {
 	m.phase.Store(int32(phaseSession))
 }
 
-// tracking records the tracker of the session that starts from start, a
-// stored checkpoint (or the start point a run stores first): the written
-// checkpoint covers everything read until the tracker's read point moves.
-func (m *metrics) tracking(tr *tracker, start binlog.Point) {
+// Tracking records the progress (tracker) of the session that starts from
+// start, a stored checkpoint (or the start point a run stores first): the
+// written checkpoint covers everything read until pr's read point moves.
+// A nil pr tracks nothing.
+func (m *Metrics) Tracking(pr Progress, start binlog.Point) {
 	if !m.dryRun.Load() {
 		m.cpMu.Lock()
 		m.cp, m.cpSaved = start, true
 		m.cpMu.Unlock()
 	}
 	m.cpFresh.Store(time.Now().UnixNano())
-	m.tracker.Store(tr)
+	if pr == nil {
+		m.tracker.Store(nil)
+		return
+	}
+	m.tracker.Store(&pr)
 }
 
-// producerUp records the session's producer once it is connected.
-func (m *metrics) producerUp(p *kafka.Producer) { m.producer.Store(p) }
+// ProducerUp records the session's producer once it is connected.
+func (m *Metrics) ProducerUp(p *kafka.Producer) { m.producer.Store(p) }
 
-// sessionEnded marks the end of a pipeline session.
-func (m *metrics) sessionEnded() {
+// SessionEnded marks the end of a pipeline session.
+func (m *Metrics) SessionEnded() {
 	m.producer.Store(nil)
 	m.tracker.Store(nil)
 	m.phase.Store(int32(phaseRestarting))
 }
 
-// restarted counts a restart of the pipeline after a producer failure.
-func (m *metrics) restarted() { m.restarts.Add(1) }
+// Restarted counts a restart of the pipeline after a producer failure.
+func (m *Metrics) Restarted() { m.restarts.Add(1) }
 
-// runEnded marks the end of Run.
-func (m *metrics) runEnded() {
+// RunEnded marks the end of Run.
+func (m *Metrics) RunEnded() {
 	if r := m.reader.Swap(nil); r != nil {
 		m.reconnects.Add(r.Stats().Reconnects)
 	}
@@ -383,16 +393,16 @@ func (m *metrics) runEnded() {
 
 // Hooks of the pipeline.
 
-// read counts a captured row change of table t (pump goroutine).
-func (m *metrics) read(t *binlog.Table) {
+// Read counts a captured row change of table t (pump goroutine).
+func (m *Metrics) Read(t *binlog.Table) {
 	if t != m.lastTable || m.lastRead == nil {
 		m.lastTable, m.lastRead = t, m.eventsRead.with(t.String(), "")
 	}
 	m.lastRead.Add(1)
 }
 
-// marker records a transaction end read (pump goroutine).
-func (m *metrics) marker(p binlog.Position) {
+// Marker records a transaction end read (pump goroutine).
+func (m *Metrics) Marker(p binlog.Position) {
 	if f := m.readFile.Load(); f == nil || *f != p.File {
 		file := p.File
 		m.readFile.Store(&file)
@@ -401,59 +411,51 @@ func (m *metrics) marker(p binlog.Position) {
 	m.readPos.Store(p.Pos)
 }
 
-// commitNanos is sendMeta.commit for a change of txn: its commit time in
-// Unix ns, 0 when unknown.
-func commitNanos(txn *binlog.Txn) int64 {
-	if txn == nil || txn.CommitTime.IsZero() {
-		return 0
-	}
-	return txn.CommitTime.UnixNano()
-}
-
-// acked counts an acknowledgement (acknowledgement goroutine) that arrived
-// at now (Unix ns; one reading serves a burst): a record published to its
-// topic, with its commit-to-ack latency, or a failed one.
-func (m *metrics) acked(a *kafka.Ack, now int64) {
-	topic := a.Record.Topic
-	if a.Err != nil {
-		m.failed.with(topic, failureReason(a.Err)).Add(1)
+// Acked counts an acknowledgement (acknowledgement goroutine) of a record
+// for topic that arrived at now (Unix ns; one reading serves a burst): with
+// a nil err a record published, with its commit-to-ack latency when
+// commitNanos (the commit time of its transaction, Unix ns) is not 0, else
+// a failed one.
+func (m *Metrics) Acked(topic string, commitNanos int64, err error, now int64) {
+	if err != nil {
+		m.failed.with(topic, failureReason(err)).Add(1)
 		return
 	}
 	if topic != m.lastTopic || m.lastPub == nil {
 		m.lastTopic, m.lastPub = topic, m.published.with(topic, "")
 	}
 	m.lastPub.Add(1)
-	if sm, ok := a.Record.Meta.(*sendMeta); ok && sm.commit != 0 {
-		m.latency.observe(time.Duration(now - sm.commit))
+	if commitNanos != 0 {
+		m.latency.observe(time.Duration(now - commitNanos))
 	}
 }
 
-// deadLetteredEvent counts an event sent to the dead-letter topic instead
+// DeadLettered counts an event sent to the dead-letter topic instead
 // of topic because of err.
-func (m *metrics) deadLetteredEvent(topic string, err error) {
+func (m *Metrics) DeadLettered(topic string, err error) {
 	m.deadLettered.with(topic, failureReason(err)).Add(1)
 }
 
-// rejected counts an event for topic that stops the connector (on_error
+// Rejected counts an event for topic that stops the connector (on_error
 // fail) because of err.
-func (m *metrics) rejected(topic string, err error) {
+func (m *Metrics) Rejected(topic string, err error) {
 	m.failed.with(topic, failureReason(err)).Add(1)
 }
 
-// producerRetry counts a retry round of the producer (kafka.Config.OnRetry).
-func (m *metrics) producerRetry() { m.retries.Add(1) }
+// ProducerRetry counts a retry round of the producer (kafka.Config.OnRetry).
+func (m *Metrics) ProducerRetry() { m.retries.Add(1) }
 
-// checkpointed records a checkpoint written at p.
-func (m *metrics) checkpointed(p binlog.Point) {
+// Checkpointed records a checkpoint written at p.
+func (m *Metrics) Checkpointed(p binlog.Point) {
 	m.cpMu.Lock()
 	m.cp, m.cpSaved = p, true
 	m.cpMu.Unlock()
 	m.cpFresh.Store(time.Now().UnixNano())
 }
 
-// checkpointUnchanged records a periodic checkpoint that had nothing new to
+// CheckpointUnchanged records a periodic checkpoint that had nothing new to
 // write: the written one is current when no record awaits acknowledgement.
-func (m *metrics) checkpointUnchanged() {
+func (m *Metrics) CheckpointUnchanged() {
 	if p := m.producer.Load(); p != nil && p.InFlight() == 0 {
 		m.cpFresh.Store(time.Now().UnixNano())
 	}
@@ -462,7 +464,7 @@ func (m *metrics) checkpointUnchanged() {
 // Readings for /metrics, /readyz and the status log.
 
 // lastCheckpoint returns the last checkpoint written, if any.
-func (m *metrics) lastCheckpoint() (binlog.Point, bool) {
+func (m *Metrics) lastCheckpoint() (binlog.Point, bool) {
 	m.cpMu.Lock()
 	defer m.cpMu.Unlock()
 	return m.cp, m.cpSaved
@@ -474,7 +476,7 @@ func (m *metrics) lastCheckpoint() (binlog.Point, bool) {
 // whose checkpoints are written only with events), on an HA standby (it
 // reads nothing) and before the first Run; else the time since the
 // checkpoint last covered everything read or was last written.
-func (m *metrics) checkpointAge(now time.Time) time.Duration {
+func (m *Metrics) checkpointAge(now time.Time) time.Duration {
 	if m.role.Load() == roleStandby || m.checkpointCurrent(now) {
 		return 0
 	}
@@ -488,13 +490,13 @@ func (m *metrics) checkpointAge(now time.Time) time.Duration {
 // checkpointCurrent reports whether the written checkpoint covers the
 // current session's read point at now, and then records now as a time it
 // did (so that the age counts from about when reading moved past it).
-func (m *metrics) checkpointCurrent(now time.Time) bool {
+func (m *Metrics) checkpointCurrent(now time.Time) bool {
 	tr := m.tracker.Load()
 	if tr == nil {
 		return false
 	}
 	cp, ok := m.lastCheckpoint()
-	if !ok || tr.readPoint() != cp {
+	if !ok || (*tr).ReadPoint() != cp {
 		return false
 	}
 	for t := now.UnixNano(); ; {
@@ -506,15 +508,15 @@ func (m *metrics) checkpointCurrent(now time.Time) bool {
 }
 
 // inFlight returns the records the current producer holds unacknowledged.
-func (m *metrics) inFlight() int {
+func (m *Metrics) inFlight() int {
 	if p := m.producer.Load(); p != nil {
 		return p.InFlight()
 	}
 	return 0
 }
 
-// sourceReconnects returns the reconnects of every reader of this Connector.
-func (m *metrics) sourceReconnects() uint64 {
+// sourceReconnects returns the reconnects of every reader of m's Runs.
+func (m *Metrics) sourceReconnects() uint64 {
 	n := m.reconnects.Load()
 	if r := m.reader.Load(); r != nil {
 		n += r.Stats().Reconnects
@@ -523,7 +525,7 @@ func (m *metrics) sourceReconnects() uint64 {
 }
 
 // readPosition returns the last transaction end read.
-func (m *metrics) readPosition() (file string, index int64, pos uint32) {
+func (m *Metrics) readPosition() (file string, index int64, pos uint32) {
 	if f := m.readFile.Load(); f != nil {
 		file = *f
 	}
@@ -532,7 +534,7 @@ func (m *metrics) readPosition() (file string, index int64, pos uint32) {
 
 // sample observes the reader and the checkpoint at now and returns what it
 // saw of the reader.
-func (m *metrics) sample(now time.Time) (binlog.Stats, bool) {
+func (m *Metrics) sample(now time.Time) (binlog.Stats, bool) {
 	m.checkpointCurrent(now)
 	r := m.reader.Load()
 	if r == nil {
@@ -546,7 +548,7 @@ func (m *metrics) sample(now time.Time) (binlog.Stats, bool) {
 }
 
 // lag returns how far the reader is behind the source at now.
-func (m *metrics) lag(now time.Time) time.Duration {
+func (m *Metrics) lag(now time.Time) time.Duration {
 	m.sample(now)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -554,7 +556,7 @@ func (m *metrics) lag(now time.Time) time.Duration {
 }
 
 // health returns the inputs of the readiness rule at now.
-func (m *metrics) health(now time.Time) health {
+func (m *Metrics) health(now time.Time) health {
 	s, ok := m.sample(now)
 	m.mu.Lock()
 	stalled := m.prog.stalled(now)

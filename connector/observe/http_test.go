@@ -1,4 +1,4 @@
-package connector
+package observe
 
 import (
 	"io"
@@ -25,18 +25,9 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func newTestConnector(t *testing.T) *Connector {
-	t.Helper()
-	c, err := New(testConfig(t), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestHTTPEndpoint(t *testing.T) {
-	c := newTestConnector(t)
-	s, err := c.serveHTTP("127.0.0.1:0")
+	m := New(testConfig(t))
+	s, err := serveHTTP("127.0.0.1:0", m, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +43,7 @@ func TestHTTPEndpoint(t *testing.T) {
 		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready: not running\n" {
 			t.Errorf("/readyz: %d %q, want 503 \"not ready: not running\\n\"", code, body)
 		}
-		c.m.runStarted(false, "")
+		m.RunStarted(false, "")
 		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
 			t.Errorf("/readyz while starting: %d %q, want 503 naming the start", code, body)
 		}
@@ -80,8 +71,7 @@ func TestHTTPListenFailureNamesTheSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c := newTestConnector(t)
-	_, err = c.serveHTTP(ln.Addr().String())
+	_, err = serveHTTP(ln.Addr().String(), New(testConfig(t)), zerolog.Nop())
 	if err == nil {
 		t.Fatal("serveHTTP on a port in use succeeded")
 	}
@@ -93,8 +83,7 @@ func TestHTTPListenFailureNamesTheSetting(t *testing.T) {
 }
 
 func TestHTTPCloseFreesThePort(t *testing.T) {
-	c := newTestConnector(t)
-	s, err := c.serveHTTP("127.0.0.1:0")
+	s, err := serveHTTP("127.0.0.1:0", New(testConfig(t)), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

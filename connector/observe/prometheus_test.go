@@ -1,4 +1,4 @@
-package connector
+package observe
 
 import (
 	"net/http"
@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
@@ -74,24 +75,23 @@ next:
 }
 
 func TestMetricsExposition(t *testing.T) {
-	c := newTestConnector(t)
-	m := c.m
-	m.runStarted(false, "v1.2.3")
+	m := New(testConfig(t))
+	m.RunStarted(false, "v1.2.3")
 	tb := &binlog.Table{Schema: "s", Name: "outbox"}
-	txn := &binlog.Txn{CommitTime: time.Now().Add(-3 * time.Millisecond)}
-	for i := range 5 {
-		m.read(tb)
-		m.acked(&kafka.Ack{Record: &kafka.Record{Topic: "outbox.event.order", Meta: &sendMeta{seq: uint64(i), commit: commitNanos(txn)}}}, time.Now().UnixNano())
+	commit := time.Now().Add(-3 * time.Millisecond).UnixNano()
+	for range 5 {
+		m.Read(tb)
+		m.Acked("outbox.event.order", commit, nil, time.Now().UnixNano())
 	}
-	m.deadLetteredEvent("bad topic!", outbox.ErrInvalidTopic)
-	m.rejected("outbox.event.big", kafka.ErrTooLarge)
-	m.marker(binlog.Position{File: "mariadb-bin.000007", Pos: 4242})
-	m.checkpointed(binlog.Point{Pos: binlog.Position{File: "mariadb-bin.000007", Pos: 4000}})
-	m.producerRetry()
-	m.restarted()
+	m.DeadLettered("bad topic!", outbox.ErrInvalidTopic)
+	m.Rejected("outbox.event.big", kafka.ErrTooLarge)
+	m.Marker(binlog.Position{File: "mariadb-bin.000007", Pos: 4242})
+	m.Checkpointed(binlog.Point{Pos: binlog.Position{File: "mariadb-bin.000007", Pos: 4000}})
+	m.ProducerRetry()
+	m.Restarted()
 	m.role.Store(roleActive) // as with ha.enabled: tailbox_ha_active is exported
 
-	s, err := c.serveHTTP("127.0.0.1:0")
+	s, err := serveHTTP("127.0.0.1:0", m, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,33 +166,15 @@ func TestMetricsExposition(t *testing.T) {
 		}
 	})
 	t.Run("the example alert rules use only metrics tailbox exports", func(t *testing.T) {
-		b, err := os.ReadFile("../config/prometheus-alerts.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rules struct {
-			Groups []struct {
-				Rules []struct {
-					Alert string `yaml:"alert"`
-					Expr  string `yaml:"expr"`
-				} `yaml:"rules"`
-			} `yaml:"groups"`
-		}
-		if err := yaml.Unmarshal(b, &rules); err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for _, g := range rules.Groups {
-			for _, r := range g.Rules {
-				n++
-				for _, name := range regexp.MustCompile(`tailbox_[a-z_]+`).FindAllString(r.Expr, -1) {
-					if fams[name] == nil {
-						t.Errorf("alert %s uses %s, which tailbox does not export", r.Alert, name)
-					}
+		rules := shippedAlerts(t)
+		for _, r := range rules {
+			for _, name := range regexp.MustCompile(`tailbox_[a-z_]+`).FindAllString(r.Expr, -1) {
+				if fams[name] == nil {
+					t.Errorf("alert %s uses %s, which tailbox does not export", r.Alert, name)
 				}
 			}
 		}
-		if n < 3 {
+		if n := len(rules); n < 3 {
 			t.Errorf("%d alert rules, want the lag, checkpoint and readiness ones at least", n)
 		}
 	})
@@ -218,7 +200,7 @@ type alertRule struct {
 // shippedAlerts reads the rules of config/prometheus-alerts.yaml.
 func shippedAlerts(t *testing.T) []alertRule {
 	t.Helper()
-	b, err := os.ReadFile("../config/prometheus-alerts.yaml")
+	b, err := os.ReadFile("../../config/prometheus-alerts.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +289,7 @@ func alertFires(t *testing.T, expr string, before, after map[string]*dto.MetricF
 }
 
 // gather collects m's metrics as a scrape would.
-func gather(t *testing.T, m *metrics) map[string]*dto.MetricFamily {
+func gather(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(exporter{m})
@@ -330,15 +312,15 @@ func gather(t *testing.T, m *metrics) map[string]*dto.MetricFamily {
 func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 	const idle = 10 * time.Minute
 	start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
-	session := func(m *metrics) *tracker {
-		m.sessionStarted(start)
-		tr := newTracker(start)
-		m.tracking(tr, start)
+	session := func(m *Metrics) *readProgress {
+		m.SessionStarted(start)
+		tr := newReadProgress(start)
+		m.Tracking(tr, start)
 		return tr
 	}
 	// stillFor makes m's readings those of idle without anything read
 	// since: the caught-up source's heartbeats keep the lag at 0.
-	stillFor := func(m *metrics) {
+	stillFor := func(m *Metrics) {
 		backdate(m, idle)
 		m.started.Store(time.Now().Add(-idle).UnixNano())
 	}
@@ -351,54 +333,54 @@ func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		setup  func(t *testing.T) *metrics
+		setup  func(t *testing.T) *Metrics
 		active bool
 		fires  []string
 	}{
-		{"standby", func(t *testing.T) *metrics {
-			m := newMetrics(testConfig(t))
-			m.runStarted(false, "")
-			m.standby()
+		{"standby", func(t *testing.T) *Metrics {
+			m := New(testConfig(t))
+			m.RunStarted(false, "")
+			m.Standby()
 			return m
 		}, false, nil},
-		{"standby that was active", func(t *testing.T) *metrics {
-			m := newMetrics(testConfig(t))
-			m.runStarted(false, "")
-			m.active()
+		{"standby that was active", func(t *testing.T) *Metrics {
+			m := New(testConfig(t))
+			m.RunStarted(false, "")
+			m.Active()
 			tr := session(m)
 			tr.pushMarker(binlog.Position{File: "b.000003", Pos: 900})
 			m.mu.Lock()
 			m.prog.observe(time.Now().Add(-idle), binlog.Stats{Events: 3, LastCommit: time.Now().Add(-idle)})
 			m.mu.Unlock()
-			m.sessionEnded()
-			m.standby()
+			m.SessionEnded()
+			m.Standby()
 			return m
 		}, false, nil},
-		{"idle source, exactly_once", func(t *testing.T) *metrics {
+		{"idle source, exactly_once", func(t *testing.T) *Metrics {
 			cfg := testConfig(t)
 			cfg.Delivery = "exactly_once"
-			m := newMetrics(cfg)
-			m.runStarted(false, "")
+			m := New(cfg)
+			m.RunStarted(false, "")
 			session(m)
 			return m
 		}, true, nil},
-		{"idle ha active, at_least_once, after events", func(t *testing.T) *metrics {
-			m := newMetrics(testConfig(t))
-			m.runStarted(false, "")
-			m.active()
+		{"idle ha active, at_least_once, after events", func(t *testing.T) *Metrics {
+			m := New(testConfig(t))
+			m.RunStarted(false, "")
+			m.Active()
 			tr := session(m)
-			seq := tr.pushSlot(0, "0-1-7", false)
+			tr.pushSlot(0, "0-1-7")
 			tr.pushMarker(binlog.Position{File: "b.000003", Pos: 900})
-			tr.settle(seq)
-			p, _ := tr.committed()
-			m.checkpointed(p)
+			// Kafka acknowledged the event: the committed point is the
+			// read point.
+			m.Checkpointed(tr.ReadPoint())
 			return m
 		}, true, nil},
-		{"stuck: read progress never checkpointed", func(t *testing.T) *metrics {
-			m := newMetrics(testConfig(t))
-			m.runStarted(false, "")
+		{"stuck: read progress never checkpointed", func(t *testing.T) *Metrics {
+			m := New(testConfig(t))
+			m.RunStarted(false, "")
 			tr := session(m)
-			tr.pushSlot(0, "0-1-7", false)
+			tr.pushSlot(0, "0-1-7")
 			return m
 		}, true, []string{"TailboxCheckpointStuck"}},
 	}
