@@ -35,12 +35,8 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/connector"
+	"github.com/tailbox-cdc/tailbox/internal/knobs"
 )
-
-// tailbox serves no heap profile, so allocations are not sampled for one:
-// sampling cost ~1% of the CPU of a backlog (the profile of `make bench
-// ARGS=-profile` comes from the bench binary, which keeps sampling).
-func init() { runtime.MemProfileRate = 0 }
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -76,6 +72,10 @@ Exit status: 0 clean stop, 1 runtime failure (check: an item failed),
 `
 
 func main() {
+	// tailbox serves no heap profile, so allocations are not sampled for
+	// one: sampling costs CPU on the hot path. (`make bench ARGS=-profile`
+	// profiles the bench binary, which keeps sampling.)
+	runtime.MemProfileRate = 0
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -259,7 +259,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	connector.SetGCPercent()
+	knobs.SetGCPercent()
 	ctx, stop := signalContext(logger)
 	defer stop()
 	logger.Info().Str("version", version).Msg("tailbox starting")

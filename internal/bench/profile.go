@@ -16,6 +16,7 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/connector"
+	"github.com/tailbox-cdc/tailbox/internal/knobs"
 )
 
 // connectorMain is `bench connector -c FILE --from SPEC -cpuprofile F
@@ -48,7 +49,7 @@ func connectorMain(args []string) int {
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
-	connector.SetGCPercent() // as tailbox run does
+	knobs.SetGCPercent() // as tailbox run does
 	logger := zerolog.New(os.Stderr).Level(level).With().Timestamp().Logger()
 	conn, err := connector.New(cfg, logger)
 	if err != nil {

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/tailbox-cdc/tailbox/internal/retry"
 )
 
 // Options configures a lease.
@@ -166,7 +168,7 @@ func ensureTopic(ctx context.Context, brokers []string, sc *sarama.Config, topic
 func (l *Lease) loop(ctx context.Context) {
 	defer close(l.done)
 	h := &handler{l: l}
-	wait := 100 * time.Millisecond
+	b := retry.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 	for ctx.Err() == nil {
 		err := l.group.Consume(ctx, []string{l.opts.Topic}, h)
 		l.release()
@@ -184,15 +186,12 @@ func (l *Lease) loop(ctx context.Context) {
 		}
 		if err != nil {
 			l.report(fmt.Errorf("lease group %s: %w", l.opts.Group, err))
-			select {
-			case <-ctx.Done():
+			if !b.Wait(ctx) {
 				return
-			case <-time.After(wait):
 			}
-			wait = min(wait*2, 5*time.Second)
 			continue
 		}
-		wait = 100 * time.Millisecond
+		b.Reset()
 	}
 }
 
