@@ -15,6 +15,8 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/connector/observe"
+	"github.com/tailbox-cdc/tailbox/connector/pipeline"
+	"github.com/tailbox-cdc/tailbox/internal/retry"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
@@ -30,7 +32,7 @@ var (
 	// ErrCheckpoint is returned when the stored checkpoint cannot be used:
 	// unparseable, written for other tables or another server. The file is
 	// left untouched; `tailbox offsets set` is the way out.
-	ErrCheckpoint = errors.New("unusable checkpoint")
+	ErrCheckpoint = pipeline.ErrCheckpoint
 
 	// ErrServerSetup is returned when the source server's settings make
 	// capturing impossible (binary log off, not ROW, row image not FULL);
@@ -39,7 +41,12 @@ var (
 
 	// ErrRejected is returned when an event cannot be delivered and
 	// outbox.on_error is fail: the checkpoint stays before it.
-	ErrRejected = errors.New("event rejected")
+	ErrRejected = pipeline.ErrRejected
+
+	// ErrFenced is returned by Run when a newer producer with the same
+	// transactional id — another tailbox with the same name, or the
+	// replica that took over — fenced this one: it can never write again.
+	ErrFenced = pipeline.ErrFenced
 )
 
 // RunOptions are the per-invocation options of Run.
@@ -190,8 +197,8 @@ func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	wait := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	var b retry.Backoff
+	for {
 		r, err := c.dialReader(ctx, rc)
 		if err == nil {
 			return r, nil
@@ -199,15 +206,16 @@ func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
 		if !errors.Is(err, binlog.ErrConnection) {
 			return nil, err
 		}
-		c.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("source unreachable, retrying")
-		select {
-		case <-ctx.Done():
+		wait := b.Next()
+		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff", wait).Msg("source unreachable, retrying")
+		if !retry.Sleep(ctx, wait) {
 			return nil, ctx.Err()
-		case <-time.After(wait):
 		}
-		wait = min(wait*2, 30*time.Second)
 	}
 }
+
+// transactionalID is the Kafka transactional.id of delivery: exactly_once.
+func (c *Connector) transactionalID() string { return "tailbox-" + c.cfg.Name }
 
 // serverIdentity is what the checkpoint records about the server.
 func serverIdentity(s binlog.Server) checkpoint.Server {

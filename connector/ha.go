@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tailbox-cdc/tailbox/internal/retry"
 	"github.com/tailbox-cdc/tailbox/pkg/lease"
 )
 
@@ -35,105 +36,119 @@ func (c *Connector) runHA(ctx context.Context, opts RunOptions) error {
 	if err != nil {
 		return err
 	}
-	var l *lease.Lease
-	defer func() {
-		if l != nil {
-			_ = l.Close()
-		}
-	}()
-	// leave steps down from the group; the next iteration joins again.
-	leave := func() {
-		_ = l.Close()
-		l = nil
-	}
-	// sleep waits d unless ctx ends first, and reports whether it waited.
-	sleep := func(d time.Duration) bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(d):
-			return true
-		}
-	}
-	joinWait, failWait := time.Second, time.Second
+	h := &haReplica{c: c, opts: opts, lease: lease.Options{
+		Brokers:        c.cfg.Kafka.Brokers,
+		Config:         sc,
+		Group:          "tailbox-" + c.cfg.Name,
+		Topic:          c.cfg.HA.LeaseTopic,
+		SessionTimeout: c.cfg.HA.SessionTimeout.D(),
+		OnError:        func(err error) { c.log.Warn().Err(err).Msg("ha lease") },
+	}}
+	h.joinWait = retry.Backoff{Initial: time.Second, Max: 30 * time.Second}
+	h.failWait = retry.Backoff{Initial: time.Second, Max: 30 * time.Second, ResetAfter: healthySession}
+	defer h.leave()
 	for ctx.Err() == nil {
 		c.m.Standby()
-		if l == nil {
-			l, err = lease.Join(ctx, lease.Options{
-				Brokers:        c.cfg.Kafka.Brokers,
-				Config:         sc,
-				Group:          "tailbox-" + c.cfg.Name,
-				Topic:          c.cfg.HA.LeaseTopic,
-				SessionTimeout: c.cfg.HA.SessionTimeout.D(),
-				OnError:        func(err error) { c.log.Warn().Err(err).Msg("ha lease") },
-			})
-			if err != nil {
-				l = nil
-				if ctx.Err() != nil {
-					return nil
-				}
-				c.log.Warn().Err(err).Dur("backoff", joinWait).Msg("cannot join the ha lease group, retrying")
-				if !sleep(joinWait) {
-					return nil
-				}
-				joinWait = min(joinWait*2, 30*time.Second)
-				continue
-			}
-			joinWait = time.Second
+		if h.l == nil && !h.join(ctx) {
+			continue
 		}
-		c.log.Info().Str("lease_topic", c.cfg.HA.LeaseTopic).Str("group", "tailbox-"+c.cfg.Name).Msg("standing by until this replica holds the ha lease")
-		lost, err := l.Acquire(ctx)
+		c.log.Info().Str("lease_topic", c.cfg.HA.LeaseTopic).Str("group", h.lease.Group).Msg("standing by until this replica holds the ha lease")
+		lost, err := h.l.Acquire(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		c.m.Active()
-		c.log.Info().Str("from", opts.From).Msg("ha lease acquired: this replica is active and takes over from the Kafka-stored checkpoint")
-		actx, cancel := context.WithCancelCause(ctx)
-		go func() {
-			select {
-			case <-lost:
-				cancel(errLeaseLost)
-			case <-actx.Done():
-			}
-		}()
-		began := time.Now()
-		c.fromResolved = false
-		err = c.runActive(actx, opts)
-		leaseLost := errors.Is(context.Cause(actx), errLeaseLost)
-		cancel(nil)
-		if c.fromResolved {
-			// --from is a one-time instruction: this takeover resolved it,
-			// the next ones resume from the checkpoint it stored.
-			opts.From = ""
-		}
-		if time.Since(began) > healthySession {
-			failWait = time.Second // the back-off is for failures in a row
-		}
-		switch {
-		case ctx.Err() != nil:
+		if err := h.takeOver(ctx, lost); err != nil || ctx.Err() != nil {
 			return err
-		case errors.Is(err, ErrFenced):
-			// Another replica took over while this one believed it held the
-			// lease (it stalled past its session): its membership is stale.
-			c.log.Warn().Err(err).Msg("fenced by the replica that took over: standing by")
-			leave()
-		case err != nil && fatalInHA(err):
-			return err
-		case err != nil && !leaseLost:
-			c.log.Warn().Err(err).Bool("lease_lost", leaseLost).Dur("backoff", failWait).Msg("takeover failed: handing the ha lease over and standing by")
-			leave()
-			if !sleep(failWait) {
-				return nil
-			}
-			failWait = min(failWait*2, 30*time.Second)
-		default:
-			// The lease was lost: the member is still in the group (or
-			// rejoins it by itself) and stands by in it.
-			c.log.Warn().AnErr("run_error", err).Msg("ha lease lost: stopped streaming, standing by")
 		}
+	}
+	return nil
+}
+
+// haReplica is the state of runHA.
+type haReplica struct {
+	c     *Connector
+	opts  RunOptions
+	lease lease.Options
+	l     *lease.Lease // nil while not in the group
+	// joinWait backs off joining the group; failWait standing by again
+	// after failed takeovers in a row.
+	joinWait, failWait retry.Backoff
+}
+
+// join joins the lease group; on failure it waits its back-off (or until
+// ctx ends) and reports false.
+func (h *haReplica) join(ctx context.Context) bool {
+	l, err := lease.Join(ctx, h.lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			wait := h.joinWait.Next()
+			h.c.log.Warn().Err(err).Dur("backoff", wait).Msg("cannot join the ha lease group, retrying")
+			retry.Sleep(ctx, wait)
+		}
+		return false
+	}
+	h.l = l
+	h.joinWait.Reset()
+	return true
+}
+
+// leave steps down from the group; the next iteration joins again.
+func (h *haReplica) leave() {
+	if h.l != nil {
+		_ = h.l.Close()
+		h.l = nil
+	}
+}
+
+// takeOver runs the active replica until the lease is lost (lost closes),
+// ctx ends or the run fails, and decides what follows: standing by in the
+// group, stepping down from it, or — for an error every takeover would
+// meet again — ending Run with that error.
+func (h *haReplica) takeOver(ctx context.Context, lost <-chan struct{}) error {
+	c := h.c
+	c.m.Active()
+	c.log.Info().Str("from", h.opts.From).Msg("ha lease acquired: this replica is active and takes over from the Kafka-stored checkpoint")
+	actx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-lost:
+			cancel(errLeaseLost)
+		case <-actx.Done():
+		}
+	}()
+	h.failWait.Started()
+	c.fromResolved = false
+	err := c.runActive(actx, h.opts)
+	leaseLost := errors.Is(context.Cause(actx), errLeaseLost)
+	cancel(nil)
+	h.failWait.Ended()
+	if c.fromResolved {
+		// --from is a one-time instruction: this takeover resolved it,
+		// the next ones resume from the checkpoint it stored.
+		h.opts.From = ""
+	}
+	switch {
+	case ctx.Err() != nil:
+		return err
+	case errors.Is(err, ErrFenced):
+		// Another replica took over while this one believed it held the
+		// lease (it stalled past its session): its membership is stale.
+		c.log.Warn().Err(err).Msg("fenced by the replica that took over: standing by")
+		h.leave()
+	case err != nil && fatalInHA(err):
+		return err
+	case err != nil && !leaseLost:
+		wait := h.failWait.Next()
+		c.log.Warn().Err(err).Bool("lease_lost", leaseLost).Dur("backoff", wait).Msg("takeover failed: handing the ha lease over and standing by")
+		h.leave()
+		retry.Sleep(ctx, wait)
+	default:
+		// The lease was lost: the member is still in the group (or
+		// rejoins it by itself) and stands by in it.
+		c.log.Warn().AnErr("run_error", err).Msg("ha lease lost: stopped streaming, standing by")
 	}
 	return nil
 }

@@ -159,8 +159,10 @@ const (
 
 // Progress is what Metrics reads of a session's tracker (the checkpoint
 // rule): the point after everything the session read. It must be safe for
-// use concurrently with the session.
-type Progress interface {
+// use concurrently with the session. It is an alias of the interface
+// type, so that pipeline.Progress, an alias of the same type, is one with it
+// and Metrics implements pipeline.Hooks without naming the pipeline.
+type Progress = interface {
 	// ReadPoint returns the point after everything read; it equals the
 	// committed point once every event read is settled.
 	ReadPoint() binlog.Point

@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/tailbox-cdc/tailbox/config"
+	"github.com/tailbox-cdc/tailbox/connector/pipeline"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
@@ -316,11 +317,11 @@ func backdate(m *Metrics, ago time.Duration) {
 
 func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
-	newSession := func(t *testing.T) (*Metrics, *readProgress) {
+	newSession := func(t *testing.T) (*Metrics, *pipeline.Tracker) {
 		m := New(testConfig(t))
 		m.RunStarted(false, "")
 		m.SessionStarted(start)
-		tr := newReadProgress(start)
+		tr := pipeline.NewTracker(start)
 		m.Tracking(tr, start)
 		return m, tr
 	}
@@ -336,7 +337,7 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	t.Run("idle again after a checkpoint that covers everything read", func(t *testing.T) {
 		m, tr := newSession(t)
 		p := binlog.Position{File: "b.000003", Pos: 900}
-		tr.pushMarker(p)
+		tr.PushMarker(p)
 		m.Checkpointed(binlog.Point{Pos: p})
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got != 0 {
@@ -346,7 +347,7 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	t.Run("read progress not checkpointed ages from when it was last covered", func(t *testing.T) {
 		m, tr := newSession(t)
 		m.sample(time.Now()) // the sampler sees the checkpoint current
-		tr.pushMarker(binlog.Position{File: "b.000003", Pos: 900})
+		tr.PushMarker(binlog.Position{File: "b.000003", Pos: 900})
 		if got := m.checkpointAge(time.Now()); got > 5*time.Second {
 			t.Errorf("age %s just after reading moved past a current checkpoint, want about 0", got)
 		}
@@ -357,7 +358,7 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 	})
 	t.Run("events awaiting Kafka keep the age growing", func(t *testing.T) {
 		m, tr := newSession(t)
-		tr.pushSlot(0, "0-1-7") // in flight, never acknowledged
+		tr.PushSlot(0, "0-1-7", false) // in flight, never acknowledged
 		backdate(m, 10*time.Minute)
 		m.CheckpointUnchanged()
 		if got := m.checkpointAge(time.Now()); got < 10*time.Minute {
@@ -379,7 +380,7 @@ func TestCheckpointAgeCountsOnlyProgressAwaitingACheckpoint(t *testing.T) {
 		m.SessionEnded()
 		other := binlog.Point{Pos: binlog.Position{File: "b.000004", Pos: 4}}
 		m.SessionStarted(other)
-		m.Tracking(newReadProgress(other), other)
+		m.Tracking(pipeline.NewTracker(other), other)
 		backdate(m, 10*time.Minute)
 		if got := m.checkpointAge(time.Now()); got != 0 {
 			t.Errorf("age %s, want 0", got)
@@ -409,9 +410,9 @@ func TestStandbyReadsNoGrowingLagOrCheckpointAge(t *testing.T) {
 		m.Active()
 		start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
 		m.SessionStarted(start)
-		tr := newReadProgress(start)
+		tr := pipeline.NewTracker(start)
 		m.Tracking(tr, start)
-		tr.pushSlot(0, "0-1-7") // lost with the lease, never acknowledged
+		tr.PushSlot(0, "0-1-7", false) // lost with the lease, never acknowledged
 		m.mu.Lock()
 		m.prog.observe(time.Now().Add(-10*time.Minute), binlog.Stats{Events: 3, LastCommit: time.Now().Add(-10 * time.Minute)})
 		m.mu.Unlock()
@@ -443,36 +444,6 @@ func BenchmarkHotPathHooks(b *testing.B) {
 		pos.Pos++
 		m.Marker(pos)
 	}
-}
-
-// readProgress is a session's Progress in these tests: its read point moves
-// as a session's tracker moves it when handed a transaction end or a
-// captured row.
-type readProgress struct {
-	mu   sync.Mutex
-	read binlog.Point
-}
-
-func newReadProgress(start binlog.Point) *readProgress { return &readProgress{read: start} }
-
-// pushMarker reads the transaction end pos.
-func (p *readProgress) pushMarker(pos binlog.Position) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.read = binlog.Point{Pos: pos}
-}
-
-// pushSlot reads captured row index of transaction txn.
-func (p *readProgress) pushSlot(index int, txn string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.read.Skip, p.read.NextTxn = index+1, txn
-}
-
-func (p *readProgress) ReadPoint() binlog.Point {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.read
 }
 
 func testConfig(t *testing.T) *config.Config {

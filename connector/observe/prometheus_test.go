@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/tailbox-cdc/tailbox/connector/pipeline"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
@@ -312,9 +313,9 @@ func gather(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 	const idle = 10 * time.Minute
 	start := binlog.Point{Pos: binlog.Position{File: "b.000003", Pos: 400}}
-	session := func(m *Metrics) *readProgress {
+	session := func(m *Metrics) *pipeline.Tracker {
 		m.SessionStarted(start)
-		tr := newReadProgress(start)
+		tr := pipeline.NewTracker(start)
 		m.Tracking(tr, start)
 		return tr
 	}
@@ -348,7 +349,7 @@ func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 			m.RunStarted(false, "")
 			m.Active()
 			tr := session(m)
-			tr.pushMarker(binlog.Position{File: "b.000003", Pos: 900})
+			tr.PushMarker(binlog.Position{File: "b.000003", Pos: 900})
 			m.mu.Lock()
 			m.prog.observe(time.Now().Add(-idle), binlog.Stats{Events: 3, LastCommit: time.Now().Add(-idle)})
 			m.mu.Unlock()
@@ -369,8 +370,8 @@ func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 			m.RunStarted(false, "")
 			m.Active()
 			tr := session(m)
-			tr.pushSlot(0, "0-1-7")
-			tr.pushMarker(binlog.Position{File: "b.000003", Pos: 900})
+			tr.PushSlot(0, "0-1-7", false)
+			tr.PushMarker(binlog.Position{File: "b.000003", Pos: 900})
 			// Kafka acknowledged the event: the committed point is the
 			// read point.
 			m.Checkpointed(tr.ReadPoint())
@@ -380,7 +381,7 @@ func TestShippedAlertsQuietOnStandbyAndIdleSource(t *testing.T) {
 			m := New(testConfig(t))
 			m.RunStarted(false, "")
 			tr := session(m)
-			tr.pushSlot(0, "0-1-7")
+			tr.PushSlot(0, "0-1-7", false)
 			return m
 		}, true, []string{"TailboxCheckpointStuck"}},
 	}

@@ -1,4 +1,4 @@
-package connector
+package pipeline
 
 import (
 	"sync"
@@ -15,7 +15,7 @@ type entry struct {
 	txn     string          // slot: transaction identity for NextTxn
 }
 
-// tracker implements the checkpoint rule: a FIFO, in binlog order, of event
+// Tracker implements the checkpoint rule: a FIFO, in binlog order, of event
 // slots and markers. Slots settle in any order (Kafka acknowledges partitions
 // independently); the committed point only moves over settled slots.
 // Consecutive markers, and consecutive settled slots of one transaction,
@@ -23,7 +23,7 @@ type entry struct {
 // at once), so the FIFO stays within a few entries per unsettled slot
 // however many transactions without events pass while an event is in
 // flight. It is safe for concurrent use by one pusher and one settler.
-type tracker struct {
+type Tracker struct {
 	mu      sync.Mutex
 	q       []entry
 	head    int
@@ -37,16 +37,17 @@ type tracker struct {
 	// caughtUp, when not nil, is signalled (without blocking: a signal
 	// not yet taken stands for later ones) whenever the committed point
 	// moves to the point after everything pushed, so that the checkpoint
-	// can be written once the stream pauses (see session).
+	// can be written once the stream pauses (see cadence).
 	caughtUp chan struct{}
 }
 
-func newTracker(start binlog.Point) *tracker {
-	return &tracker{commit: start, read: start}
+// NewTracker returns a Tracker whose committed and read points are start.
+func NewTracker(start binlog.Point) *Tracker {
+	return &Tracker{commit: start, read: start}
 }
 
-// pushMarker records a transaction end.
-func (t *tracker) pushMarker(pos binlog.Position) {
+// PushMarker records a transaction end.
+func (t *Tracker) PushMarker(pos binlog.Position) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.read = binlog.Point{Pos: pos}
@@ -67,9 +68,9 @@ func (t *tracker) pushMarker(pos binlog.Position) {
 	t.next++
 }
 
-// pushSlot records a captured row and returns its sequence number. A row
+// PushSlot records a captured row and returns its sequence number. A row
 // that produces no record (skipped, dry run) is pushed settled.
-func (t *tracker) pushSlot(index int, txn string, settled bool) uint64 {
+func (t *Tracker) PushSlot(index int, txn string, settled bool) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.read.Skip, t.read.NextTxn = index+1, txn
@@ -96,10 +97,10 @@ func (t *tracker) pushSlot(index int, txn string, settled bool) uint64 {
 	return seq
 }
 
-// settle marks slots seqs acknowledged and advances the committed point
+// Settle marks slots seqs acknowledged and advances the committed point
 // over the settled prefix: one call for a burst of acknowledgements takes
 // the lock once.
-func (t *tracker) settle(seqs ...uint64) {
+func (t *Tracker) Settle(seqs ...uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, seq := range seqs {
@@ -140,7 +141,7 @@ func (t *tracker) settle(seqs ...uint64) {
 
 // signalCaughtUp signals caughtUp, if set, unless a signal is pending.
 // Called with mu held.
-func (t *tracker) signalCaughtUp() {
+func (t *Tracker) signalCaughtUp() {
 	if t.caughtUp != nil {
 		select {
 		case t.caughtUp <- struct{}{}:
@@ -149,32 +150,32 @@ func (t *tracker) signalCaughtUp() {
 	}
 }
 
-// committed returns the committed point and its version.
-func (t *tracker) committed() (binlog.Point, uint64) {
+// Committed returns the committed point and its version.
+func (t *Tracker) Committed() (binlog.Point, uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.commit, t.version
 }
 
-// streamed reports whether anything was pushed: the stream delivered an
+// Streamed reports whether anything was pushed: the stream delivered an
 // item after the start point.
-func (t *tracker) streamed() bool {
+func (t *Tracker) Streamed() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.next > 0
 }
 
-// inFlight returns the number of unsettled slots.
-func (t *tracker) inFlight() int {
+// InFlight returns the number of unsettled slots.
+func (t *Tracker) InFlight() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.pending
 }
 
-// readPoint returns the point after everything pushed: the committed point
+// ReadPoint returns the point after everything pushed: the committed point
 // once every pushed slot is settled. delivery: exactly_once commits it with
 // the records of those slots in one Kafka transaction.
-func (t *tracker) readPoint() binlog.Point {
+func (t *Tracker) ReadPoint() binlog.Point {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.read

@@ -1,4 +1,4 @@
-package connector
+package pipeline
 
 import (
 	"testing"
@@ -9,18 +9,18 @@ import (
 func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 	tests := []struct {
 		name    string
-		run     func(tr *tracker) uint64 // returns the in-flight slot
+		run     func(tr *Tracker) uint64 // returns the in-flight slot
 		maxLen  int                      // FIFO entries while it is in flight
 		before  binlog.Point             // committed point while it is in flight
 		settled binlog.Point             // committed point once it settles
 	}{
 		{
 			name: "transactions without events behind it keep only their last marker",
-			run: func(tr *tracker) uint64 {
-				tr.pushMarker(pos(100))
-				a := tr.pushSlot(0, "t1", false)
+			run: func(tr *Tracker) uint64 {
+				tr.PushMarker(pos(100))
+				a := tr.PushSlot(0, "t1", false)
 				for i := range 100000 {
-					tr.pushMarker(pos(200 + uint32(i)))
+					tr.PushMarker(pos(200 + uint32(i)))
 				}
 				return a
 			},
@@ -30,10 +30,10 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 		},
 		{
 			name: "settled rows of one transaction behind it keep only the last",
-			run: func(tr *tracker) uint64 {
-				a := tr.pushSlot(0, "t1", false)
+			run: func(tr *Tracker) uint64 {
+				a := tr.PushSlot(0, "t1", false)
 				for i := 1; i <= 100000; i++ {
-					tr.pushSlot(i, "t1", true) // ignored deletes
+					tr.PushSlot(i, "t1", true) // ignored deletes
 				}
 				return a
 			},
@@ -43,11 +43,11 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 		},
 		{
 			name: "settled rows of another transaction are not merged across its marker",
-			run: func(tr *tracker) uint64 {
-				a := tr.pushSlot(0, "t1", false)
-				tr.pushMarker(pos(200))
-				tr.pushSlot(0, "t2", true)
-				tr.pushSlot(1, "t2", true)
+			run: func(tr *Tracker) uint64 {
+				a := tr.PushSlot(0, "t1", false)
+				tr.PushMarker(pos(200))
+				tr.PushSlot(0, "t2", true)
+				tr.PushSlot(1, "t2", true)
 				return a
 			},
 			maxLen:  3,
@@ -56,12 +56,12 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 		},
 		{
 			name: "a settled row merged into an acknowledged one keeps the later index",
-			run: func(tr *tracker) uint64 {
-				a := tr.pushSlot(0, "t1", false)
-				b := tr.pushSlot(1, "t1", false)
-				tr.settle(b)
-				tr.pushSlot(2, "t1", true)
-				tr.pushSlot(3, "t1", true)
+			run: func(tr *Tracker) uint64 {
+				a := tr.PushSlot(0, "t1", false)
+				b := tr.PushSlot(1, "t1", false)
+				tr.Settle(b)
+				tr.PushSlot(2, "t1", true)
+				tr.PushSlot(3, "t1", true)
 				return a
 			},
 			maxLen:  2,
@@ -71,19 +71,19 @@ func TestTrackerStaysSmallWhileAnEventIsInFlight(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := newTracker(binlog.Point{Pos: pos(50)})
+			tr := NewTracker(binlog.Point{Pos: pos(50)})
 			a := tt.run(tr)
 			if n := len(tr.q) - tr.head; n > tt.maxLen {
 				t.Fatalf("FIFO holds %d entries while one event is in flight, want at most %d", n, tt.maxLen)
 			}
-			if got, _ := tr.committed(); got != tt.before {
+			if got, _ := tr.Committed(); got != tt.before {
 				t.Fatalf("committed %+v while the first event is in flight, want %+v", got, tt.before)
 			}
-			tr.settle(a)
-			if got, _ := tr.committed(); got != tt.settled {
+			tr.Settle(a)
+			if got, _ := tr.Committed(); got != tt.settled {
 				t.Fatalf("committed %+v after it settled, want %+v", got, tt.settled)
 			}
-			if n := tr.inFlight(); n != 0 {
+			if n := tr.InFlight(); n != 0 {
 				t.Fatalf("inFlight = %d after everything settled", n)
 			}
 		})

@@ -1,4 +1,4 @@
-package connector
+package pipeline
 
 import (
 	"context"
@@ -37,11 +37,6 @@ func bounded(op func() error) error {
 	}
 }
 
-// ErrFenced is returned by Run when a newer producer with the same
-// transactional id — another tailbox with the same name, or the replica
-// that took over — fenced this one: it can never write again.
-var ErrFenced = kafka.ErrFenced
-
 // checkpointMeta marks the checkpoint record of a transaction in its Ack.
 type checkpointMeta struct{}
 
@@ -58,13 +53,9 @@ type checkpointMeta struct{}
 // record is not in the transaction; commits come from the pump (a full
 // batch) and from a ticker (kafka.transaction_interval).
 type txnBatcher struct {
-	c    *Connector
+	s    *session
 	prod *kafka.Producer
-	tr   *tracker
-	cp   func(p binlog.Point) *checkpoint.Checkpoint // the checkpoint record of p
-	// streaming reports whether the stream flows from the start point:
-	// an unsaved start point is committed only then (see session).
-	streaming func() bool
+	tr   *Tracker
 
 	mu         sync.Mutex
 	open       bool
@@ -78,8 +69,11 @@ type txnBatcher struct {
 	shut       bool  // finish or abort ran: the producer is not touched again
 }
 
-func newTxnBatcher(c *Connector, prod *kafka.Producer, tr *tracker, start binlog.Point, unsaved bool, streaming func() bool, cp func(binlog.Point) *checkpoint.Checkpoint) *txnBatcher {
-	return &txnBatcher{c: c, prod: prod, tr: tr, cp: cp, committed: start, unsaved: unsaved, streaming: streaming, lastCommit: time.Now()}
+// newTxnBatcher returns the batcher of session s, which starts at start;
+// unsaved: start is not stored yet. An unsaved start point is committed
+// once the stream flows from it (see session.streaming).
+func newTxnBatcher(s *session, start binlog.Point, unsaved bool) *txnBatcher {
+	return &txnBatcher{s: s, prod: s.prod, tr: s.tr, committed: start, unsaved: unsaved, lastCommit: time.Now()}
 }
 
 // lock is called by the pump before it pushes a slot whose record it
@@ -111,9 +105,9 @@ func (b *txnBatcher) lock() error {
 // the last committed checkpoint.
 func (b *txnBatcher) fail(err error) {
 	if errors.Is(err, kafka.ErrFenced) {
-		b.err = fmt.Errorf("%w (another tailbox named %q took over: the transactional id %s is fenced; the checkpoint stays at %s)", err, b.c.cfg.Name, b.c.transactionalID(), b.committed.Pos)
+		b.err = fmt.Errorf("%w (another tailbox named %q took over: the transactional id %s is fenced; the checkpoint stays at %s)", err, b.s.cfg.Name, b.s.cfg.TransactionalID, b.committed.Pos)
 	} else {
-		b.err = fmt.Errorf("%w: Kafka transaction: %w", errRetry, err)
+		b.err = fmt.Errorf("%w: Kafka transaction: %w", ErrRetry, err)
 	}
 }
 
@@ -126,7 +120,7 @@ func (b *txnBatcher) unlock(ctx context.Context, size int, sent bool) error {
 		// The read point now covers a slot whose record is not in the
 		// transaction: it must never commit.
 		if b.err == nil {
-			b.err = fmt.Errorf("%w: a record of the open transaction was not sent", errRetry)
+			b.err = fmt.Errorf("%w: a record of the open transaction was not sent", ErrRetry)
 		}
 		if b.open {
 			_ = bounded(b.prod.AbortTxn)
@@ -156,12 +150,12 @@ func (b *txnBatcher) tick(ctx context.Context) error {
 	now := time.Now()
 	switch {
 	case b.open:
-		if now.Sub(b.began) < b.c.cfg.Kafka.TransactionInterval.D() {
+		if now.Sub(b.began) < b.s.cfg.TransactionInterval {
 			return nil
 		}
-	case b.unsaved && b.streaming():
+	case b.unsaved && b.s.streaming():
 	default:
-		if now.Sub(b.lastCommit) < b.c.cfg.Checkpoint.Interval.D() || b.tr.readPoint() == b.committed {
+		if now.Sub(b.lastCommit) < b.s.cfg.CheckpointInterval || b.tr.ReadPoint() == b.committed {
 			return nil
 		}
 	}
@@ -174,7 +168,7 @@ func (b *txnBatcher) tick(ctx context.Context) error {
 func (b *txnBatcher) finish(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err == nil && !b.shut && (b.open || b.unsaved && b.streaming() || b.tr.readPoint() != b.committed) {
+	if b.err == nil && !b.shut && (b.open || b.unsaved && b.s.streaming() || b.tr.ReadPoint() != b.committed) {
 		_ = b.commitLocked(ctx)
 	}
 	b.shut = true
@@ -226,14 +220,14 @@ func (b *txnBatcher) commitLocked(ctx context.Context) error {
 		}
 		b.open, b.began = true, time.Now()
 	}
-	p := b.tr.readPoint()
-	cp := b.cp(p)
+	p := b.tr.ReadPoint()
+	cp := b.s.cp.checkpoint(p)
 	cp.Version = checkpoint.Version
 	cp.UpdatedAt = time.Now().UTC()
 	value, err := checkpoint.Encode(cp)
 	if err == nil {
 		err = b.prod.Send(ctx, &kafka.Record{
-			Topic: b.c.cfg.Checkpoint.Topic, Key: []byte(b.c.cfg.Name), Value: value,
+			Topic: b.s.cfg.CheckpointTopic, Key: []byte(b.s.cfg.Name), Value: value,
 			Timestamp: cp.UpdatedAt, Meta: checkpointMeta{},
 		})
 	}
@@ -250,10 +244,7 @@ func (b *txnBatcher) commitLocked(ctx context.Context) error {
 		return b.err
 	}
 	b.committed, b.lastCommit, b.unsaved = p, time.Now(), false
-	b.c.m.Checkpointed(p)
-	b.c.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("transaction committed")
+	b.s.hooks.Checkpointed(p)
+	b.s.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("transaction committed")
 	return nil
 }
-
-// transactionalID is the Kafka transactional.id of delivery: exactly_once.
-func (c *Connector) transactionalID() string { return "tailbox-" + c.cfg.Name }

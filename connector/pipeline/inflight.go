@@ -1,9 +1,7 @@
-package connector
+package pipeline
 
 import (
 	"context"
-	"os"
-	"runtime/debug"
 	"sync"
 )
 
@@ -12,32 +10,15 @@ import (
 // whatever the size of a transaction or of its rows.
 const (
 	// maxInFlight bounds their number: enough for a full request (1 MiB)
-	// on the wire and the next one filling. Each record in flight is live
-	// heap the garbage collector marks at every cycle, and the live heap
-	// sets the heap goal: 2048 with GCPercent 250 took ~10% less CPU per
-	// event in the backlog than 4096 with 150, at the same throughput and
-	// peak RSS.
+	// on the wire and the next one filling, and no more, since each record
+	// in flight is live heap that the garbage collector marks at every
+	// cycle and that sets the heap goal (see knobs.GCPercent).
 	maxInFlight = 2048
 	// maxInFlightBytes bounds their size (kafka.Record.Size: key, value,
 	// headers and framing). A single record larger than this is still sent,
 	// alone.
 	maxInFlightBytes = 32 << 20
 )
-
-// GCPercent is the garbage-collection target `tailbox run` sets when GOGC
-// is not set: the connector's live heap is small and bounded (records in
-// flight, the event cache), so trading some memory for fewer collections
-// pays. In the backlog, 150 took ~10% less CPU per event than Go's default
-// of 100, and 250 (with 2048 records in flight instead of 4096) ~10% less
-// again, at a peak RSS of 53-56 MiB against 51-57 before.
-const GCPercent = 250
-
-// SetGCPercent applies GCPercent unless the user set GOGC.
-func SetGCPercent() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(GCPercent)
-	}
-}
 
 // inFlight is a semaphore over records in flight, bounded both by count and
 // by bytes. acquire blocks while a record would exceed either bound; a

@@ -1,4 +1,4 @@
-package connector
+package pipeline
 
 import (
 	"fmt"
@@ -13,85 +13,85 @@ func pos(n uint32) binlog.Position { return binlog.Position{File: "mysql-bin.000
 func TestTrackerCommitRule(t *testing.T) {
 	tests := []struct {
 		name string
-		run  func(tr *tracker)
+		run  func(tr *Tracker)
 		want binlog.Point
 	}{
 		{
 			name: "a transaction without captured rows advances the checkpoint at once",
-			run:  func(tr *tracker) { tr.pushMarker(pos(100)) },
+			run:  func(tr *Tracker) { tr.PushMarker(pos(100)) },
 			want: binlog.Point{Pos: pos(100)},
 		},
 		{
 			name: "an unacknowledged event pins the checkpoint before its transaction",
-			run: func(tr *tracker) {
-				tr.pushMarker(pos(100))
-				tr.pushSlot(0, "t1", false)
-				tr.pushMarker(pos(200))
-				tr.pushMarker(pos(300))
+			run: func(tr *Tracker) {
+				tr.PushMarker(pos(100))
+				tr.PushSlot(0, "t1", false)
+				tr.PushMarker(pos(200))
+				tr.PushMarker(pos(300))
 			},
 			want: binlog.Point{Pos: pos(100)},
 		},
 		{
 			name: "acknowledgements out of order advance only over the settled prefix",
-			run: func(tr *tracker) {
-				a := tr.pushSlot(0, "t1", false)
-				b := tr.pushSlot(1, "t1", false)
-				c := tr.pushSlot(2, "t1", false)
-				tr.pushMarker(pos(200))
-				tr.settle(c)
-				tr.settle(a)
+			run: func(tr *Tracker) {
+				a := tr.PushSlot(0, "t1", false)
+				b := tr.PushSlot(1, "t1", false)
+				c := tr.PushSlot(2, "t1", false)
+				tr.PushMarker(pos(200))
+				tr.Settle(c)
+				tr.Settle(a)
 				_ = b
 			},
 			want: binlog.Point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
 		},
 		{
 			name: "all acknowledged reaches the marker after them",
-			run: func(tr *tracker) {
-				a := tr.pushSlot(0, "t1", false)
-				b := tr.pushSlot(1, "t1", false)
-				tr.pushMarker(pos(200))
-				tr.settle(b)
-				tr.settle(a)
+			run: func(tr *Tracker) {
+				a := tr.PushSlot(0, "t1", false)
+				b := tr.PushSlot(1, "t1", false)
+				tr.PushMarker(pos(200))
+				tr.Settle(b)
+				tr.Settle(a)
 			},
 			want: binlog.Point{Pos: pos(200)},
 		},
 		{
 			name: "skipped rows count towards skip",
-			run: func(tr *tracker) {
-				tr.pushSlot(0, "t1", true) // an ignored delete
-				tr.pushSlot(1, "t1", true)
+			run: func(tr *Tracker) {
+				tr.PushSlot(0, "t1", true) // an ignored delete
+				tr.PushSlot(1, "t1", true)
 			},
 			want: binlog.Point{Pos: pos(50), Skip: 2, NextTxn: "t1"},
 		},
 		{
 			name: "a settled row behind an unsettled one waits",
-			run: func(tr *tracker) {
-				a := tr.pushSlot(0, "t1", false)
-				tr.pushSlot(1, "t1", true)
-				tr.pushMarker(pos(200))
-				b := tr.pushSlot(0, "t2", false)
-				tr.settle(a)
+			run: func(tr *Tracker) {
+				a := tr.PushSlot(0, "t1", false)
+				tr.PushSlot(1, "t1", true)
+				tr.PushMarker(pos(200))
+				b := tr.PushSlot(0, "t2", false)
+				tr.Settle(a)
 				_ = b
 			},
 			want: binlog.Point{Pos: pos(200)},
 		},
 		{
 			name: "a duplicate or unknown acknowledgement changes nothing",
-			run: func(tr *tracker) {
-				a := tr.pushSlot(0, "t1", false)
-				tr.pushSlot(1, "t1", false)
-				tr.settle(a)
-				tr.settle(a)
-				tr.settle(999)
+			run: func(tr *Tracker) {
+				a := tr.PushSlot(0, "t1", false)
+				tr.PushSlot(1, "t1", false)
+				tr.Settle(a)
+				tr.Settle(a)
+				tr.Settle(999)
 			},
 			want: binlog.Point{Pos: pos(50), Skip: 1, NextTxn: "t1"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newTracker(binlog.Point{Pos: pos(50)})
+			tr := NewTracker(binlog.Point{Pos: pos(50)})
 			tc.run(tr)
-			if got, _ := tr.committed(); got != tc.want {
+			if got, _ := tr.Committed(); got != tc.want {
 				t.Fatalf("committed = %+v, want %+v", got, tc.want)
 			}
 		})
@@ -99,43 +99,43 @@ func TestTrackerCommitRule(t *testing.T) {
 }
 
 func TestTrackerLongRunCompactsAndCounts(t *testing.T) {
-	tr := newTracker(binlog.Point{Pos: pos(4)})
+	tr := NewTracker(binlog.Point{Pos: pos(4)})
 	var seqs []uint64
 	for i := 0; i < 10000; i++ {
-		seqs = append(seqs, tr.pushSlot(i%10, "t", false))
+		seqs = append(seqs, tr.PushSlot(i%10, "t", false))
 		if i%10 == 9 {
-			tr.pushMarker(pos(uint32(1000 + i)))
+			tr.PushMarker(pos(uint32(1000 + i)))
 		}
 	}
-	if tr.inFlight() != 10000 {
-		t.Fatalf("in flight = %d", tr.inFlight())
+	if tr.InFlight() != 10000 {
+		t.Fatalf("in flight = %d", tr.InFlight())
 	}
 	for i := len(seqs) - 1; i >= 0; i-- {
-		tr.settle(seqs[i])
+		tr.Settle(seqs[i])
 	}
-	got, _ := tr.committed()
-	if got.Pos != pos(1000+9999) || got.Skip != 0 || tr.inFlight() != 0 {
-		t.Fatalf("committed = %+v, in flight %d", got, tr.inFlight())
+	got, _ := tr.Committed()
+	if got.Pos != pos(1000+9999) || got.Skip != 0 || tr.InFlight() != 0 {
+		t.Fatalf("committed = %+v, in flight %d", got, tr.InFlight())
 	}
 }
 
 func TestTrackerReadPoint(t *testing.T) {
 	start := binlog.Point{Pos: pos(4)}
-	tr := newTracker(start)
-	if got := tr.readPoint(); got != start {
+	tr := NewTracker(start)
+	if got := tr.ReadPoint(); got != start {
 		t.Fatalf("readPoint of a new tracker = %+v, want the start %+v", got, start)
 	}
-	tr.pushMarker(pos(100))
-	tr.pushSlot(0, "t2", false)
-	tr.pushSlot(1, "t2", true)
-	if got, want := tr.readPoint(), (binlog.Point{Pos: pos(100), Skip: 2, NextTxn: "t2"}); got != want {
+	tr.PushMarker(pos(100))
+	tr.PushSlot(0, "t2", false)
+	tr.PushSlot(1, "t2", true)
+	if got, want := tr.ReadPoint(), (binlog.Point{Pos: pos(100), Skip: 2, NextTxn: "t2"}); got != want {
 		t.Errorf("readPoint inside a transaction = %+v, want %+v", got, want)
 	}
-	if got, _ := tr.committed(); got != (binlog.Point{Pos: pos(100)}) {
+	if got, _ := tr.Committed(); got != (binlog.Point{Pos: pos(100)}) {
 		t.Errorf("committed with an unsettled slot = %+v, want before it", got)
 	}
-	tr.pushMarker(pos(200))
-	if got, want := tr.readPoint(), (binlog.Point{Pos: pos(200)}); got != want {
+	tr.PushMarker(pos(200))
+	if got, want := tr.ReadPoint(), (binlog.Point{Pos: pos(200)}); got != want {
 		t.Errorf("readPoint after the transaction end = %+v, want %+v", got, want)
 	}
 }
@@ -145,18 +145,18 @@ func TestTrackerReadPoint(t *testing.T) {
 // unknown sequence numbers among them.
 func TestTrackerSettlesBurstsLikeSingles(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	burst, single := newTracker(binlog.Point{Pos: pos(4)}), newTracker(binlog.Point{Pos: pos(4)})
+	burst, single := NewTracker(binlog.Point{Pos: pos(4)}), NewTracker(binlog.Point{Pos: pos(4)})
 	var open []uint64
 	for round := 0; round < 2000; round++ {
 		for n := rng.IntN(20); n > 0; n-- {
 			if rng.IntN(8) == 0 {
 				p := pos(uint32(100 + round))
-				burst.pushMarker(p)
-				single.pushMarker(p)
+				burst.PushMarker(p)
+				single.PushMarker(p)
 				continue
 			}
 			idx, txn, settled := rng.IntN(50), fmt.Sprintf("t%d", round/3), rng.IntN(5) == 0
-			a, b := burst.pushSlot(idx, txn, settled), single.pushSlot(idx, txn, settled)
+			a, b := burst.PushSlot(idx, txn, settled), single.PushSlot(idx, txn, settled)
 			if a != b {
 				t.Fatalf("round %d: sequence numbers differ: %d, %d", round, a, b)
 			}
@@ -171,14 +171,14 @@ func TestTrackerSettlesBurstsLikeSingles(t *testing.T) {
 		if k > 0 && rng.IntN(4) == 0 {
 			seqs = append(seqs, seqs[0], 1<<40) // a duplicate, an unknown one
 		}
-		burst.settle(seqs...)
+		burst.Settle(seqs...)
 		for _, s := range seqs {
-			single.settle(s)
+			single.Settle(s)
 		}
-		gb, vb := burst.committed()
-		gs, _ := single.committed()
-		if gb != gs || burst.inFlight() != single.inFlight() {
-			t.Fatalf("round %d: burst committed %+v (in flight %d), singles %+v (in flight %d)", round, gb, burst.inFlight(), gs, single.inFlight())
+		gb, vb := burst.Committed()
+		gs, _ := single.Committed()
+		if gb != gs || burst.InFlight() != single.InFlight() {
+			t.Fatalf("round %d: burst committed %+v (in flight %d), singles %+v (in flight %d)", round, gb, burst.InFlight(), gs, single.InFlight())
 		}
 		if round == 1999 && vb == 0 {
 			t.Fatal("the committed point never moved")
@@ -189,7 +189,7 @@ func TestTrackerSettlesBurstsLikeSingles(t *testing.T) {
 // TestTrackerSignalsCaughtUp: caughtUp is signalled whenever the committed
 // point reaches everything pushed, and never while a slot is unsettled.
 func TestTrackerSignalsCaughtUp(t *testing.T) {
-	tr := newTracker(binlog.Point{Pos: pos(4)})
+	tr := NewTracker(binlog.Point{Pos: pos(4)})
 	tr.caughtUp = make(chan struct{}, 1)
 	signalled := func() bool {
 		select {
@@ -204,31 +204,31 @@ func TestTrackerSignalsCaughtUp(t *testing.T) {
 		if got := signalled(); got != want {
 			t.Errorf("%s: caught up signalled %v, want %v", step, got, want)
 		}
-		if p, _ := tr.committed(); want && p != tr.readPoint() {
-			t.Errorf("%s: signalled at %+v, but everything pushed ends at %+v", step, p, tr.readPoint())
+		if p, _ := tr.Committed(); want && p != tr.ReadPoint() {
+			t.Errorf("%s: signalled at %+v, but everything pushed ends at %+v", step, p, tr.ReadPoint())
 		}
 	}
 
-	tr.pushMarker(pos(100))
+	tr.PushMarker(pos(100))
 	check("a marker with nothing in flight", true)
-	tr.pushSlot(0, "t2", true)
+	tr.PushSlot(0, "t2", true)
 	check("a settled slot with nothing in flight", true)
-	a := tr.pushSlot(1, "t2", false)
+	a := tr.PushSlot(1, "t2", false)
 	check("a slot sent", false)
-	tr.pushMarker(pos(200))
-	b := tr.pushSlot(0, "t3", false)
-	tr.pushSlot(1, "t3", true)
+	tr.PushMarker(pos(200))
+	b := tr.PushSlot(0, "t3", false)
+	tr.PushSlot(1, "t3", true)
 	check("more pushed behind it", false)
-	tr.settle(b)
+	tr.Settle(b)
 	check("a later slot acknowledged first", false)
-	tr.settle(a)
+	tr.Settle(a)
 	check("the first slot acknowledged: all settled", true)
-	tr.settle(a, b)
+	tr.Settle(a, b)
 	check("acknowledgements again", false)
 
 	// A signal not yet taken stands for later ones: pushing never blocks.
 	for i := range 10 {
-		tr.pushMarker(pos(uint32(300 + i)))
+		tr.PushMarker(pos(uint32(300 + i)))
 	}
 	check("ten markers, one signal", true)
 	check("taken", false)
