@@ -45,13 +45,12 @@ func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 // the source, resolves the start point and runs pipeline sessions from it,
 // restarting one that failed from the acknowledged checkpoint.
 func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
-	store, cp, err := c.loadCheckpoint(ctx, opts)
-	if err != nil || ctx.Err() != nil {
-		return err
+	ld, err := c.loadCheckpoint(ctx, opts)
+	if ld == nil {
+		return err // nil when ctx ended
 	}
-	if store != nil {
-		defer store.Close()
-	}
+	defer ld.close()
+	cp := ld.cp
 	reader, err := c.openReader(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -80,56 +79,85 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		Int("skip", start.Skip).Str("from", source).Str("server_version", srv.Version).Str("flavor", srv.Flavor.String()).
 		Bool("dry_run", opts.DryRun).Msg("starting")
 
-	cpr := c.checkpointer(store, srv, start, cp != nil && opts.From == "", cp == nil)
+	cpr := c.checkpointer(ld.store, srv, start, cp != nil && opts.From == "", cp == nil)
 	defer func() {
 		// --from has taken effect once the point it resolved to is
 		// stored; until then a later takeover must resolve it again.
 		c.fromResolved = opts.From != "" && cpr.Resolved()
 	}()
-	return c.runSessions(ctx, c.pipeline(reader, cpr, opts), cpr, start)
+	p := c.pipeline(reader, cpr, opts)
+	if ld.fence != nil {
+		if ld.empty && opts.From == "" {
+			// See pipeline.Session.StoreStart.
+			if err := p.StoreStart(ld.fence, start); err != nil {
+				return err
+			}
+		}
+		pipeline.CloseProducer(ld.fence)
+		ld.fence = nil
+	}
+	return c.runSessions(ctx, p, cpr, start)
+}
+
+// loadedCheckpoint is what a run found in its checkpoint store.
+type loadedCheckpoint struct {
+	store checkpoint.Store       // nil in a dry run
+	cp    *checkpoint.Checkpoint // nil: none to start from
+	empty bool                   // the store holds no checkpoint at all
+	// fence is, with exactly_once, the producer that fenced this name's
+	// former one before the load; it stays open until the start is
+	// resolved, to store it (see runActive).
+	fence *kafka.Producer
+}
+
+// close closes the fence producer, if still open, and the store.
+func (ld *loadedCheckpoint) close() {
+	if ld.fence != nil {
+		pipeline.CloseProducer(ld.fence)
+		ld.fence = nil
+	}
+	if ld.store != nil {
+		ld.store.Close()
+	}
 }
 
 // loadCheckpoint opens the checkpoint store and loads this connector's
-// checkpoint (nil when there is none, or when --from replaces an
+// checkpoint (none when the store holds none, or when --from replaces an
 // unreadable one). A dry run only reads it and opens no store. It returns
-// no error, and a nil store, when ctx ended first.
-func (c *Connector) loadCheckpoint(ctx context.Context, opts RunOptions) (checkpoint.Store, *checkpoint.Checkpoint, error) {
-	var store checkpoint.Store
-	var cp *checkpoint.Checkpoint
+// nil and no error when ctx ended first.
+func (c *Connector) loadCheckpoint(ctx context.Context, opts RunOptions) (*loadedCheckpoint, error) {
+	ld := &loadedCheckpoint{}
 	var err error
 	if opts.DryRun {
-		cp, err = c.readCheckpoint(ctx)
+		ld.cp, err = c.readCheckpoint(ctx)
 	} else {
-		if store, err = c.openStore(ctx); err != nil {
+		if ld.store, err = c.openStore(ctx); err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, nil
+				return nil, nil
 			}
-			return nil, nil, err
+			return nil, err
 		}
 		if c.exactlyOnce() {
 			// Fence this name's former producer first: a transaction it
 			// left open on the checkpoint topic (killed between appending
 			// its checkpoint and committing) is aborted now, instead of
 			// Load waiting for the transaction timeout to end it.
-			prod, err := c.openProducer(ctx)
-			if err != nil {
-				store.Close()
+			if ld.fence, err = c.openProducer(ctx); err != nil {
+				ld.close()
 				if ctx.Err() != nil {
-					return nil, nil, nil
+					return nil, nil
 				}
-				return nil, nil, err
+				return nil, err
 			}
-			pipeline.CloseProducer(prod)
 		}
-		cp, err = store.Load()
+		ld.cp, err = ld.store.Load()
 	}
-	if cp, err = c.loaded(cp, err, opts); err != nil {
-		if store != nil {
-			store.Close()
-		}
-		return nil, nil, err
+	ld.empty = errors.Is(err, checkpoint.ErrNotFound)
+	if ld.cp, err = c.loaded(ld.cp, err, opts); err != nil {
+		ld.close()
+		return nil, err
 	}
-	return store, cp, nil
+	return ld, nil
 }
 
 // loaded classifies what a Load returned: no checkpoint (nil, nil), one to

@@ -56,7 +56,6 @@ func TestExactlyOnceFirstStartKeepsItsStartPoint(t *testing.T) {
 			// checkpoint is loaded; the session's own is refused.
 			refused := e.refuseTxnInits(1, tc.code, &refuse)
 			p := e.startUnchecked()
-			waitForProc(t, "the start position", func() bool { return strings.Contains(p.stderr.String(), `"message":"starting"`) }, p)
 			if tc.stop {
 				waitForProc(t, "a refused InitProducerId", func() bool { return refused.Load() > 0 }, p)
 				if code := p.stop(t); code != 0 {
@@ -64,6 +63,9 @@ func TestExactlyOnceFirstStartKeepsItsStartPoint(t *testing.T) {
 				}
 			} else if code := p.wait(t); code != 1 {
 				t.Fatalf("exit code %d, want 1:\n%s", code, logTail(p.stderr.String()))
+			}
+			if !strings.Contains(p.stderr.String(), `"message":"starting"`) || refused.Load() == 0 {
+				t.Fatalf("the run did not resolve its start and then meet a refused InitProducerId (%d refused):\n%s", refused.Load(), logTail(p.stderr.String()))
 			}
 			e.write(2) // while tailbox is down, after its start point
 			refuse.Store(false)

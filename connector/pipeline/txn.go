@@ -56,6 +56,9 @@ type txnBatcher struct {
 	s    *session
 	prod *kafka.Producer
 	tr   *Tracker
+	// streaming reports whether the stream flows from the start point:
+	// an unsaved start point is committed only then.
+	streaming func() bool
 
 	mu         sync.Mutex
 	open       bool
@@ -73,7 +76,7 @@ type txnBatcher struct {
 // unsaved: start is not stored yet. An unsaved start point is committed
 // once the stream flows from it (see session.streaming).
 func newTxnBatcher(s *session, start binlog.Point, unsaved bool) *txnBatcher {
-	return &txnBatcher{s: s, prod: s.prod, tr: s.tr, committed: start, unsaved: unsaved, lastCommit: time.Now()}
+	return &txnBatcher{s: s, prod: s.prod, tr: s.tr, streaming: s.streaming, committed: start, unsaved: unsaved, lastCommit: time.Now()}
 }
 
 // lock is called by the pump before it pushes a slot whose record it
@@ -153,7 +156,7 @@ func (b *txnBatcher) tick(ctx context.Context) error {
 		if now.Sub(b.began) < b.s.cfg.TransactionInterval {
 			return nil
 		}
-	case b.unsaved && b.s.streaming():
+	case b.unsaved && b.streaming():
 	default:
 		if now.Sub(b.lastCommit) < b.s.cfg.CheckpointInterval || b.tr.ReadPoint() == b.committed {
 			return nil
@@ -168,7 +171,7 @@ func (b *txnBatcher) tick(ctx context.Context) error {
 func (b *txnBatcher) finish(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err == nil && !b.shut && (b.open || b.unsaved && b.s.streaming() || b.tr.ReadPoint() != b.committed) {
+	if b.err == nil && !b.shut && (b.open || b.unsaved && b.streaming() || b.tr.ReadPoint() != b.committed) {
 		_ = b.commitLocked(ctx)
 	}
 	b.shut = true
@@ -246,5 +249,48 @@ func (b *txnBatcher) commitLocked(ctx context.Context) error {
 	b.committed, b.lastCommit, b.unsaved = p, time.Now(), false
 	b.s.hooks.Checkpointed(p)
 	b.s.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("transaction committed")
+	return nil
+}
+
+// StoreStart commits, with prod (the producer that fenced before the
+// load), a Kafka transaction that holds only the checkpoint of start: the
+// point start.from resolved to in a store that held no checkpoint. Once it
+// is committed the run's start point counts as stored; a commit that
+// failed for a reason other than a newer producer leaves it unsaved (the
+// stream's first transaction then stores it). It returns an error only
+// when prod is fenced.
+//
+// An exactly_once run otherwise stores its start point with its first
+// commit, once its stream flows; a run that fails or stops before (its own
+// producer refused, Kafka gone, a kill) would leave the store empty, and
+// the next run would resolve start.from (latest) again and pass over what
+// was committed in between. Like at_least_once's start point on a clean
+// stop before its stream started, this goes only into an empty store: a
+// stored checkpoint is never replaced by a start that may still fail. A
+// --from is not written before its stream flows: the next run with the
+// same --from resolves it again anyway, and one without it must not be
+// bound to a --from that never took effect.
+//
+// It is written inside a transaction, never by the store's
+// non-transactional Save: a commit succeeds only while no newer producer of
+// this transactional id has fenced this one since the load that found the
+// store empty, so it can never land after a checkpoint of a replica that
+// took over meanwhile (or of a second instance with this name); a record
+// outside a transaction would, and a later load would then go back to this
+// start and publish again what that replica committed.
+func (ss *Session) StoreStart(prod *kafka.Producer, start binlog.Point) error {
+	s := &session{cfg: &ss.cfg, cp: ss.deps.Checkpointer, hooks: ss.deps.Hooks, log: ss.deps.Log, prod: prod, tr: NewTracker(start)}
+	b := &txnBatcher{s: s, prod: prod, tr: s.tr, streaming: func() bool { return true }, committed: start, unsaved: true, lastCommit: time.Now()}
+	err := b.finish(context.Background())
+	switch {
+	case err == nil:
+		s.cp.unsaved = false
+		s.log.Info().Str("binlog_file", start.Pos.File).Uint32("binlog_pos", start.Pos.Pos).Str("gtid", start.Pos.GTID).
+			Msg("start point stored: the checkpoint store held none")
+		return nil
+	case errors.Is(err, kafka.ErrFenced):
+		return err
+	}
+	s.log.Warn().Err(err).Msg("store the start point: not stored yet, the stream's first transaction stores it")
 	return nil
 }
