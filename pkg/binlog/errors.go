@@ -30,6 +30,13 @@ var (
 	// false, or when information_schema does not match the TABLE_MAP. Fatal.
 	ErrMetadata = errors.New("binlog row metadata missing or inconsistent")
 
+	// ErrServerChanged is returned by Start and Next when another server
+	// now answers at the source address (a failover address moved) than
+	// the one the position to stream from was read on, and the position
+	// is a file position without GTIDs, which means nothing on another
+	// server. Fatal: a position on the new server must be chosen.
+	ErrServerChanged = errors.New("another server answers at the source address")
+
 	// ErrConnection wraps failures to reach or talk to the server. The
 	// Reader retries these itself while streaming; Open returns them.
 	// Retriable.
