@@ -79,7 +79,7 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		Int("skip", start.Skip).Str("from", source).Str("server_version", srv.Version).Str("flavor", srv.Flavor.String()).
 		Bool("dry_run", opts.DryRun).Msg("starting")
 
-	cpr := c.checkpointer(ld.store, srv, start, cp != nil && opts.From == "", cp == nil)
+	cpr := c.checkpointer(ld.store, reader, start, cp != nil && opts.From == "", cp == nil)
 	defer func() {
 		// --from has taken effect once the point it resolved to is
 		// stored; until then a later takeover must resolve it again.
@@ -184,14 +184,14 @@ func (c *Connector) loaded(cp *checkpoint.Checkpoint, err error, opts RunOptions
 	return nil, fmt.Errorf("%w: %w (the checkpoint is left as it is; use `tailbox offsets set` to replace it)", ErrCheckpoint, err)
 }
 
-// checkpointer returns the run's checkpointer for a stream from start on
-// srv; stored: the store holds start; none: the store held no checkpoint.
-func (c *Connector) checkpointer(store checkpoint.Store, srv binlog.Server, start binlog.Point, stored, none bool) *pipeline.Checkpointer {
+// checkpointer returns the run's checkpointer for a stream from start read
+// by reader; stored: the store holds start; none: the store held no checkpoint.
+func (c *Connector) checkpointer(store checkpoint.Store, reader *binlog.Reader, start binlog.Point, stored, none bool) *pipeline.Checkpointer {
 	return pipeline.NewCheckpointer(pipeline.CheckpointerConfig{
 		Name:          c.cfg.Name,
 		TablesHash:    c.cfg.TablesHash(),
 		Store:         store,
-		Server:        serverIdentity(srv),
+		Server:        func() checkpoint.Server { return serverIdentity(reader.Server()) },
 		FileStartTime: c.fileStartTime,
 		Transactional: c.exactlyOnce(),
 		Hooks:         c.m,

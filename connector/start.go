@@ -62,13 +62,10 @@ func (c *Connector) checkCheckpoint(cp *checkpoint.Checkpoint, srv binlog.Server
 	return nil
 }
 
-// sameServer reports whether a checkpoint's server is srv: MySQL by
-// @@server_uuid when recorded, else by server_id and binlog base name.
+// sameServer reports whether a checkpoint's server is srv, as the reader
+// decides it on a reconnect (binlog.SameServer).
 func sameServer(s checkpoint.Server, srv binlog.Server) bool {
-	if srv.Flavor == binlog.FlavorMySQL && s.ServerUUID != "" {
-		return s.ServerUUID == srv.ServerUUID
-	}
-	return s.ServerID == srv.ServerID && s.BinlogBasename == srv.BinlogBasename
+	return binlog.SameServer(binlog.Server{ServerID: s.ServerID, ServerUUID: s.ServerUUID, BinlogBasename: s.BinlogBasename}, srv)
 }
 
 // checkAvailable verifies that the server can stream from cp's position: a

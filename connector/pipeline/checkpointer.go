@@ -19,8 +19,10 @@ type CheckpointerConfig struct {
 	TablesHash string
 	// Store receives the checkpoints; nil writes none (a dry run).
 	Store checkpoint.Store
-	// Server is what the checkpoint records about the source server.
-	Server checkpoint.Server
+	// Server returns what the checkpoint records about the source server:
+	// the one the positions are read from, which a reconnect that found
+	// another server at the address and went on by GTID changes.
+	Server func() checkpoint.Server
 	// FileStartTime returns when the server created a binlog file (the
 	// zero time when unknown), recorded to detect RESET MASTER on load.
 	FileStartTime func(flavor, file string) time.Time
@@ -54,8 +56,10 @@ type Checkpointer struct {
 	last    binlog.Point
 	saved   bool
 	// startFile is the binlog file whose start time (startTime, zero when
-	// unknown) was last looked up, for checkpoint.Server.FileStartTime.
+	// unknown) was last looked up on the server startSrv, for
+	// checkpoint.Server.FileStartTime.
 	startFile string
+	startSrv  checkpoint.Server
 	startTime time.Time
 }
 
@@ -131,10 +135,10 @@ func (s *Checkpointer) checkpoint(p binlog.Point) *checkpoint.Checkpoint {
 // server is what the checkpoint records about the server for a position
 // in file: with the file's start time, which detects RESET MASTER on load.
 func (s *Checkpointer) server(file string) checkpoint.Server {
-	srv := s.cfg.Server
+	srv := s.cfg.Server()
 	if file != "" {
-		if file != s.startFile {
-			s.startFile, s.startTime = file, s.cfg.FileStartTime(srv.Flavor, file)
+		if file != s.startFile || srv != s.startSrv {
+			s.startFile, s.startSrv, s.startTime = file, srv, s.cfg.FileStartTime(srv.Flavor, file)
 		}
 		srv.FileStartTime = s.startTime
 	}

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -47,13 +48,18 @@ type Item struct {
 	Marker Position
 }
 
-// Reader streams one server's binlog. Its methods must be called from one
-// goroutine. The zero value is not usable; call Open.
+// Reader streams one server's binlog. Its methods, but Server, must be
+// called from one goroutine. The zero value is not usable; call Open.
 type Reader struct {
-	cfg      Config
-	log      zerolog.Logger
-	slog     *slog.Logger
+	cfg  Config
+	log  zerolog.Logger
+	slog *slog.Logger
+	// srv is the identity of the server the stream reads from; it
+	// changes when another server answers at the address on a reconnect
+	// (see checkServer). Written on the reader's goroutine only, under
+	// srvMu, which Server takes.
 	srv      Server
+	srvMu    sync.Mutex
 	meta     *conn
 	captured map[string]map[string]struct{} // exact names (lower_case_table_names=0)
 	capList  [][2]string
@@ -133,8 +139,46 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 	return r, nil
 }
 
-// Server returns what Open learned about the server.
-func (r *Reader) Server() Server { return r.srv }
+// Server returns what Open learned about the server, or, once another
+// server answered at the address on a reconnect and the stream went on
+// there by GTID, about that server: the positions the reader hands out
+// from then on are that server's. Unlike the other methods, it is safe to
+// call from any goroutine.
+func (r *Reader) Server() Server {
+	r.srvMu.Lock()
+	defer r.srvMu.Unlock()
+	return r.srv
+}
+
+// checkServer reads the identity of the server that answers at the address
+// now, on a new metadata connection (an open one may still lead to the
+// former server behind a failover address), and decides with serverChange
+// whether the stream at at can go on there. When it can on another server,
+// that server's identity replaces Server's. Errors reading the identity
+// wrap ErrConnection.
+func (r *Reader) checkServer(ctx context.Context, at Position) error {
+	r.meta.close()
+	c, err := r.metaConn(ctx)
+	if err != nil {
+		return err
+	}
+	cur, err := c.server(r.cfg.Flavor)
+	if err != nil {
+		r.meta.close()
+		return fmt.Errorf("read the identity of the server at %s: %w: %w", r.cfg.Addr, ErrConnection, err)
+	}
+	if err := serverChange(r.cfg.Addr, r.srv, cur, at); err != nil {
+		return err
+	}
+	if !SameServer(r.srv, cur) {
+		r.log.Warn().Str("addr", r.cfg.Addr).Str("former", r.srv.identity()).Str("server", cur.identity()).Str("gtid", at.GTID).
+			Msg("another server answers at the source address: continuing there by GTID")
+		r.srvMu.Lock()
+		r.srv = cur
+		r.srvMu.Unlock()
+	}
+	return nil
+}
 
 func (r *Reader) metaConn(ctx context.Context) (*conn, error) {
 	if r.meta != nil && r.meta.c != nil {
@@ -201,6 +245,11 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 	if from.File == "" && from.GTID == "" {
 		return fmt.Errorf("start binlog sync: empty position")
 	}
+	// The position is interpreted on the server it belongs to: a file
+	// position without GTIDs only there (see startSync for the stream).
+	if err := r.checkServer(ctx, from); err != nil {
+		return fmt.Errorf("start binlog sync at %s: %w", from, err)
+	}
 	if r.srv.Flavor == FlavorMariaDB && from.GTID == "" {
 		c, err := r.metaConn(ctx)
 		if err != nil {
@@ -239,10 +288,12 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 	r.skip, r.skipTxn = skip, skipTxn
 	r.replay, r.restart = nil, false
 	r.st.restart()
-	return r.startSync(from)
+	return r.startSync(ctx, from)
 }
 
-func (r *Reader) startSync(from Position) error {
+// startSync connects the stream at from, then checks the server that
+// answers at the address (checkServer): a reconnect may reach another one.
+func (r *Reader) startSync(ctx context.Context, from Position) error {
 	r.closeSyncer()
 	host, portS, _ := net.SplitHostPort(r.cfg.Addr)
 	port, _ := strconv.ParseUint(portS, 10, 16)
@@ -284,6 +335,12 @@ func (r *Reader) startSync(from Position) error {
 	}
 	if err != nil {
 		return fmt.Errorf("start binlog sync at %s: %w: %w", from, ErrConnection, err)
+	}
+	// Checked once the stream is connected: a server that took over the
+	// address since is then seen by the check, which connects later.
+	if err := r.checkServer(ctx, from); err != nil {
+		r.closeSyncer()
+		return fmt.Errorf("start binlog sync at %s: %w", from, err)
 	}
 	r.txn, r.txnBegun, r.txnXA, r.txnRows = nil, false, false, 0
 	r.grp.reset()
@@ -404,7 +461,7 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 		// startSync connects and registers as a replica: while the server
 		// is down it fails with ErrConnection, and the next attempt waits
 		// longer. Errors of the stream itself come from GetEvent.
-		err := r.startSync(r.lastEnd)
+		err := r.startSync(ctx, r.lastEnd)
 		if err == nil {
 			return nil
 		}
@@ -557,7 +614,7 @@ func (r *Reader) endTxn(pos uint32, committed bool) error {
 func (r *Reader) restartAtGroup(ctx context.Context) error {
 	r.restart = false
 	r.file = r.lastEnd.File
-	err := r.startSync(r.lastEnd)
+	err := r.startSync(ctx, r.lastEnd)
 	if err == nil {
 		return nil
 	}

@@ -48,6 +48,53 @@ type Server struct {
 	RowImage string
 }
 
+// SameServer reports whether srv is the server of recorded, the identity a
+// position was read with: on MySQL by @@server_uuid when recorded has one,
+// else by server_id and binlog base name. A file position means something
+// only on its own server.
+func SameServer(recorded, srv Server) bool {
+	if srv.Flavor == FlavorMySQL && recorded.ServerUUID != "" {
+		return recorded.ServerUUID == srv.ServerUUID
+	}
+	return recorded.ServerID == srv.ServerID && recorded.BinlogBasename == srv.BinlogBasename
+}
+
+// identity names s in messages: flavor, server_id, binlog base name and,
+// on MySQL, server_uuid.
+func (s Server) identity() string {
+	id := fmt.Sprintf("%s server_id %d, binlog %s", s.Flavor, s.ServerID, s.BinlogBasename)
+	if s.ServerUUID != "" {
+		id += ", server_uuid " + s.ServerUUID
+	}
+	return id
+}
+
+// serverChange decides whether a stream at at, read so far from former,
+// can go on from cur, the server that answers at addr now: always when cur
+// is former; on another server of the same flavor only when GTIDs carry
+// the position (MariaDB, MySQL with gtid_mode=ON on cur) and cur matches
+// table names as former did. A file position without GTIDs (MySQL with
+// gtid_mode=OFF) names a place in former's binlog, which would be read in
+// cur's: the error wraps ErrServerChanged, names both servers and the fix.
+func serverChange(addr string, former, cur Server, at Position) error {
+	if SameServer(former, cur) && former.Flavor == cur.Flavor {
+		return nil
+	}
+	changed := fmt.Sprintf("%s was %s and is now %s", addr, former.identity(), cur.identity())
+	const fix = "; choose a position on this server with `tailbox offsets set -c FILE --from SPEC` (or `tailbox run --from SPEC`)"
+	switch {
+	case former.Flavor != cur.Flavor:
+		return fmt.Errorf("%w: %s: a position of one flavor cannot continue on the other%s", ErrServerChanged, changed, fix)
+	case at.GTID == "":
+		return fmt.Errorf("%w: %s: %s is a file position without GTIDs on the former, which means nothing in the binlog of the latter%s", ErrServerChanged, changed, at, fix)
+	case !cur.GTIDMode:
+		return fmt.Errorf("%w: %s: the position is a GTID set, and the latter has no GTIDs (gtid_mode is not ON)%s", ErrServerChanged, changed, fix)
+	case former.LowerCaseTableNames != cur.LowerCaseTableNames:
+		return fmt.Errorf("%w: %s: lower_case_table_names changed from %d to %d, so captured tables would match differently%s", ErrServerChanged, changed, former.LowerCaseTableNames, cur.LowerCaseTableNames, fix)
+	}
+	return nil
+}
+
 // LogFile is one entry of SHOW BINARY LOGS.
 type LogFile struct {
 	Name string
