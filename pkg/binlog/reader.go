@@ -62,7 +62,11 @@ type Reader struct {
 	srvMu    sync.Mutex
 	meta     *conn
 	captured map[string]map[string]struct{} // exact names (lower_case_table_names=0)
-	capList  [][2]string
+	// foldNames: lower_case_table_names is not 0, as Open found it; a
+	// server that answers the address later has the same (serverChange).
+	// Read by go-mysql's parsing goroutine, unlike srv.
+	foldNames bool
+	capList   [][2]string
 
 	syncer *replication.BinlogSyncer
 	stream *replication.BinlogStreamer
@@ -124,6 +128,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 		return nil, fmt.Errorf("read server identity: %w", err)
 	}
 	r.rowsDec.flavor = r.srv.Flavor
+	r.foldNames = r.srv.LowerCaseTableNames != 0
 	r.captured = map[string]map[string]struct{}{}
 	for _, t := range cfg.Tables {
 		s, n, _ := strings.Cut(t, ".")
@@ -198,7 +203,7 @@ func (r *Reader) metaConn(ctx context.Context) (*conn, error) {
 // isCaptured reports whether schema.table is captured. Safe for concurrent
 // use (go-mysql decodes compressed transaction payloads in parallel).
 func (r *Reader) isCaptured(schema, table []byte) bool {
-	if r.srv.LowerCaseTableNames == 0 {
+	if !r.foldNames {
 		_, ok := r.captured[string(schema)][string(table)]
 		return ok
 	}
