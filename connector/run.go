@@ -150,7 +150,11 @@ func (c *Connector) loadCheckpoint(ctx context.Context, opts RunOptions) (*loade
 				return nil, err
 			}
 		}
-		ld.cp, err = ld.store.Load()
+		ld.cp, err = ld.store.Load(ctx)
+	}
+	if err != nil && c.interrupted(ctx, err) {
+		ld.close()
+		return nil, nil
 	}
 	ld.empty = errors.Is(err, checkpoint.ErrNotFound)
 	if ld.cp, err = c.loaded(ld.cp, err, opts); err != nil {

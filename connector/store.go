@@ -86,7 +86,7 @@ func (c *Connector) readCheckpoint(ctx context.Context) (*checkpoint.Checkpoint,
 		return nil, err
 	}
 	defer k.Close()
-	return k.Load()
+	return k.Load(ctx)
 }
 
 // storeName names the checkpoint store in messages.

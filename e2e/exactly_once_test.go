@@ -368,3 +368,61 @@ func TestExactlyOnceRestartsPastItsOwnOpenTransaction(t *testing.T) {
 		t.Fatal("the stale transaction committed after the restart: its producer was not fenced")
 	}
 }
+
+// TestStopWhileLoadWaitsForAnOpenTransaction: another connector holds a
+// transaction open on the shared checkpoint topic, so the starting
+// connector's Load waits for it (up to 75 s). SIGTERM during that wait ends
+// the process at once with exit 0, and it writes no checkpoint.
+func TestStopWhileLoadWaitsForAnOpenTransaction(t *testing.T) {
+	e := newEnv(t, "envelope")
+	e.useKafkaStore(false)
+	p := e.start()
+	e.write(1)
+	e.kafka.Consume(t, memberTopic, 1, 30*time.Second)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM:\n%s", code, logTail(p.stderr.String()))
+	}
+	name := "e2e-" + e.dbn
+	own := func() int {
+		n := 0
+		for _, r := range readUncommitted(t, e.kafka, "tailbox.checkpoints") {
+			if string(r.Key) == name {
+				n++
+			}
+		}
+		return n
+	}
+	before := own()
+	if before == 0 {
+		t.Fatalf("no checkpoint record of %s in tailbox.checkpoints", name)
+	}
+	other := e.kafka.Client(t, kgo.TransactionalID("tailbox-other-"+e.dbn), kgo.TransactionTimeout(time.Minute))
+	if err := other.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.ProduceSync(context.Background(), &kgo.Record{Topic: "tailbox.checkpoints", Key: []byte("other"), Value: []byte(`{}`)}).FirstErr(); err != nil {
+		t.Fatalf("append the other connector's record: %v", err)
+	}
+	defer func() { _ = other.EndTransaction(context.Background(), kgo.TryAbort) }()
+
+	p = e.startUnchecked()
+	// The load waits for the open transaction (75 s); the start up to it
+	// takes well under these 3 s.
+	time.Sleep(3 * time.Second)
+	if strings.Contains(p.stderr.String(), `"message":"starting"`) {
+		t.Fatalf("the connector started past an open transaction on the checkpoint topic:\n%s", logTail(p.stderr.String()))
+	}
+	p.mustRun(t)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("tailbox did not stop within 15s of SIGTERM while loading the checkpoint:\n%s", logTail(p.stderr.String()))
+	}
+	if code := exitCode(p.err); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM during the load, want 0:\n%s", code, logTail(p.stderr.String()))
+	}
+	if after := own(); after != before {
+		t.Errorf("the stopped start wrote %d checkpoint records, want none", after-before)
+	}
+}

@@ -149,7 +149,7 @@ func (s *session) fenceAndReload(open func(context.Context) (*kafka.Producer, er
 		return start, err
 	}
 	if !s.cp.unsaved {
-		cp, err := s.cp.cfg.Store.Load()
+		cp, err := s.cp.cfg.Store.Load(s.ctx)
 		switch {
 		case errors.Is(err, checkpoint.ErrNotFound):
 			// Deleted meanwhile: keep the start, which commits at once.

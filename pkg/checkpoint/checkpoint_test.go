@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"os"
@@ -72,7 +73,7 @@ func TestEncodingMatchesGolden(t *testing.T) {
 
 func TestSaveLoadRoundTrip(t *testing.T) {
 	f, path := openTemp(t)
-	if _, err := f.Load(); !errors.Is(err, ErrNotFound) {
+	if _, err := f.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Load before any Save = %v, want ErrNotFound", err)
 	}
 	before := time.Now()
@@ -87,7 +88,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		if cp.Version != Version || cp.UpdatedAt.Before(before) || cp.UpdatedAt.Location() != time.UTC {
 			t.Errorf("Save set version %d, updated_at %s", cp.Version, cp.UpdatedAt)
 		}
-		got, err := f.Load()
+		got, err := f.Load(context.Background())
 		if err != nil {
 			t.Fatalf("Load: %v", err)
 		}
@@ -185,7 +186,7 @@ func TestLoadRejectsCorruptFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := os.Stat(path)
-			for _, load := range []func() (*Checkpoint, error){f.Load, func() (*Checkpoint, error) { return Read(path) }} {
+			for _, load := range []func() (*Checkpoint, error){func() (*Checkpoint, error) { return f.Load(context.Background()) }, func() (*Checkpoint, error) { return Read(path) }} {
 				cp, err := load()
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("Load = %+v, %v; want ErrCorrupt", cp, err)
@@ -241,7 +242,7 @@ func TestOpenLocksTheFile(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := f.Load(); !errors.Is(err, ErrClosed) {
+	if _, err := f.Load(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after Close = %v, want ErrClosed", err)
 	}
 	if err := f.Save(sample()); !errors.Is(err, ErrClosed) {
@@ -253,7 +254,7 @@ func TestOpenLocksTheFile(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	defer again.Close()
-	if cp, err := again.Load(); err != nil || cp.Name != "shop-outbox" {
+	if cp, err := again.Load(context.Background()); err != nil || cp.Name != "shop-outbox" {
 		t.Fatalf("Load after reopening = %+v, %v", cp, err)
 	}
 }
@@ -284,7 +285,7 @@ func TestLeftoverTempFileIsIgnored(t *testing.T) {
 	if err := f.Save(sample()); err != nil {
 		t.Fatal(err)
 	}
-	want, err := f.Load()
+	want, err := f.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestLeftoverTempFileIsIgnored(t *testing.T) {
 		if err := os.WriteFile(path+tmpSuffix, []byte(junk), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		got, err := f.Load()
+		got, err := f.Load(context.Background())
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("Load with a leftover temp file = %+v, %v; want %+v", got, err, want)
 		}
@@ -306,7 +307,7 @@ func TestLeftoverTempFileIsIgnored(t *testing.T) {
 	if _, err := os.Stat(path + tmpSuffix); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temp file still there after Save: %v", err)
 	}
-	if got, err := f.Load(); err != nil || got.Position.Pos != 9999 {
+	if got, err := f.Load(context.Background()); err != nil || got.Position.Pos != 9999 {
 		t.Fatalf("Load = %+v, %v", got, err)
 	}
 
@@ -315,7 +316,7 @@ func TestLeftoverTempFileIsIgnored(t *testing.T) {
 		if err := os.WriteFile(path+tmpSuffix, []byte(`{"version": 1}`), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.Load(); !errors.Is(err, ErrNotFound) {
+		if _, err := f.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Load = %v, want ErrNotFound", err)
 		}
 	})

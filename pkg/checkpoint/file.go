@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -96,13 +97,17 @@ func (f *File) Path() string { return f.path }
 
 // Load reads and checks the checkpoint. It returns an error wrapping
 // ErrNotFound when the file does not exist, ErrCorrupt (with the reason)
-// when it is not a valid version-1 checkpoint, and ErrClosed after Close.
+// when it is not a valid version-1 checkpoint, ErrClosed after Close, and
+// ctx's error when ctx is already done (reading a file does not block).
 // It never modifies the file.
-func (f *File) Load() (*Checkpoint, error) {
+func (f *File) Load(ctx context.Context) (*Checkpoint, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.lock == nil {
 		return nil, fmt.Errorf("load checkpoint %s: %w", f.path, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load checkpoint %s: %w", f.path, err)
 	}
 	return load(f.path)
 }

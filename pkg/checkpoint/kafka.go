@@ -18,8 +18,9 @@ import (
 type Store interface {
 	// Load returns the stored checkpoint, an error wrapping ErrNotFound
 	// when there is none, or ErrCorrupt when it cannot be trusted. It
-	// never modifies what is stored.
-	Load() (*Checkpoint, error)
+	// never modifies what is stored. When ctx ends first it returns
+	// promptly with an error wrapping ctx's error.
+	Load(ctx context.Context) (*Checkpoint, error)
 	// Save replaces the stored checkpoint; it sets cp.Version and
 	// cp.UpdatedAt and rejects an invalid cp with ErrInvalid.
 	Save(cp *Checkpoint) error
@@ -272,9 +273,10 @@ func (k *Kafka) String() string { return "kafka topic " + k.topic + " key " + k.
 //
 // It returns an error wrapping ErrNotFound when the topic holds no record
 // with the key or the latest one is a tombstone, ErrOpenTransaction when
-// it gave up waiting, and ErrCorrupt when the value is not a valid
-// checkpoint of this name.
-func (k *Kafka) Load() (*Checkpoint, error) {
+// it gave up waiting, ErrCorrupt when the value is not a valid checkpoint
+// of this name, and ctx's error when ctx ends first: the wait for an open
+// transaction ends at once, a read between two requests to the broker.
+func (k *Kafka) Load(ctx context.Context) (*Checkpoint, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.producer == nil {
@@ -283,7 +285,7 @@ func (k *Kafka) Load() (*Checkpoint, error) {
 	if k.missing {
 		return nil, fmt.Errorf("load checkpoint from %s: the topic does not exist: %w", k, ErrNotFound)
 	}
-	value, found, err := k.latest()
+	value, found, err := k.latest(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load checkpoint from %s: %w", k, err)
 	}
@@ -302,7 +304,10 @@ func (k *Kafka) Load() (*Checkpoint, error) {
 
 // latest returns the value of the newest committed record with the
 // store's key.
-func (k *Kafka) latest() (value []byte, found bool, err error) {
+func (k *Kafka) latest(ctx context.Context) (value []byte, found bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
 	if err := k.client.RefreshMetadata(k.topic); err != nil {
 		return nil, false, fmt.Errorf("metadata: %w", err)
 	}
@@ -313,7 +318,7 @@ func (k *Kafka) latest() (value []byte, found bool, err error) {
 	waitUntil := time.Now().Add(k.txnWait)
 	var newest time.Time
 	for _, p := range parts {
-		m, err := k.readPart(p, waitUntil)
+		m, err := k.readPart(ctx, p, waitUntil)
 		if err != nil {
 			return nil, false, fmt.Errorf("partition %d: %w", p, err)
 		}
@@ -329,8 +334,9 @@ func (k *Kafka) latest() (value []byte, found bool, err error) {
 // readPart finds the key's latest committed record in partition p and
 // remembers it for the next load.
 // It waits until waitUntil for the records below the partition's end to be
-// decided, and then reads for up to the store's timeout.
-func (k *Kafka) readPart(p int32, waitUntil time.Time) (readMark, error) {
+// decided, and then reads for up to the store's timeout; it returns ctx's
+// error when ctx ends first.
+func (k *Kafka) readPart(ctx context.Context, p int32, waitUntil time.Time) (readMark, error) {
 	broker, err := k.client.Leader(k.topic, p)
 	if err != nil {
 		return readMark{}, fmt.Errorf("leader: %w", err)
@@ -351,7 +357,11 @@ func (k *Kafka) readPart(p int32, waitUntil time.Time) (readMark, error) {
 			return readMark{}, fmt.Errorf("%w: topic %s partition %d: last stable offset %d is short of the high watermark %d after waiting %s: another producer holds a transaction open on the topic, and a checkpoint read now could be older than one it holds back (it ends when that producer commits or aborts, or at its transaction timeout)",
 				ErrOpenTransaction, k.topic, p, end, hwm, k.txnWait)
 		}
-		time.Sleep(min(lsoPoll, time.Until(waitUntil)))
+		select {
+		case <-ctx.Done():
+			return readMark{}, fmt.Errorf("wait for the open transaction on topic %s partition %d to end (last stable offset %d, high watermark %d): %w", k.topic, p, end, hwm, ctx.Err())
+		case <-time.After(min(lsoPoll, time.Until(waitUntil))):
+		}
 		end, err = listOffset(broker, k.topic, p, sarama.OffsetNewest, sarama.ReadCommitted)
 	}
 	if err != nil {
@@ -372,7 +382,7 @@ func (k *Kafka) readPart(p int32, waitUntil time.Time) (readMark, error) {
 	m := readMark{end: end}
 	for hi, size := end, int64(firstWindow); hi > floor && !m.found; size *= 4 {
 		lo := max(floor, hi-size)
-		if m, err = k.scan(broker, p, lo, hi, deadline); err != nil {
+		if m, err = k.scan(ctx, broker, p, lo, hi, deadline); err != nil {
 			return readMark{}, err
 		}
 		m.end = end
@@ -390,11 +400,15 @@ func (k *Kafka) readPart(p int32, waitUntil time.Time) (readMark, error) {
 }
 
 // scan reads the committed records of partition p with offsets from lo up
-// to hi (exclusive) and returns the key's latest one among them.
-func (k *Kafka) scan(broker *sarama.Broker, p int32, lo, hi int64, deadline time.Time) (readMark, error) {
+// to hi (exclusive) and returns the key's latest one among them; it
+// returns ctx's error when ctx ends first.
+func (k *Kafka) scan(ctx context.Context, broker *sarama.Broker, p int32, lo, hi int64, deadline time.Time) (readMark, error) {
 	var m readMark
 	maxBytes := int32(fetchBytes)
 	for next := lo; next < hi; {
+		if err := ctx.Err(); err != nil {
+			return m, fmt.Errorf("read offsets %d to %d: %w", lo, hi, err)
+		}
 		if !time.Now().Before(deadline) {
 			return m, fmt.Errorf("read offsets %d to %d: timed out after %s at offset %d", lo, hi, k.timeout, next)
 		}

@@ -61,7 +61,7 @@ func TestKafkaStoreRoundTrip(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 
-	if _, err := k.Load(); !errors.Is(err, ErrNotFound) {
+	if _, err := k.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Load on a new topic: got %v, want ErrNotFound", err)
 	}
 
@@ -109,7 +109,7 @@ func TestKafkaStoreRoundTrip(t *testing.T) {
 		}
 		want = cp
 	}
-	got, err := k.Load()
+	got, err := k.Load(context.Background())
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -117,14 +117,14 @@ func TestKafkaStoreRoundTrip(t *testing.T) {
 		got.Version != Version || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("Load = %+v, want %+v", got, want)
 	}
-	gotOther, err := otherStore.Load()
+	gotOther, err := otherStore.Load(context.Background())
 	if err != nil || gotOther.Position != other.Position {
 		t.Errorf("other connector's Load = %+v, %v; want position %v", gotOther, err, other.Position)
 	}
 
 	// A fresh store (a restarted process) reads the same.
 	again := openKafka(t, addr, "", "shop-outbox")
-	got2, err := again.Load()
+	got2, err := again.Load(context.Background())
 	if err != nil || got2.Position != want.Position {
 		t.Errorf("Load from a new store = %+v, %v; want position %v", got2, err, want.Position)
 	}
@@ -144,29 +144,29 @@ func TestKafkaStoreRejects(t *testing.T) {
 	if err := k.Save(foreign); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `want "shop-outbox" (got "other")`) {
 		t.Errorf("Save of another connector's checkpoint: got %v, want ErrInvalid naming both names", err)
 	}
-	if _, err := k.Load(); !errors.Is(err, ErrNotFound) {
+	if _, err := k.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("rejected saves wrote something: Load = %v", err)
 	}
 
 	// A record that is not a checkpoint: corrupt, and Load leaves it.
 	produceRaw(t, addr, "cp", "shop-outbox", []byte(`{"version":1,"name":"shop-outbox"`))
-	if _, err := k.Load(); !errors.Is(err, ErrCorrupt) {
+	if _, err := k.Load(context.Background()); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("Load of a truncated record: got %v, want ErrCorrupt", err)
 	}
 	produceRaw(t, addr, "cp", "shop-outbox", []byte(`{"version":7,"name":"shop-outbox"}`))
-	if _, err := k.Load(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "got 7") {
+	if _, err := k.Load(context.Background()); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "got 7") {
 		t.Errorf("Load of a version-7 record: got %v, want ErrCorrupt naming the version", err)
 	}
 	// A tombstone deletes the checkpoint.
 	produceRaw(t, addr, "cp", "shop-outbox", nil)
-	if _, err := k.Load(); !errors.Is(err, ErrNotFound) {
+	if _, err := k.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Load after a tombstone: got %v, want ErrNotFound", err)
 	}
 
 	if err := k.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := k.Load(); !errors.Is(err, ErrClosed) {
+	if _, err := k.Load(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after Close: got %v, want ErrClosed", err)
 	}
 	if err := k.Save(sample()); !errors.Is(err, ErrClosed) {
@@ -231,7 +231,7 @@ func TestKafkaStoreSurvivesBrokerRestart(t *testing.T) {
 	}
 	defer c2.Close()
 	k2 := openKafka(t, c2.ListenAddrs()[0], "", "shop-outbox")
-	got, err := k2.Load()
+	got, err := k2.Load(context.Background())
 	if err != nil {
 		t.Fatalf("Load after broker restart: %v", err)
 	}
@@ -249,7 +249,7 @@ func TestKafkaStoreReadOnlyCreatesNothing(t *testing.T) {
 		t.Fatalf("OpenKafka read-only: %v", err)
 	}
 	defer k.Close()
-	if _, err := k.Load(); !errors.Is(err, ErrNotFound) {
+	if _, err := k.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Load without the topic: got %v, want ErrNotFound", err)
 	}
 	if err := k.Save(sample()); err == nil {
@@ -386,7 +386,7 @@ func TestKafkaLoadWaitsForOpenTransaction(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer r.Close()
-				got, err := r.Load()
+				got, err := r.Load(context.Background())
 				wantMsg := fmt.Sprintf("topic %s partition 0: last stable offset %d is short of the high watermark %d after waiting 1s: another producer holds a transaction open", topic, lso, hwm)
 				if !errors.Is(err, ErrOpenTransaction) || !strings.Contains(err.Error(), wantMsg) {
 					t.Errorf("Load with a transaction open: got %+v, %v; want ErrOpenTransaction containing %q", got, err, wantMsg)
@@ -401,7 +401,7 @@ func TestKafkaLoadWaitsForOpenTransaction(t *testing.T) {
 				}
 				done := make(chan result, 1)
 				go func() {
-					cp, err := r2.Load()
+					cp, err := r2.Load(context.Background())
 					done <- result{cp, err}
 				}()
 				// Longer than one second: no quiet time ends a load while
@@ -424,7 +424,7 @@ func TestKafkaLoadWaitsForOpenTransaction(t *testing.T) {
 				}
 				// And so does a load after it, of a new store and of the same.
 				for _, s := range []*Kafka{openKafka(t, addr, topic, name), r2} {
-					if cp, err := s.Load(); err != nil || cp.Position.Pos != tc.want {
+					if cp, err := s.Load(context.Background()); err != nil || cp.Position.Pos != tc.want {
 						t.Errorf("Load after the transaction: got %+v, %v; want position %d", cp, err, tc.want)
 					}
 				}
@@ -464,7 +464,7 @@ func TestKafkaLoadReadsBackAndAhead(t *testing.T) {
 	k := openKafka(t, addr, topic, name)
 	check := func(s *Kafka, want uint32) {
 		t.Helper()
-		cp, err := s.Load()
+		cp, err := s.Load(context.Background())
 		if err != nil || cp.Position.Pos != want {
 			t.Fatalf("Load: got %+v, %v; want position %d", cp, err, want)
 		}
@@ -505,7 +505,7 @@ func TestKafkaLoadReadsBackAndAhead(t *testing.T) {
 	// A tombstone after the mark deletes the checkpoint.
 	produceRaw(t, addr, topic, name, nil)
 	for _, s := range []*Kafka{k, openKafka(t, addr, topic, name)} {
-		if cp, err := s.Load(); !errors.Is(err, ErrNotFound) {
+		if cp, err := s.Load(context.Background()); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Load after a tombstone: got %+v, %v; want ErrNotFound", cp, err)
 		}
 	}
@@ -538,7 +538,7 @@ func BenchmarkKafkaLoad(b *testing.B) {
 		b.StopTimer()
 		k := openKafka(b, addr, topic, name)
 		b.StartTimer()
-		got, err := k.Load()
+		got, err := k.Load(context.Background())
 		if err != nil || got.Position.Pos != 1000 {
 			b.Fatalf("Load: got %+v, %v", got, err)
 		}
@@ -578,9 +578,71 @@ func TestKafkaLoadOutwaitsAStalledTransaction(t *testing.T) {
 	}
 	defer r.Close()
 	start := time.Now()
-	got, err := r.Load()
+	got, err := r.Load(context.Background())
 	if err != nil || got.Position.Pos != 2000 {
 		t.Fatalf("Load while a stalled transaction expires: got %+v, %v; want position 2000", got, err)
 	}
 	t.Logf("Load returned after %v (transaction timeout 2s)", time.Since(start).Round(10*time.Millisecond))
+}
+
+// TestKafkaLoadEndsWithItsContext: while another producer's transaction
+// holds the checkpoint topic's last stable offset back, Load waits (here up
+// to a minute); a context cancelled before or during that wait ends it at
+// once with the context's error, and the store loads normally afterwards.
+func TestKafkaLoadEndsWithItsContext(t *testing.T) {
+	const topic, name = "cp", "shop-outbox"
+	_, addr := newBroker(t)
+	w := openKafka(t, addr, topic, name)
+	cp, _ := checkpointAt(t, name, 1000)
+	if err := w.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+	open := txnProducer(t, addr, "tailbox-billing-outbox")
+	_, data := checkpointAt(t, "billing-outbox", 600)
+	produceTxn(t, open, &kgo.Record{Topic: topic, Key: []byte("billing-outbox"), Value: data})
+
+	octx, ocancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ocancel()
+	r, err := OpenKafka(octx, KafkaOptions{Brokers: []string{addr}, Topic: topic, Name: name, Timeout: 15 * time.Second, TxnWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // when the context is cancelled; 0: before Load
+	}{
+		{"a context cancelled before Load", 0},
+		{"a context cancelled while Load waits", 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.after == 0 {
+				cancel()
+			} else {
+				time.AfterFunc(tc.after, cancel)
+			}
+			done := make(chan error, 1)
+			go func() {
+				got, err := r.Load(ctx)
+				if err == nil {
+					err = fmt.Errorf("no error, checkpoint %+v", got)
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) || errors.Is(err, ErrOpenTransaction) {
+					t.Errorf("Load with a cancelled context: %v; want context.Canceled", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Load did not return within 20s of its context's cancellation (it waits up to 1 min for the open transaction)")
+			}
+		})
+	}
+	endTxn(t, open, false)
+	if got, err := r.Load(context.Background()); err != nil || got.Position.Pos != 1000 {
+		t.Errorf("Load after the transaction ended: got %+v, %v; want position 1000", got, err)
+	}
 }
