@@ -117,8 +117,12 @@ type Kafka struct {
 // below end was read, and the key's latest one among them (if found) is at
 // offset with value (nil for a tombstone) and ts. Compaction removes a
 // record only when the same key has a newer one, so the mark stays true
-// while the partition's log start is at or below offset.
+// while the partition's log start is at or below offset, and only for the
+// topic it was read from: topic is that topic's id (zero when the broker
+// has no topic ids), which changes when the topic is deleted and created
+// again under the same name.
 type readMark struct {
+	topic       sarama.Uuid
 	end, offset int64
 	found       bool
 	value       []byte
@@ -341,6 +345,10 @@ func (k *Kafka) readPart(ctx context.Context, p int32, waitUntil time.Time) (rea
 	if err != nil {
 		return readMark{}, fmt.Errorf("leader: %w", err)
 	}
+	id, err := topicID(broker, k.client.Config().Version, k.topic)
+	if err != nil {
+		return readMark{}, fmt.Errorf("topic id: %w", err)
+	}
 	start, err := listOffset(broker, k.topic, p, sarama.OffsetOldest, sarama.ReadUncommitted)
 	if err != nil {
 		return readMark{}, fmt.Errorf("log start offset: %w", err)
@@ -371,21 +379,22 @@ func (k *Kafka) readPart(ctx context.Context, p int32, waitUntil time.Time) (rea
 	deadline := time.Now().Add(k.timeout)
 	floor := start
 	prev, ok := k.read[p]
-	if ok && (prev.end > end || (prev.found && prev.offset < start) || prev.end < start) {
-		// The topic was recreated or records were deleted below the
-		// mark: it no longer holds.
+	if ok && (prev.topic != id || prev.end > end || (prev.found && prev.offset < start) || prev.end < start) {
+		// The topic was deleted and created again (a new id, or offsets
+		// that no longer reach the mark), or records were deleted below
+		// the mark: it no longer holds.
 		ok = false
 	}
 	if ok {
 		floor = prev.end
 	}
-	m := readMark{end: end}
+	m := readMark{topic: id, end: end}
 	for hi, size := end, int64(firstWindow); hi > floor && !m.found; size *= 4 {
 		lo := max(floor, hi-size)
 		if m, err = k.scan(ctx, broker, p, lo, hi, deadline); err != nil {
 			return readMark{}, err
 		}
-		m.end = end
+		m.topic, m.end = id, end
 		hi = lo
 	}
 	if !m.found && ok {
@@ -489,6 +498,30 @@ func (k *Kafka) scan(ctx context.Context, broker *sarama.Broker, p int32, lo, hi
 // type int16) marks the end of an aborted transaction (type 0).
 func isAbortMarker(key []byte) bool {
 	return len(key) >= 4 && binary.BigEndian.Uint16(key[2:4]) == 0
+}
+
+// topicID asks broker for topic's id (KIP-516); it is zero when the broker
+// or the configured Kafka version predates topic ids.
+func topicID(broker *sarama.Broker, version sarama.KafkaVersion, topic string) (sarama.Uuid, error) {
+	req := sarama.NewMetadataRequest(version, []string{topic})
+	if req.Version < 10 {
+		return sarama.Uuid{}, nil
+	}
+	resp, err := broker.GetMetadata(req)
+	if err != nil {
+		_ = broker.Close()
+		return sarama.Uuid{}, err
+	}
+	for _, t := range resp.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if !errors.Is(t.Err, sarama.ErrNoError) {
+			return sarama.Uuid{}, t.Err
+		}
+		return t.Uuid, nil
+	}
+	return sarama.Uuid{}, sarama.ErrIncompleteResponse
 }
 
 // listOffset asks broker, the leader of topic's partition p, for the

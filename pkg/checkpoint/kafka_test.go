@@ -646,3 +646,96 @@ func TestKafkaLoadEndsWithItsContext(t *testing.T) {
 		t.Errorf("Load after the transaction ended: got %+v, %v; want position 1000", got, err)
 	}
 }
+
+// recreateTopic deletes topic and creates it again, empty, with one
+// partition: offsets start at 0 again and the topic gets a new id.
+func recreateTopic(t testing.TB, addr, topic string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{topic}
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = kmsg.StringPtr(topic)
+	del.Topics = append(del.Topics, dt)
+	dresp, err := del.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("delete topic %s: %v", topic, err)
+	}
+	for _, r := range dresp.Topics {
+		if r.ErrorCode != 0 {
+			t.Fatalf("delete topic %s: error code %d", topic, r.ErrorCode)
+		}
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = topic, 1, 1
+	cc := kmsg.NewCreateTopicsRequestTopicConfig()
+	cc.Name, cc.Value = "cleanup.policy", kmsg.StringPtr("compact")
+	ct.Configs = append(ct.Configs, cc)
+	create.Topics = append(create.Topics, ct)
+	cresp, err := create.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	for _, r := range cresp.Topics {
+		if r.ErrorCode != 0 {
+			t.Fatalf("create topic %s: error code %d", topic, r.ErrorCode)
+		}
+	}
+}
+
+// TestKafkaLoadAfterTheTopicWasRecreated: a store remembers how far its
+// loads read; once the checkpoint topic is deleted and created again, that
+// mark belongs to the old topic, whatever the new one's offsets: a load
+// reads the new topic whole, and never returns the old topic's record.
+func TestKafkaLoadAfterTheTopicWasRecreated(t *testing.T) {
+	const topic, name = "cp", "shop-outbox"
+	cases := []struct {
+		name   string
+		before int    // records of other keys in the new topic before the key's
+		key    bool   // the new topic holds a checkpoint of the key
+		others int    // records of other keys after it
+		want   uint32 // 0: ErrNotFound
+	}{
+		{"new topic as long as the old, without the key", 0, false, 30, 0},
+		{"new topic shorter than the old, without the key", 0, false, 3, 0},
+		{"the key's record below the old mark", 2, true, 30, 2000},
+		{"the key's record above the old mark", 30, true, 2, 2000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := newBroker(t)
+			k := openKafka(t, addr, topic, name)
+			produceOthers(t, addr, topic, 10)
+			cp, _ := checkpointAt(t, name, 1000)
+			if err := k.Save(cp); err != nil {
+				t.Fatal(err)
+			}
+			produceOthers(t, addr, topic, 10)
+			if got, err := k.Load(context.Background()); err != nil || got.Position.Pos != 1000 {
+				t.Fatalf("Load before the topic was recreated: got %+v, %v; want position 1000", got, err)
+			}
+
+			recreateTopic(t, addr, topic)
+			produceOthers(t, addr, topic, tc.before)
+			if tc.key {
+				_, data := checkpointAt(t, name, 2000)
+				produceRaw(t, addr, topic, name, data)
+			}
+			produceOthers(t, addr, topic, tc.others)
+			got, err := k.Load(context.Background())
+			switch {
+			case tc.want == 0 && !errors.Is(err, ErrNotFound):
+				t.Errorf("Load from the recreated topic: got %+v, %v; want ErrNotFound", got, err)
+			case tc.want != 0 && (err != nil || got.Position.Pos != tc.want):
+				t.Errorf("Load from the recreated topic: got %+v, %v; want position %d", got, err, tc.want)
+			}
+		})
+	}
+}
