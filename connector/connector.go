@@ -20,6 +20,7 @@ import (
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
+	"github.com/tailbox-cdc/tailbox/pkg/lease"
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
 )
 
@@ -75,6 +76,9 @@ type Connector struct {
 	// start position and stored it (runHA then drops it for later
 	// takeovers; one that failed before storing it leaves it to the next).
 	fromResolved bool
+	// lease is the ha lease while this replica holds it (nil otherwise,
+	// and without ha): openProducer confirms it before fencing.
+	lease *lease.Lease
 }
 
 // New checks that cfg maps onto every stage; errors wrap ErrConfig.

@@ -3,8 +3,10 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/tailbox-cdc/tailbox/connector/pipeline"
 	"github.com/tailbox-cdc/tailbox/internal/retry"
 	"github.com/tailbox-cdc/tailbox/pkg/lease"
 )
@@ -18,7 +20,11 @@ var errLeaseLost = errors.New("ha lease lost")
 // producer fences the former one before it loads the Kafka-stored
 // checkpoint (see session), so a stalled former leader that resumes can
 // commit nothing more: its commit fails as fenced, it steps down and
-// stands by again.
+// stands by again. Before it opens a transactional producer, a holder
+// confirms the lease with the group coordinator (see confirmLease), so
+// that a former holder that resumes fences nobody; a holder fenced while
+// the coordinator confirms its lease takes over again after a back-off
+// instead of handing the lease over.
 //
 // The replica stays in the group for as long as it can: it leaves only
 // when it steps down for a reason the group does not know of (fenced, or a
@@ -121,8 +127,10 @@ func (h *haReplica) takeOver(ctx context.Context, lost <-chan struct{}) error {
 	}()
 	h.failWait.Started()
 	c.fromResolved = false
+	c.lease = h.l
 	err := c.runActive(actx, h.opts)
-	leaseLost := errors.Is(context.Cause(actx), errLeaseLost)
+	c.lease = nil
+	leaseLost := errors.Is(context.Cause(actx), errLeaseLost) || errors.Is(err, lease.ErrLost)
 	cancel(nil)
 	h.failWait.Ended()
 	if c.fromResolved {
@@ -133,6 +141,14 @@ func (h *haReplica) takeOver(ctx context.Context, lost <-chan struct{}) error {
 	switch {
 	case ctx.Err() != nil:
 		return err
+	case errors.Is(err, ErrFenced) && h.l.Check(ctx) == nil:
+		// The coordinator confirms that this replica holds the lease: the
+		// producer that fenced it is a former holder's that resumed from
+		// a stall, and has lost the lease since. Take over again (that
+		// fences it in turn) after a back-off.
+		wait := h.failWait.Next()
+		c.log.Warn().Err(err).Dur("backoff", wait).Msg("fenced while holding the ha lease: taking over again after a back-off")
+		retry.Sleep(ctx, wait)
 	case errors.Is(err, ErrFenced):
 		// Another replica took over while this one believed it held the
 		// lease (it stalled past its session): its membership is stale.
@@ -151,6 +167,29 @@ func (h *haReplica) takeOver(ctx context.Context, lost <-chan struct{}) error {
 		c.log.Warn().AnErr("run_error", err).Msg("ha lease lost: stopped streaming, standing by")
 	}
 	return nil
+}
+
+// confirmLease asks the group coordinator, before a transactional
+// producer with id txnID opens (its InitProducerId fences any other
+// producer of that id), whether this replica still holds the ha lease: a
+// replica that stalled past its session, e.g. in a restart back-off, and
+// resumed believes it holds the lease until its next heartbeat is
+// answered, and must not fence the replica that took over meanwhile. The
+// error wraps lease.ErrLost when the lease is gone, and pipeline.ErrRetry
+// when the coordinator could not be asked.
+func (c *Connector) confirmLease(ctx context.Context, txnID string) error {
+	if c.lease == nil || txnID == "" {
+		return nil
+	}
+	err := c.lease.Check(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, lease.ErrLost), ctx.Err() != nil:
+		return fmt.Errorf("open the transactional producer: %w", err)
+	default:
+		return fmt.Errorf("%w: open the transactional producer: %w", pipeline.ErrRetry, err)
+	}
 }
 
 // fatalInHA reports whether err, which ended a takeover, would end every

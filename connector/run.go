@@ -301,6 +301,9 @@ func (c *Connector) openProducer(ctx context.Context) (*kafka.Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.confirmLease(ctx, pc.TransactionalID); err != nil {
+		return nil, err
+	}
 	pc.OnRetry = c.m.ProducerRetry
 	return retryKafka(ctx, c, func() (*kafka.Producer, error) {
 		p, err := kafka.New(ctx, pc)

@@ -56,19 +56,27 @@ type Options struct {
 	OnError func(error)
 }
 
+// ErrLost is returned by Check when the group coordinator no longer
+// counts this member in the generation that gave it the lease: it was
+// evicted (it stalled past its session) and another member may hold the
+// lease now.
+var ErrLost = errors.New("ha lease lost")
+
 // Lease is one replica's membership. Its methods are safe for concurrent use.
 type Lease struct {
-	opts  Options
-	group sarama.ConsumerGroup
+	opts   Options
+	client sarama.Client
+	group  sarama.ConsumerGroup
 
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu     sync.Mutex
 	held   bool
-	lost   chan struct{} // closed when the current holding ends
-	gained chan struct{} // closed (and replaced) when the lease is gained
-	err    error         // the error that ended the lease loop
+	lost   chan struct{}               // closed when the current holding ends
+	gained chan struct{}               // closed (and replaced) when the lease is gained
+	err    error                       // the error that ended the lease loop
+	sess   sarama.ConsumerGroupSession // the session that holds the lease
 }
 
 // Join creates the lease topic if needed and joins the group in the
@@ -113,12 +121,18 @@ func Join(ctx context.Context, o Options) (*Lease, error) {
 	if err := ensureTopic(ctx, o.Brokers, sc, o.Topic); err != nil {
 		return nil, fmt.Errorf("join lease %s: %w", o.Topic, err)
 	}
-	group, err := sarama.NewConsumerGroup(o.Brokers, o.Group, sc)
+	// The group's client is the lease's own, for Check.
+	client, err := sarama.NewClient(o.Brokers, sc)
 	if err != nil {
 		return nil, fmt.Errorf("join lease group %s: %w", o.Group, err)
 	}
+	group, err := sarama.NewConsumerGroupFromClient(o.Group, client)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("join lease group %s: %w", o.Group, err)
+	}
 	lctx, cancel := context.WithCancel(context.Background())
-	l := &Lease{opts: o, group: group, cancel: cancel, done: make(chan struct{}), gained: make(chan struct{})}
+	l := &Lease{opts: o, client: client, group: group, cancel: cancel, done: make(chan struct{}), gained: make(chan struct{})}
 	go l.errors()
 	go l.loop(lctx)
 	return l, nil
@@ -207,14 +221,14 @@ func (l *Lease) report(err error) {
 	}
 }
 
-// gain marks the lease held.
-func (l *Lease) gain() {
+// gain marks the lease held by session s.
+func (l *Lease) gain(s sarama.ConsumerGroupSession) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held {
 		return
 	}
-	l.held = true
+	l.held, l.sess = true, s
 	l.lost = make(chan struct{})
 	close(l.gained)
 	l.gained = make(chan struct{})
@@ -225,8 +239,66 @@ func (l *Lease) release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.held {
-		l.held = false
+		l.held, l.sess = false, nil
 		close(l.lost)
+	}
+}
+
+// Check asks the group coordinator whether this member still holds the
+// lease, for a holder about to do what only the holder may (open the
+// transactional producer, whose InitProducerId fences any other): a
+// member that stalled past its session believes it holds the lease until
+// its next heartbeat is answered, while another member may hold it
+// already. It returns nil when the coordinator counts the member in the
+// generation that gave it the lease; ErrLost when the lease is not held,
+// or the coordinator no longer knows the member or that generation (the
+// lease is then released: the channel of Acquire closes); another error
+// when the coordinator cannot be asked; ctx's error when ctx ends first.
+func (l *Lease) Check(ctx context.Context) error {
+	l.mu.Lock()
+	s := l.sess
+	l.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("check lease of group %s: %w", l.opts.Group, ErrLost)
+	}
+	type result struct {
+		resp *sarama.HeartbeatResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		coord, err := l.client.Coordinator(l.opts.Group)
+		if err != nil {
+			done <- result{err: fmt.Errorf("find the group coordinator: %w", err)}
+			return
+		}
+		resp, err := coord.Heartbeat(&sarama.HeartbeatRequest{GroupId: l.opts.Group, MemberId: s.MemberID(), GenerationId: s.GenerationID()})
+		done <- result{resp, err}
+	}()
+	var r result
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("check lease of group %s: %w", l.opts.Group, ctx.Err())
+	case r = <-done:
+	}
+	if r.err != nil {
+		return fmt.Errorf("check lease of group %s: %w", l.opts.Group, r.err)
+	}
+	switch {
+	case errors.Is(r.resp.Err, sarama.ErrNoError), errors.Is(r.resp.Err, sarama.ErrRebalanceInProgress):
+		// A member of the group, and a rebalance does not take the
+		// lease from its holder (see the package documentation).
+		return nil
+	case errors.Is(r.resp.Err, sarama.ErrUnknownMemberId), errors.Is(r.resp.Err, sarama.ErrIllegalGeneration), errors.Is(r.resp.Err, sarama.ErrFencedInstancedId):
+		l.mu.Lock()
+		if l.held && l.sess == s {
+			l.held, l.sess = false, nil
+			close(l.lost)
+		}
+		l.mu.Unlock()
+		return fmt.Errorf("check lease of group %s: the coordinator answered %w: %w", l.opts.Group, r.resp.Err, ErrLost)
+	default:
+		return fmt.Errorf("check lease of group %s: %w", l.opts.Group, r.resp.Err)
 	}
 }
 
@@ -275,7 +347,11 @@ func (l *Lease) Close() error {
 	l.cancel()
 	<-l.done
 	l.release()
-	return l.group.Close()
+	err := l.group.Close()
+	if cerr := l.client.Close(); err == nil && !errors.Is(cerr, sarama.ErrClosedClient) {
+		err = cerr
+	}
+	return err
 }
 
 // handler holds the lease while the group assigns it the partition: from
@@ -302,7 +378,7 @@ func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerG
 	// rebalance timeout (the coordinator then drops the member and moves
 	// the lease).
 	h.l.group.Pause(map[string][]int32{c.Topic(): {c.Partition()}})
-	h.l.gain()
+	h.l.gain(s)
 	defer h.l.release()
 	for {
 		select {
