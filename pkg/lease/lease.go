@@ -52,7 +52,9 @@ type Options struct {
 	// before it reassigns the lease; 10 s when zero.
 	SessionTimeout time.Duration
 	// OnError receives errors of the group's background session (e.g. a
-	// broker that went away); nil drops them. The lease keeps retrying.
+	// broker that went away), and once per loss the lease partition's
+	// lack of a leader (see watchLeader); nil drops them. The lease keeps
+	// retrying.
 	OnError func(error)
 }
 
@@ -135,7 +137,59 @@ func Join(ctx context.Context, o Options) (*Lease, error) {
 	l := &Lease{opts: o, client: client, group: group, cancel: cancel, done: make(chan struct{}), gained: make(chan struct{})}
 	go l.errors()
 	go l.loop(lctx)
+	go l.watchLeader(lctx)
 	return l, nil
+}
+
+// leaderPoll is how often a member looks up the lease partition's leader.
+const leaderPoll = 5 * time.Second
+
+// watchLeader looks up the lease partition's leader every leaderPoll until
+// ctx ends, and reports through OnError when the partition has none: no
+// member can then claim the lease, and the replicas would wait without a
+// word.
+func (l *Lease) watchLeader(ctx context.Context) {
+	w := leaderWatch{topic: l.opts.Topic, report: l.report}
+	t := time.NewTicker(leaderPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A refresh that meets a partition without a leader may fail
+		// itself; the partition's state is in the client's metadata.
+		_ = l.client.RefreshMetadata(l.opts.Topic)
+		_, err := l.client.Leader(l.opts.Topic, 0)
+		if ctx.Err() != nil {
+			return
+		}
+		w.observe(err)
+	}
+}
+
+// leaderWatch decides what a leader lookup of the lease partition reports:
+// the loss of the leader once, when it is first seen, and again only after
+// a leader was seen in between. A lookup that fails for another reason (no
+// broker answers, which the group reports itself) changes nothing.
+type leaderWatch struct {
+	topic   string
+	report  func(error)
+	missing bool // the last conclusive lookup found no leader
+}
+
+// observe takes the error of one lookup (nil: a leader was found).
+func (w *leaderWatch) observe(err error) {
+	switch {
+	case err == nil:
+		w.missing = false
+	case errors.Is(err, sarama.ErrLeaderNotAvailable):
+		if !w.missing {
+			w.missing = true
+			w.report(fmt.Errorf("lease topic %s partition 0 has no leader: no replica can take the ha lease until the partition has one again: %w", w.topic, err))
+		}
+	}
 }
 
 // ensureTopic creates the one-partition lease topic when it is missing and

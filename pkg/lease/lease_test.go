@@ -2,10 +2,13 @@ package lease
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -174,6 +177,45 @@ func TestMembershipChangesLeaveTheHolder(t *testing.T) {
 		case <-lost:
 			t.Fatalf("round %d: the holder's lost channel closed while it stayed in the group", i)
 		default:
+		}
+	}
+}
+
+// TestLeaderWatchReportsOncePerChange: the lease partition's leader is
+// looked up periodically; a lookup that finds no leader is reported once
+// when the partition loses it, not at every lookup, and again only after a
+// leader was seen in between. Lookups that fail for another reason (no
+// broker reachable: the group reports those) change nothing.
+func TestLeaderWatchReportsOncePerChange(t *testing.T) {
+	const topic = "tailbox.lease.shop"
+	noLeader := fmt.Errorf("leader of %s/0: %w", topic, sarama.ErrLeaderNotAvailable)
+	unreachable := fmt.Errorf("leader of %s/0: %w", topic, sarama.ErrOutOfBrokers)
+	lookups := []struct {
+		name string
+		err  error
+		want bool // reported
+	}{
+		{"a leader", nil, false},
+		{"no leader", noLeader, true},
+		{"still no leader", noLeader, false},
+		{"no broker reachable", unreachable, false},
+		{"still no leader after that", noLeader, false},
+		{"a leader again", nil, false},
+		{"no leader again", noLeader, true},
+		{"still no leader again", noLeader, false},
+	}
+	var reported []error
+	w := leaderWatch{topic: topic, report: func(err error) { reported = append(reported, err) }}
+	for _, l := range lookups {
+		before := len(reported)
+		w.observe(l.err)
+		if got := len(reported) > before; got != l.want {
+			t.Errorf("%s: reported %v, want %v", l.name, got, l.want)
+		}
+	}
+	for _, err := range reported {
+		if !errors.Is(err, sarama.ErrLeaderNotAvailable) || !strings.Contains(err.Error(), "lease topic tailbox.lease.shop partition 0 has no leader") {
+			t.Errorf("report %q does not name the topic and partition or wrap the lookup's error", err)
 		}
 	}
 }
