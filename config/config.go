@@ -116,11 +116,33 @@ type Source struct {
 // SourceTLS is the TLS setting of the MySQL connection.
 type SourceTLS struct {
 	// Mode is disabled, preferred (default), required, verify_ca or verify_identity.
-	Mode     string `yaml:"mode"`
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	Mode     TLSMode `yaml:"mode"`
+	CAFile   string  `yaml:"ca_file"`
+	CertFile string  `yaml:"cert_file"`
+	KeyFile  string  `yaml:"key_file"`
 }
+
+// TLSMode is source.tls.mode: whether and how the MySQL connections use
+// TLS, named as MySQL's --ssl-mode values. Validate accepts exactly the
+// constants below; Parse leaves any string for Validate to report.
+type TLSMode string
+
+// Values of source.tls.mode.
+const (
+	// TLSDisabled connects without TLS.
+	TLSDisabled TLSMode = "disabled"
+	// TLSPreferred uses TLS, without verifying the server, when the server
+	// offers it (the default).
+	TLSPreferred TLSMode = "preferred"
+	// TLSRequired uses TLS without verifying the server.
+	TLSRequired TLSMode = "required"
+	// TLSVerifyCA uses TLS and checks the server's certificate against
+	// source.tls.ca_file.
+	TLSVerifyCA TLSMode = "verify_ca"
+	// TLSVerifyIdentity is TLSVerifyCA, and the certificate must name the
+	// host of source.addr.
+	TLSVerifyIdentity TLSMode = "verify_identity"
+)
 
 // Start is where a connector without a checkpoint begins.
 type Start struct {

@@ -22,7 +22,7 @@ func Default() Config {
 		Source: Source{
 			ServerID:  5401,
 			Flavor:    "auto",
-			TLS:       SourceTLS{Mode: "preferred"},
+			TLS:       SourceTLS{Mode: TLSPreferred},
 			Heartbeat: Duration(10 * time.Second),
 		},
 		Start: Start{From: "latest"},

@@ -317,7 +317,7 @@ log: {level: "${LOG_LEVEL}"}
 		{"variables join literal text", cfg.Source.Addr, "db.internal:3306"},
 		{"the default applies when set but empty", cfg.Source.User, "cdc"},
 		{"$${ is a literal ${ and a value is expanded once", cfg.Source.Password.Reveal(), "p${x}-a${SCHEMA}b"},
-		{"a quoted value is expanded", cfg.Source.TLS.Mode, "preferred"},
+		{"a quoted value is expanded", string(cfg.Source.TLS.Mode), "preferred"},
 		{"a list item is expanded", cfg.Outbox.Tables[0], "shop.outbox"},
 		{"${routedByValue} survives", cfg.Outbox.Route.Topic, "outbox.event.${routedByValue}"},
 		{"a lowercase name inside a default is left alone", cfg.Outbox.Fields.Timestamp, "ts.${lower}"},

@@ -63,13 +63,14 @@ func (c *Config) Validate() error {
 		ps.add("source.server_id", "must not be 0; use an id unique among the server's replicas", "0")
 	}
 	v.enum("source.flavor", c.Source.Flavor, "auto", "mysql", "mariadb")
-	v.enum("source.tls.mode", c.Source.TLS.Mode, "disabled", "preferred", "required", "verify_ca", "verify_identity")
+	v.enum("source.tls.mode", string(c.Source.TLS.Mode),
+		string(TLSDisabled), string(TLSPreferred), string(TLSRequired), string(TLSVerifyCA), string(TLSVerifyIdentity))
 	switch c.Source.TLS.Mode {
-	case "verify_ca", "verify_identity":
+	case TLSVerifyCA, TLSVerifyIdentity:
 		if c.Source.TLS.CAFile == "" {
-			ps.add("source.tls.ca_file", "required with tls.mode "+c.Source.TLS.Mode, "")
+			ps.add("source.tls.ca_file", "required with tls.mode "+string(c.Source.TLS.Mode), "")
 		}
-	case "disabled":
+	case TLSDisabled:
 		const why = "has no effect with source.tls.mode disabled"
 		v.unused("source.tls.ca_file", c.Source.TLS.CAFile, why)
 		v.unused("source.tls.cert_file", c.Source.TLS.CertFile, why)

@@ -101,12 +101,11 @@ func (c *Connector) Check(ctx context.Context) []Result {
 // checkSource connects to the source once and runs every check that needs it.
 func (c *Connector) checkSource(ctx context.Context) []Result {
 	addr := c.cfg.Source.Addr
-	rc, err := c.readerConfig()
-	if err != nil {
+	reader, err := c.dialReader(ctx, c.readerConfig())
+	if errors.Is(err, binlog.ErrTLS) {
 		return []Result{{Name: "source", Status: StatusFail, Detail: err.Error(),
 			Fix: "correct source.tls (mode, ca_file, cert_file, key_file)"}}
 	}
-	reader, err := c.dialReader(ctx, rc)
 	if err != nil {
 		r := Result{Name: "source", Status: StatusFail, Detail: fmt.Sprintf("cannot connect to %s: %s", addr, err)}
 		switch {

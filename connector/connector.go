@@ -142,26 +142,28 @@ func outboxOptions(cfg *config.Config) (outbox.Options, error) {
 	return opts, nil
 }
 
-// readerConfig maps source onto binlog.Config. It logs in to the source once
-// to settle source.tls (resolveSourceTLS): a TLS misconfiguration is an error
-// here, not a connection failure to retry.
-func (c *Connector) readerConfig() (binlog.Config, error) {
-	flavor, _ := binlog.ParseFlavor(c.cfg.Source.Flavor)
-	tlsCfg, err := c.resolveSourceTLS()
-	if err != nil {
-		return binlog.Config{}, err
-	}
+// readerConfig maps source onto binlog.Config. binlog.Open settles
+// source.tls with one login when it connects (binlog.ErrTLS: a TLS
+// misconfiguration is an error there, not a connection failure to retry).
+func (c *Connector) readerConfig() binlog.Config {
+	src := c.cfg.Source
+	flavor, _ := binlog.ParseFlavor(src.Flavor)
 	return binlog.Config{
-		Addr:                 c.cfg.Source.Addr,
-		User:                 c.cfg.Source.User,
-		Password:             c.cfg.Source.Password.Reveal(),
-		ServerID:             c.cfg.Source.ServerID,
-		Flavor:               flavor,
-		TLS:                  tlsCfg,
-		Heartbeat:            c.cfg.Source.Heartbeat.D(),
+		Addr:     src.Addr,
+		User:     src.User,
+		Password: src.Password.Reveal(),
+		ServerID: src.ServerID,
+		Flavor:   flavor,
+		TLS: binlog.TLS{
+			Mode:     binlog.TLSMode(src.TLS.Mode), // config.TLSMode values are binlog's
+			CAFile:   src.TLS.CAFile,
+			CertFile: src.TLS.CertFile,
+			KeyFile:  src.TLS.KeyFile,
+		},
+		Heartbeat:            src.Heartbeat.D(),
 		Tables:               c.cfg.Outbox.Tables,
-		AllowMinimalMetadata: c.cfg.Source.AllowMinimalMetadata,
-	}, nil
+		AllowMinimalMetadata: src.AllowMinimalMetadata,
+	}
 }
 
 // exactlyOnce reports whether delivery is exactly_once: events and the
@@ -197,10 +199,7 @@ func (c *Connector) producerConfig() (kafka.Config, error) {
 
 // openReader connects to the source, retrying with back-off until ctx ends.
 func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
-	rc, err := c.readerConfig()
-	if err != nil {
-		return nil, err
-	}
+	rc := c.readerConfig()
 	var b retry.Backoff
 	for {
 		r, err := c.dialReader(ctx, rc)

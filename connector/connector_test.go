@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tailbox-cdc/tailbox/config"
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 )
 
@@ -69,5 +70,39 @@ func TestNewRejectsAcksItCannotMap(t *testing.T) {
 	const want = `invalid configuration: kafka.acks: acks: must be one of all, leader, none (got "2")`
 	if err.Error() != want {
 		t.Errorf("New = %q, want %q", err, want)
+	}
+}
+
+// readerConfig converts source.tls.mode to binlog.TLSMode: every mode
+// config accepts must be the binlog mode of the same meaning.
+func TestReaderConfigMapsEveryTLSMode(t *testing.T) {
+	pairs := []struct {
+		cfg  config.TLSMode
+		want binlog.TLSMode
+	}{
+		{config.TLSDisabled, binlog.TLSDisabled},
+		{config.TLSPreferred, binlog.TLSPreferred},
+		{config.TLSRequired, binlog.TLSRequired},
+		{config.TLSVerifyCA, binlog.TLSVerifyCA},
+		{config.TLSVerifyIdentity, binlog.TLSVerifyIdentity},
+	}
+	for _, p := range pairs {
+		t.Run(string(p.cfg), func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Name = "tls-map"
+			cfg.Source.Addr = "db.internal:3306"
+			cfg.Source.User = "cdc"
+			cfg.Outbox.Tables = []string{"shop.outbox"}
+			cfg.Kafka.Brokers = []string{"kafka:9092"}
+			cfg.Source.TLS = config.SourceTLS{Mode: p.cfg, CAFile: "ca.pem", CertFile: "client.pem", KeyFile: "client-key.pem"}
+			c, err := New(&cfg, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := binlog.TLS{Mode: p.want, CAFile: "ca.pem", CertFile: "client.pem", KeyFile: "client-key.pem"}
+			if got := c.readerConfig().TLS; got != want {
+				t.Fatalf("readerConfig().TLS = %+v, want %+v", got, want)
+			}
+		})
 	}
 }

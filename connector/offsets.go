@@ -36,11 +36,7 @@ func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Che
 		return nil, err
 	}
 	defer store.Close()
-	rc, err := c.readerConfig()
-	if err != nil {
-		return nil, err
-	}
-	reader, err := c.dialReader(ctx, rc)
+	reader, err := c.dialReader(ctx, c.readerConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -152,10 +152,7 @@ func (c *Connector) resolveSpec(ctx context.Context, reader *binlog.Reader, spec
 // file is not checked against RESET MASTER on load). It uses a connection
 // of its own, so the saver may call it while the reader streams.
 func (c *Connector) fileStartTime(flavor, file string) time.Time {
-	rc, err := c.readerConfig()
-	if err != nil {
-		return time.Time{}
-	}
+	rc := c.readerConfig()
 	if f, err := binlog.ParseFlavor(flavor); err == nil && f != binlog.FlavorUnknown {
 		rc.Flavor = f
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/rs/zerolog"
 )
 
 // dumpReadTimeout bounds the wait for one packet of a non-blocking dump,
@@ -175,9 +176,13 @@ func fileStartTime(ctx context.Context, cfg *Config, flavor Flavor, file string)
 // as Reader.FileStartTime does, without a Reader: for callers that must not
 // share the Reader's goroutine. cfg.Flavor should be the server's flavor
 // (FlavorUnknown reads the file as MySQL's, which is enough for its start).
+// It settles cfg.TLS as Open does, with one login, without logging.
 func FileStartTime(ctx context.Context, cfg Config, file string) (time.Time, error) {
 	if cfg.Addr == "" {
 		return time.Time{}, errors.New("binlog config: addr is empty")
+	}
+	if err := resolveTLS(ctx, &cfg, zerolog.Nop()); err != nil {
+		return time.Time{}, err
 	}
 	return fileStartTime(ctx, &cfg, cfg.Flavor, file)
 }

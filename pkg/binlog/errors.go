@@ -41,4 +41,13 @@ var (
 	// Reader retries these itself while streaming; Open returns them.
 	// Retriable.
 	ErrConnection = errors.New("mysql connection failed")
+
+	// ErrTLS is returned by Open and FileStartTime when Config.TLS cannot
+	// work as configured: an unreadable CA or client certificate file; a
+	// server that offers no TLS, or whose certificate is refused, under
+	// TLSRequired, TLSVerifyCA or TLSVerifyIdentity; or, under TLSDisabled,
+	// a server that refuses the plaintext login but accepts it over TLS.
+	// The message names the source.tls setting to change. Fatal: a retry
+	// cannot fix it.
+	ErrTLS = errors.New("source tls not usable as configured")
 )

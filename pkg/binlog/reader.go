@@ -107,12 +107,18 @@ type Reader struct {
 	rowsDec rowsDecoder // decodes captured rows in go-mysql's parsing goroutine
 }
 
-// Open validates cfg, connects a metadata connection, detects the flavor and
-// reads the server's identity. It does not start streaming. log receives the
-// reader's own warnings; slogger receives go-mysql's logs (nil discards them).
+// Open validates cfg, settles cfg.TLS with one login (an error matching
+// ErrTLS when TLS cannot work as configured; see TLSMode), connects a
+// metadata connection, detects the flavor and reads the server's identity.
+// It does not start streaming; every later connection of the Reader uses
+// the TLS decision made here. log receives the reader's own warnings;
+// slogger receives go-mysql's logs (nil discards them).
 func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Logger) (*Reader, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("binlog config: %w", err)
+	}
+	if err := resolveTLS(ctx, &cfg, log); err != nil {
+		return nil, err
 	}
 	if slogger == nil {
 		slogger = slog.New(slog.DiscardHandler)
@@ -314,7 +320,7 @@ func (r *Reader) startSync(ctx context.Context, from Position) error {
 		User:                    r.cfg.User,
 		Password:                r.cfg.Password,
 		Localhost:               "tailbox",
-		TLSConfig:               r.cfg.TLS,
+		TLSConfig:               r.cfg.tlsConf,
 		ParseTime:               true,
 		TimestampStringLocation: time.UTC,
 		RenderJSONAsMySQLText:   true,

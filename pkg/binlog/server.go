@@ -110,8 +110,8 @@ type conn struct {
 func dial(ctx context.Context, cfg *Config) (*client.Conn, error) {
 	d := &net.Dialer{Timeout: cfg.dialTimeout()}
 	var opts []client.Option
-	if cfg.TLS != nil {
-		tc := cfg.TLS
+	if cfg.tlsConf != nil {
+		tc := cfg.tlsConf
 		opts = append(opts, func(c *client.Conn) error { c.SetTLSConfig(tc); return nil })
 	}
 	c, err := client.ConnectWithDialer(ctx, "tcp", cfg.Addr, cfg.User, cfg.Password, "", d.DialContext, opts...)
@@ -300,8 +300,10 @@ type Config struct {
 	ServerID uint32
 	// Flavor forces the server flavor; FlavorUnknown detects it.
 	Flavor Flavor
-	// TLS, when non-nil, is used for both connections.
-	TLS *tls.Config
+	// TLS is the TLS setting of every connection to the server; the zero
+	// value is plaintext. Open and FileStartTime settle it with one login
+	// (see TLSMode) before they connect.
+	TLS TLS
 	// Heartbeat is the heartbeat period requested from the server; zero means 10s.
 	Heartbeat time.Duration
 	// ReadTimeout bounds the wait for any packet; zero means 3× Heartbeat.
@@ -324,6 +326,10 @@ type Config struct {
 	// committed, read again from its start, its rows handed out as read.
 	// Zero means 4 MiB.
 	TxnBuffer int
+
+	// tlsConf is TLS as resolveTLS settled it: the tls.Config of every
+	// connection, nil for plaintext.
+	tlsConf *tls.Config
 }
 
 func (c *Config) txnBuffer() int {
