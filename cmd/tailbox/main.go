@@ -35,6 +35,7 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/connector"
+	"github.com/tailbox-cdc/tailbox/connector/preflight"
 	"github.com/tailbox-cdc/tailbox/internal/knobs"
 )
 
@@ -290,9 +291,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, r := range results {
 		fmt.Fprintln(stdout, r)
 		switch r.Status {
-		case connector.StatusFail:
+		case preflight.StatusFail:
 			failed++
-		case connector.StatusWarn:
+		case preflight.StatusWarn:
 			warned++
 		}
 	}

@@ -1,4 +1,4 @@
-package connector
+package preflight
 
 import (
 	"errors"
@@ -201,7 +201,7 @@ func TestSettingChecks(t *testing.T) {
 }
 
 func TestColumnCheck(t *testing.T) {
-	mapped := []mappedColumn{
+	mapped := []Column{
 		{"id", "outbox.fields.id", "CHAR(36) NOT NULL PRIMARY KEY"},
 		{"aggregatetype", "outbox.fields.route_by", "VARCHAR(255) NOT NULL"},
 		{"aggregateid", "outbox.fields.key", "VARCHAR(255) NOT NULL"},
@@ -225,7 +225,7 @@ func TestColumnCheck(t *testing.T) {
 		}
 	})
 	t.Run("the CREATE TABLE hint has every mapped column once", func(t *testing.T) {
-		got := createTable("`s`.`outbox`", append(mapped, mappedColumn{"ID", "outbox.additional[1].column", "VARCHAR(255)"}))
+		got := createTable("`s`.`outbox`", append(mapped, Column{"ID", "outbox.additional[1].column", "VARCHAR(255)"}))
 		want := "CREATE TABLE `s`.`outbox` (`id` CHAR(36) NOT NULL PRIMARY KEY, `aggregatetype` VARCHAR(255) NOT NULL, `aggregateid` VARCHAR(255) NOT NULL, `type` VARCHAR(255) NOT NULL, `payload` JSON, `tenant` VARCHAR(255));"
 		if got != want {
 			t.Fatalf("got  %s\nwant %s", got, want)
