@@ -257,6 +257,27 @@ func TestSourceTLSRequiredWithoutServerTLS(t *testing.T) {
 	runMustFail(t, e, "source.tls.mode required", e.db.Addr+" does not offer TLS", "configure ssl_cert and ssl_key on the server")
 }
 
+// TestCheckSourceTLSRequiredWithoutServerTLS runs `tailbox check` with
+// tls.mode required against the shared MariaDB, which has no TLS: the
+// source item fails with the mode's error and the source.tls fix, the items
+// that need the source are left out, and Kafka is checked all the same.
+func TestCheckSourceTLSRequiredWithoutServerTLS(t *testing.T) {
+	e := newEnv(t, "envelope")
+	e.writeRawConfig(e.db.Addr, fmt.Sprintf("  user: %s\n  password: ${E2E_MYSQL_PASSWORD}\n  tls: {mode: required}", e.db.User), "")
+	lines, out, code := e.check()
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", code, out)
+	}
+	l := wantCheck(t, lines, out, "source", "FAIL", "correct source.tls (mode, ca_file, cert_file, key_file)")
+	if want := "source.tls.mode required: " + e.db.Addr + " does not offer TLS"; !strings.HasPrefix(l.detail, want) {
+		t.Fatalf("detail %q, want it to start with %q", l.detail, want)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("want only the source and kafka items:\n%s", out)
+	}
+	wantCheck(t, lines, out, "kafka", "ok", "")
+}
+
 // runMustFail runs `tailbox run` and wants exit status 1 with every string
 // of want on stderr.
 func runMustFail(t *testing.T, e *env, want ...string) {
