@@ -88,17 +88,8 @@ func TestReaderConfigMapsEveryTLSMode(t *testing.T) {
 	}
 	for _, p := range pairs {
 		t.Run(string(p.cfg), func(t *testing.T) {
-			cfg := config.Default()
-			cfg.Name = "tls-map"
-			cfg.Source.Addr = "db.internal:3306"
-			cfg.Source.User = "cdc"
-			cfg.Outbox.Tables = []string{"shop.outbox"}
-			cfg.Kafka.Brokers = []string{"kafka:9092"}
-			cfg.Source.TLS = config.SourceTLS{Mode: p.cfg, CAFile: "ca.pem", CertFile: "client.pem", KeyFile: "client-key.pem"}
-			c, err := New(&cfg, zerolog.Nop())
-			if err != nil {
-				t.Fatal(err)
-			}
+			tc := config.SourceTLS{Mode: p.cfg, CAFile: "ca.pem", CertFile: "client.pem", KeyFile: "client-key.pem"}
+			c := &Connector{cfg: &config.Config{Source: config.Source{Addr: "db.internal:3306", TLS: tc}}}
 			want := binlog.TLS{Mode: p.want, CAFile: "ca.pem", CertFile: "client.pem", KeyFile: "client-key.pem"}
 			if got := c.readerConfig().TLS; got != want {
 				t.Fatalf("readerConfig().TLS = %+v, want %+v", got, want)
