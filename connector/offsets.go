@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 )
 
@@ -51,12 +52,7 @@ func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Che
 			return nil, fmt.Errorf("read the start time of %s: %w", pos.File, err)
 		}
 	}
-	cp := &checkpoint.Checkpoint{
-		Name:       c.cfg.Name,
-		Position:   pos,
-		Server:     srv,
-		TablesHash: c.cfg.TablesHash(),
-	}
+	cp := checkpoint.New(c.cfg.Name, c.cfg.TablesHash(), binlog.Point{Pos: pos}, srv)
 	if err := store.Save(cp); err != nil {
 		return nil, fmt.Errorf("write checkpoint: %w", err)
 	}

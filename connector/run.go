@@ -213,7 +213,6 @@ func (c *Connector) pipeline(reader *binlog.Reader, cpr *pipeline.Checkpointer, 
 		TransactionInterval: c.cfg.Kafka.TransactionInterval.D(),
 		CheckpointTopic:     c.cfg.Checkpoint.Topic,
 		CheckpointInterval:  c.cfg.Checkpoint.Interval.D(),
-		TablesHash:          c.cfg.TablesHash(),
 	}
 	if c.deadLettering() {
 		cfg.DeadLetterTopic = c.cfg.Outbox.DeadLetterTopic

@@ -122,14 +122,7 @@ func (s *Checkpointer) stored() bool {
 
 // checkpoint is the checkpoint of p.
 func (s *Checkpointer) checkpoint(p binlog.Point) *checkpoint.Checkpoint {
-	return &checkpoint.Checkpoint{
-		Name:       s.cfg.Name,
-		Position:   p.Pos,
-		Skip:       p.Skip,
-		NextTxn:    p.NextTxn,
-		Server:     s.server(p.Pos.File),
-		TablesHash: s.cfg.TablesHash,
-	}
+	return checkpoint.New(s.cfg.Name, s.cfg.TablesHash, p, s.server(p.Pos.File))
 }
 
 // server is what the checkpoint records about the server for a position

@@ -50,8 +50,6 @@ type Config struct {
 	// CheckpointInterval is how often the checkpoint is written while the
 	// stream moves.
 	CheckpointInterval time.Duration
-	// TablesHash identifies the captured tables in each checkpoint.
-	TablesHash string
 	// DeadLetterTopic, when set (outbox.on_error dead_letter), receives
 	// poison events instead of the connector stopping before them.
 	DeadLetterTopic string

@@ -108,6 +108,19 @@ type Checkpoint struct {
 // Validate reports every problem that makes cp unusable, each as
 // "path: reason (got X)", joined, wrapped in an error wrapping ErrInvalid. It
 // does not check Version, which Save sets and Load checks first. NextTxn is
+// New returns the checkpoint of connector name, capturing the tables that
+// hash to tablesHash, at p on the server srv.
+func New(name, tablesHash string, p binlog.Point, srv Server) *Checkpoint {
+	return &Checkpoint{
+		Name:       name,
+		Position:   p.Pos,
+		Skip:       p.Skip,
+		NextTxn:    p.NextTxn,
+		Server:     srv,
+		TablesHash: tablesHash,
+	}
+}
+
 // Point is where a stream resumes from cp.
 func (cp *Checkpoint) Point() binlog.Point {
 	return binlog.Point{Pos: cp.Position, Skip: cp.Skip, NextTxn: cp.NextTxn}
