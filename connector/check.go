@@ -32,12 +32,10 @@ func (c *Connector) checker() *preflight.Checker {
 		Tables:               c.cfg.Outbox.Tables,
 		Columns:              c.mappedColumns(),
 		Store:                c.storeName(),
-		Dial: func(ctx context.Context) (*binlog.Reader, error) {
-			return c.dialReader(ctx, c.readerConfig())
-		},
-		ReadCheckpoint: c.readCheckpoint,
-		StartPoint: func(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint) (binlog.Point, string, error) {
-			return c.startPoint(ctx, reader, cp, "")
+		Dial:                 c.inspect,
+		ReadCheckpoint:       c.readCheckpoint,
+		StartPoint: func(ctx context.Context, insp *binlog.Inspector, cp *checkpoint.Checkpoint) (binlog.Point, string, error) {
+			return c.startPoint(ctx, insp, cp, "")
 		},
 		ProducerConfig: c.producerConfig,
 	}
@@ -69,9 +67,9 @@ func (c *Connector) mappedColumns() []preflight.Column {
 // information (a missing outbox table may yet be created; a server_id that
 // a replica uses may be this connector's own connection that the server
 // has not dropped yet).
-func (c *Connector) preflight(ctx context.Context, reader *binlog.Reader) error {
+func (c *Connector) preflight(ctx context.Context, insp *binlog.Inspector) error {
 	var fatal []string
-	for _, r := range c.checker().SourceChecks(ctx, reader) {
+	for _, r := range c.checker().SourceChecks(ctx, insp) {
 		switch {
 		case r.Status == preflight.StatusFail && r.Fatal:
 			fatal = append(fatal, r.String())

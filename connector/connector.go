@@ -234,3 +234,10 @@ func serverIdentity(s binlog.Server) checkpoint.Server {
 func (c *Connector) dialReader(ctx context.Context, rc binlog.Config) (*binlog.Reader, error) {
 	return binlog.Open(ctx, rc, c.log.With().Str("component", "binlog").Logger(), c.slog)
 }
+
+// inspect connects to the source once, without retrying, to ask it about
+// its binlog and setup without streaming: `tailbox check` and `tailbox
+// offsets set`.
+func (c *Connector) inspect(ctx context.Context) (*binlog.Inspector, error) {
+	return binlog.Inspect(ctx, c.readerConfig(), c.log.With().Str("component", "binlog").Logger())
+}

@@ -37,18 +37,18 @@ func (c *Connector) SetOffset(ctx context.Context, spec string) (*checkpoint.Che
 		return nil, err
 	}
 	defer store.Close()
-	reader, err := c.dialReader(ctx, c.readerConfig())
+	insp, err := c.inspect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer reader.Close()
-	pos, err := c.resolveSpec(ctx, reader, spec)
+	defer insp.Close()
+	pos, err := c.resolveSpec(ctx, insp, spec)
 	if err != nil {
 		return nil, err
 	}
-	srv := serverIdentity(reader.Server())
+	srv := serverIdentity(insp.Server())
 	if pos.File != "" {
-		if srv.FileStartTime, err = reader.FileStartTime(ctx, pos.File); err != nil {
+		if srv.FileStartTime, err = insp.FileStartTime(ctx, pos.File); err != nil {
 			return nil, fmt.Errorf("read the start time of %s: %w", pos.File, err)
 		}
 	}

@@ -60,14 +60,14 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 	}
 	defer reader.Close()
 	c.m.SourceOpened(reader)
-	if err := c.preflight(ctx, reader); err != nil {
+	if err := c.preflight(ctx, reader.Inspector()); err != nil {
 		if c.interrupted(ctx, err) {
 			return nil
 		}
 		return err
 	}
 	c.log.Info().Str("from", opts.From).Bool("checkpoint", cp != nil).Str("start_from", c.cfg.Start.From).Msg("resolving the start position")
-	start, source, err := c.startPoint(ctx, reader, cp, opts.From)
+	start, source, err := c.startPoint(ctx, reader.Inspector(), cp, opts.From)
 	if err != nil {
 		if c.interrupted(ctx, err) {
 			return nil

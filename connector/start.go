@@ -20,16 +20,16 @@ const offsetsSetHint = "; use `tailbox offsets set -c FILE --from SPEC` to choos
 // (checkCheckpoint, checkAvailable); a spec is resolved and checked by
 // resolveSpec. Errors about a position wrap binlog.ErrPositionUnavailable,
 // errors about the checkpoint ErrCheckpoint.
-func (c *Connector) startPoint(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint, from string) (binlog.Point, string, error) {
+func (c *Connector) startPoint(ctx context.Context, insp *binlog.Inspector, cp *checkpoint.Checkpoint, from string) (binlog.Point, string, error) {
 	if from != "" {
-		p, err := c.resolveSpec(ctx, reader, from)
+		p, err := c.resolveSpec(ctx, insp, from)
 		return binlog.Point{Pos: p}, "--from " + from, err
 	}
 	if cp != nil {
-		if err := c.checkCheckpoint(cp, reader.Server()); err != nil {
+		if err := c.checkCheckpoint(cp, insp.Server()); err != nil {
 			return binlog.Point{}, "", err
 		}
-		if err := c.checkAvailable(ctx, reader, cp); err != nil {
+		if err := c.checkAvailable(ctx, insp, cp); err != nil {
 			return binlog.Point{}, "", err
 		}
 		return cp.Point(), "checkpoint", nil
@@ -38,7 +38,7 @@ func (c *Connector) startPoint(ctx context.Context, reader *binlog.Reader, cp *c
 	if spec == "" {
 		spec = "latest"
 	}
-	p, err := c.resolveSpec(ctx, reader, spec)
+	p, err := c.resolveSpec(ctx, insp, spec)
 	return binlog.Point{Pos: p}, "start.from " + spec, err
 }
 
@@ -74,20 +74,20 @@ func sameServer(s checkpoint.Server, srv binlog.Server) bool {
 // same file (same first-event time: no RESET MASTER since) — also checked
 // for a GTID checkpoint read from this very server, whose file name would
 // otherwise mislead after RESET MASTER.
-func (c *Connector) checkAvailable(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint) error {
+func (c *Connector) checkAvailable(ctx context.Context, insp *binlog.Inspector, cp *checkpoint.Checkpoint) error {
 	pos := cp.Position
 	where := c.storeName()
 	if pos.GTID != "" {
-		if err := reader.CheckGTID(ctx, pos.GTID); err != nil {
+		if err := insp.CheckGTID(ctx, pos.GTID); err != nil {
 			return fmt.Errorf("%w: %s holds gtid %s, which this server cannot resume from: %w%s", ErrCheckpoint, where, pos.GTID, err, offsetsSetHint)
 		}
 	}
-	if pos.File == "" || pos.GTID != "" && !sameServer(cp.Server, reader.Server()) {
+	if pos.File == "" || pos.GTID != "" && !sameServer(cp.Server, insp.Server()) {
 		return nil
 	}
 	if !cp.Server.FileStartTime.IsZero() {
 		// First, as a reset explains every other difference.
-		started, err := reader.FileStartTime(ctx, pos.File)
+		started, err := insp.FileStartTime(ctx, pos.File)
 		switch {
 		case err != nil && !errors.Is(err, binlog.ErrPositionUnavailable):
 			return fmt.Errorf("check the checkpoint's binlog file %s: %w", pos.File, err)
@@ -96,8 +96,8 @@ func (c *Connector) checkAvailable(ctx context.Context, reader *binlog.Reader, c
 				ErrCheckpoint, where, pos.File, pos.Pos, pos.File, cp.Server.FileStartTime.UTC().Format(time.RFC3339), pos.File, started.Format(time.RFC3339), offsetsSetHint)
 		}
 	}
-	if err := reader.CheckFile(ctx, pos); err != nil {
-		if pos.GTID != "" && purged(ctx, reader, pos) {
+	if err := insp.CheckFile(ctx, pos); err != nil {
+		if pos.GTID != "" && purged(ctx, insp, pos) {
 			return nil // the GTID set says what the stream needs
 		}
 		return fmt.Errorf("%w: %s holds %s:%d: %w%s", ErrCheckpoint, where, pos.File, pos.Pos, err, offsetsSetHint)
@@ -108,38 +108,38 @@ func (c *Connector) checkAvailable(ctx context.Context, reader *binlog.Reader, c
 // purged reports whether p's file comes before the server's oldest binlog
 // file. (A missing file after it, or a position beyond its file's end, on
 // the server that wrote it, means the binary logs were reset.)
-func purged(ctx context.Context, reader *binlog.Reader, p binlog.Position) bool {
-	oldest, _, err := reader.Bounds(ctx)
+func purged(ctx context.Context, insp *binlog.Inspector, p binlog.Position) bool {
+	oldest, _, err := insp.Bounds(ctx)
 	return err == nil && binlog.FileIndex(p.File) < binlog.FileIndex(oldest.File)
 }
 
 // resolveSpec turns a start spec into a position on the connected server
 // and checks that the server can stream from it.
-func (c *Connector) resolveSpec(ctx context.Context, reader *binlog.Reader, spec string) (binlog.Position, error) {
+func (c *Connector) resolveSpec(ctx context.Context, insp *binlog.Inspector, spec string) (binlog.Position, error) {
 	s, err := config.ParseStartSpec(spec)
 	if err != nil {
 		return binlog.Position{}, fmt.Errorf("start position: %w", err)
 	}
 	switch s.Kind {
 	case config.StartLatest:
-		return reader.Latest(ctx)
+		return insp.Latest(ctx)
 	case config.StartEarliest:
-		return reader.Earliest(ctx)
+		return insp.Earliest(ctx)
 	case config.StartGTID:
 		// As @@gtid_executed prints it, a set may hold newlines.
 		set := strings.Join(strings.Fields(s.GTID), "")
-		if err := reader.CheckGTID(ctx, set); err != nil {
+		if err := insp.CheckGTID(ctx, set); err != nil {
 			return binlog.Position{}, fmt.Errorf("start position %s: %w", spec, err)
 		}
 		return binlog.Position{GTID: set}, nil
 	case config.StartTime:
-		p, err := reader.AtTime(ctx, s.Time)
+		p, err := insp.AtTime(ctx, s.Time)
 		if err != nil {
 			return binlog.Position{}, fmt.Errorf("start position %s: %w", spec, err)
 		}
 		return p, nil
 	default:
-		p, err := reader.Resolve(ctx, binlog.Position{File: s.File, Pos: s.Pos})
+		p, err := insp.Resolve(ctx, binlog.Position{File: s.File, Pos: s.Pos})
 		if err != nil {
 			return binlog.Position{}, fmt.Errorf("start position %s: %w", spec, err)
 		}

@@ -117,15 +117,16 @@ type Checker struct {
 	Store string
 
 	// Dial connects to the source once, without retrying, as Run's reader
-	// does; an error matching binlog.ErrTLS is a TLS misconfiguration.
-	Dial func(ctx context.Context) (*binlog.Reader, error)
+	// does, to inspect it (binlog.Inspect); an error matching
+	// binlog.ErrTLS is a TLS misconfiguration.
+	Dial func(ctx context.Context) (*binlog.Inspector, error)
 	// ReadCheckpoint loads the stored checkpoint without locking or
 	// creating anything; checkpoint.ErrNotFound when there is none.
 	ReadCheckpoint func(ctx context.Context) (*checkpoint.Checkpoint, error)
 	// StartPoint applies Run's start rules without --from to cp (nil: no
 	// checkpoint): the point Run would start from and what it came from
 	// ("checkpoint", "start.from ...").
-	StartPoint func(ctx context.Context, reader *binlog.Reader, cp *checkpoint.Checkpoint) (binlog.Point, string, error)
+	StartPoint func(ctx context.Context, insp *binlog.Inspector, cp *checkpoint.Checkpoint) (binlog.Point, string, error)
 	// ProducerConfig maps kafka.* onto the producer's configuration; its
 	// error is a kafka.tls problem.
 	ProducerConfig func() (kafka.Config, error)
@@ -149,7 +150,7 @@ func (k *Checker) Check(ctx context.Context) []Result {
 // checkSource connects to the source once and runs every check that needs it.
 func (k *Checker) checkSource(ctx context.Context) []Result {
 	addr := k.Addr
-	reader, err := k.Dial(ctx)
+	insp, err := k.Dial(ctx)
 	if errors.Is(err, binlog.ErrTLS) {
 		return []Result{{Name: "source", Status: StatusFail, Detail: err.Error(),
 			Fix: "correct source.tls (mode, ca_file, cert_file, key_file)"}}
@@ -167,12 +168,12 @@ func (k *Checker) checkSource(ctx context.Context) []Result {
 		}
 		return []Result{r}
 	}
-	defer reader.Close()
-	srv := reader.Server()
+	defer insp.Close()
+	srv := insp.Server()
 
 	src := Result{Name: "source", Status: StatusOK, Detail: fmt.Sprintf("%s answers: %s %s", addr, flavorName(srv.Flavor), srv.Version)}
 	acct := account(k.User, "%")
-	if user, host, _, err := reader.Account(ctx); err == nil {
+	if user, host, _, err := insp.Account(ctx); err == nil {
 		src.Detail += ", connected as " + account(user, host)
 		acct = account(k.User, host)
 	}
@@ -182,14 +183,14 @@ func (k *Checker) checkSource(ctx context.Context) []Result {
 		src.Fix = "set source.flavor: auto"
 	}
 	rs := []Result{src}
-	rs = append(rs, k.SourceChecks(ctx, reader)...)
-	rs = append(rs, k.checkStart(ctx, reader, acct))
+	rs = append(rs, k.SourceChecks(ctx, insp)...)
+	rs = append(rs, k.checkStart(ctx, insp, acct))
 	return rs
 }
 
 // checkStart checks the position run would start from without --from: the
 // stored checkpoint, else start.from. It uses the very start rules of Run.
-func (k *Checker) checkStart(ctx context.Context, reader *binlog.Reader, acct string) Result {
+func (k *Checker) checkStart(ctx context.Context, insp *binlog.Inspector, acct string) Result {
 	r := Result{Name: "start position", Status: StatusOK}
 	path := k.Store
 	cp, err := k.ReadCheckpoint(ctx)
@@ -202,13 +203,13 @@ func (k *Checker) checkStart(ctx context.Context, reader *binlog.Reader, acct st
 		r.Fix = "replace it with `tailbox offsets set -c FILE --from SPEC` (run leaves the file as it is)"
 		return r
 	}
-	p, source, err := k.StartPoint(ctx, reader, cp)
+	p, source, err := k.StartPoint(ctx, insp, cp)
 	if err != nil {
 		r.Status = StatusFail
 		r.Detail = err.Error()
 		switch {
 		case binlog.IsAccessDenied(err):
-			r.Fix = "GRANT " + replicationClientName(reader.Server()) + " ON *.* TO " + acct + ";"
+			r.Fix = "GRANT " + replicationClientName(insp.Server()) + " ON *.* TO " + acct + ";"
 		case cp != nil:
 			r.Fix = "choose a position the server has with `tailbox offsets set -c FILE --from SPEC` (earliest, latest, FILE:POS, gtid:SET or time:RFC3339); events between the checkpoint and that position are not published"
 		default:

@@ -11,17 +11,17 @@ import (
 // SourceChecks are the checks of the connected server that Run makes before
 // it streams and Check makes too: binlog settings, grants, outbox tables and
 // server_id.
-func (k *Checker) SourceChecks(ctx context.Context, reader *binlog.Reader) []Result {
-	srv := reader.Server()
+func (k *Checker) SourceChecks(ctx context.Context, insp *binlog.Inspector) []Result {
+	srv := insp.Server()
 	rs := settingChecks(srv, k.AllowMinimalMetadata)
 
-	user, host, grants, grantsErr := reader.Account(ctx)
+	user, host, grants, grantsErr := insp.Account(ctx)
 	acct := account(k.User, host)
 	if grantsErr != nil {
 		acct = account(k.User, "%")
 	}
 	privs := globalPrivileges(grants)
-	replicas, replicasErr := reader.Replicas(ctx)
+	replicas, replicasErr := insp.Replicas(ctx)
 
 	// REPLICATION SLAVE: only SHOW GRANTS tells, except that MySQL's SHOW
 	// REPLICAS needs it too (and counts privileges of active roles).
@@ -44,7 +44,7 @@ func (k *Checker) SourceChecks(ctx context.Context, reader *binlog.Reader) []Res
 	// REPLICATION CLIENT (BINLOG MONITOR): try the statement tailbox runs.
 	clientPriv := replicationClientName(srv)
 	client := Result{Name: "grant " + clientPriv, Fatal: true}
-	_, logsErr := reader.BinaryLogs(ctx)
+	_, logsErr := insp.BinaryLogs(ctx)
 	switch {
 	case logsErr == nil:
 		client.Status, client.Detail = StatusOK, "granted (SHOW BINARY LOGS works)"
@@ -64,7 +64,7 @@ func (k *Checker) SourceChecks(ctx context.Context, reader *binlog.Reader) []Res
 	}
 	rs = append(rs, client)
 
-	rs = append(rs, k.tableChecks(ctx, reader, srv, acct)...)
+	rs = append(rs, k.tableChecks(ctx, insp, srv, acct)...)
 	rs = append(rs, serverIDCheck(k.ServerID, srv, replicas, replicasErr, acct))
 	return rs
 }
@@ -130,7 +130,7 @@ func settingChecks(srv binlog.Server, allowMinimal bool) []Result {
 
 // tableChecks checks SELECT on each outbox table, that it exists and that
 // it has every mapped column.
-func (k *Checker) tableChecks(ctx context.Context, reader *binlog.Reader, srv binlog.Server, acct string) []Result {
+func (k *Checker) tableChecks(ctx context.Context, insp *binlog.Inspector, srv binlog.Server, acct string) []Result {
 	mapped := k.Columns
 	var grants, tables []Result
 	for _, t := range k.Tables {
@@ -140,11 +140,11 @@ func (k *Checker) tableChecks(ctx context.Context, reader *binlog.Reader, srv bi
 			Fatal: k.AllowMinimalMetadata}
 		table := Result{Name: "table " + t, Status: StatusOK}
 
-		cols, err := reader.TableColumns(ctx, schema, name)
+		cols, err := insp.TableColumns(ctx, schema, name)
 		switch {
 		case err == nil:
 			table = columnCheck(table, quoted, cols, mapped)
-			if engine, tx, err := reader.TableEngine(ctx, schema, name); err == nil && engine != "" && !tx && table.Status == StatusOK {
+			if engine, tx, err := insp.TableEngine(ctx, schema, name); err == nil && engine != "" && !tx && table.Status == StatusOK {
 				// Its rows outlive a rollback, and tailbox publishes
 				// only what committed: events would be lost.
 				table.Status = StatusFail
@@ -164,7 +164,7 @@ func (k *Checker) tableChecks(ctx context.Context, reader *binlog.Reader, srv bi
 			table.Detail = "does not exist"
 			table.Fix = "create it, e.g. " + createTable(quoted, mapped)
 			if srv.LowerCaseTableNames == 0 {
-				if like, _ := reader.TablesNamedLike(ctx, schema, name); len(like) > 0 {
+				if like, _ := insp.TablesNamedLike(ctx, schema, name); len(like) > 0 {
 					table.Detail = fmt.Sprintf("does not exist; %s does, and table names are case-sensitive on this server (lower_case_table_names=0)", strings.Join(like, ", "))
 					table.Fix = "set outbox.tables to the name as the server spells it: " + like[0]
 				}

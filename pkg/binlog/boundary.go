@@ -272,8 +272,8 @@ func scanTo(next func() (*replication.BinlogEvent, error), s *txnScan, pos uint3
 // checkFile reports whether p.File is on the server and p.Pos within it;
 // errors wrap ErrPositionUnavailable and name the oldest and newest
 // available positions.
-func (r *Reader) checkFile(ctx context.Context, p Position) error {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) checkFile(ctx context.Context, p Position) error {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return err
 	}
@@ -286,10 +286,10 @@ func (r *Reader) checkFile(ctx context.Context, p Position) error {
 			continue
 		}
 		if uint64(p.Pos) > l.Size {
-			return fmt.Errorf("%s:%d is beyond the end of %s (%d bytes): %w%s", p.File, p.Pos, l.Name, l.Size, ErrPositionUnavailable, r.available(ctx))
+			return fmt.Errorf("%s:%d is beyond the end of %s (%d bytes): %w%s", p.File, p.Pos, l.Name, l.Size, ErrPositionUnavailable, in.available(ctx))
 		}
 		if p.Pos < 4 {
-			return fmt.Errorf("position %d in %s is before the first event (4): %w%s", p.Pos, p.File, ErrPositionUnavailable, r.available(ctx))
+			return fmt.Errorf("position %d in %s is before the first event (4): %w%s", p.Pos, p.File, ErrPositionUnavailable, in.available(ctx))
 		}
 		return nil
 	}
@@ -297,35 +297,35 @@ func (r *Reader) checkFile(ctx context.Context, p Position) error {
 	if len(logs) > 0 && compareFiles(p.File, logs[len(logs)-1].Name) > 0 {
 		why = "newer than the newest file: the binary logs were reset (RESET MASTER) or this is another server"
 	}
-	return fmt.Errorf("binlog file %s is not on the server (%s): %w%s", p.File, why, ErrPositionUnavailable, r.available(ctx))
+	return fmt.Errorf("binlog file %s is not on the server (%s): %w%s", p.File, why, ErrPositionUnavailable, in.available(ctx))
 }
 
 // CheckFile reports whether the server still has p.File and p.Pos lies
 // within it (not whether p.Pos is an event boundary: Resolve checks that).
 // Errors wrap ErrPositionUnavailable and name the oldest and newest
 // available positions.
-func (r *Reader) CheckFile(ctx context.Context, p Position) error {
-	if r.closed {
+func (in *Inspector) CheckFile(ctx context.Context, p Position) error {
+	if in.closed {
 		return ErrClosed
 	}
-	return r.checkFile(ctx, p)
+	return in.checkFile(ctx, p)
 }
 
 // boundaryAt reads p.File up to p.Pos and checks that p.Pos is a
 // transaction boundary. On MySQL with GTIDs it returns the executed GTID
 // set there, else "".
-func (r *Reader) boundaryAt(ctx context.Context, p Position) (string, error) {
+func (in *Inspector) boundaryAt(ctx context.Context, p Position) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	d, err := openDump(ctx, &r.cfg, r.srv.Flavor, p.File, 4)
+	d, err := openDump(ctx, &in.cfg, in.srv.Flavor, p.File, 4)
 	if err != nil {
 		return "", err
 	}
 	defer d.close()
-	s := newTxnScan(p.File, r.srv.Flavor == FlavorMySQL && r.srv.GTIDMode)
+	s := newTxnScan(p.File, in.srv.Flavor == FlavorMySQL && in.srv.GTIDMode)
 	if err := scanTo(d.next, s, p.Pos); err != nil {
 		if be := (*boundaryError)(nil); errors.As(err, &be) {
-			return "", fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, r.available(ctx))
+			return "", fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, in.available(ctx))
 		}
 		return "", fmt.Errorf("read %s up to %d: %w", p.File, p.Pos, err)
 	}

@@ -80,7 +80,7 @@ func openCharsetReader(t *testing.T, db *testenv.MySQLServer, serverID uint32, m
 		t.Fatalf("open reader: %v", err)
 	}
 	t.Cleanup(func() { r.Close() })
-	start, err := r.Latest(ctx)
+	start, err := r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

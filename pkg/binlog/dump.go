@@ -173,8 +173,8 @@ func fileStartTime(ctx context.Context, cfg *Config, flavor Flavor, file string)
 }
 
 // FileStartTime returns when the server at cfg.Addr created the binlog file,
-// as Reader.FileStartTime does, without a Reader: for callers that must not
-// share the Reader's goroutine. cfg.Flavor should be the server's flavor
+// as Inspector.FileStartTime does, without an Inspector: for callers that
+// must not share a Reader's goroutine. cfg.Flavor should be the server's flavor
 // (FlavorUnknown reads the file as MySQL's, which is enough for its start).
 // It settles cfg.TLS as Open does, with one login, without logging.
 func FileStartTime(ctx context.Context, cfg Config, file string) (time.Time, error) {
@@ -190,9 +190,10 @@ func FileStartTime(ctx context.Context, cfg Config, file string) (time.Time, err
 // FileStartTime returns when the server created the binlog file (the header
 // time of its FORMAT_DESCRIPTION event, in seconds, UTC). A file name reused
 // with another start time reveals RESET MASTER. It reads the file's first
-// events over a connection of its own, so unlike the Reader's other methods
-// it is safe to call from any goroutine while the Reader streams. Errors wrap
-// ErrPositionUnavailable when the file is not on the server.
-func (r *Reader) FileStartTime(ctx context.Context, file string) (time.Time, error) {
-	return fileStartTime(ctx, &r.cfg, r.srv.Flavor, file)
+// events over a connection of its own, so unlike the Inspector's other
+// methods it is safe to call from any goroutine, also while a Reader whose
+// Inspector it is streams. Errors wrap ErrPositionUnavailable when the file
+// is not on the server.
+func (in *Inspector) FileStartTime(ctx context.Context, file string) (time.Time, error) {
+	return fileStartTime(ctx, &in.cfg, in.Server().Flavor, file)
 }

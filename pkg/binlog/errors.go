@@ -5,7 +5,8 @@ import "errors"
 // Sentinel errors of the binlog package. Errors returned by this package wrap
 // one of them where the caller has a decision to make; test with errors.Is.
 var (
-	// ErrClosed is returned by Next and Start after Close.
+	// ErrClosed is returned by Next and Start after Close, and by the
+	// Inspector's CheckGTID, CheckFile and AtTime after its Close.
 	ErrClosed = errors.New("binlog reader closed")
 
 	// ErrNotStarted is returned by Next before Start.
@@ -38,15 +39,17 @@ var (
 	ErrServerChanged = errors.New("another server answers at the source address")
 
 	// ErrConnection wraps failures to reach or talk to the server. The
-	// Reader retries these itself while streaming; Open returns them.
+	// Reader retries these itself while streaming; Open, Inspect and the
+	// Inspector's methods return them.
 	// Retriable.
 	ErrConnection = errors.New("mysql connection failed")
 
-	// ErrTLS is returned by Open and FileStartTime when Config.TLS cannot
-	// work as configured: an unreadable CA or client certificate file; a
-	// server that offers no TLS, or whose certificate is refused, under
-	// TLSRequired, TLSVerifyCA or TLSVerifyIdentity; or, under TLSDisabled,
-	// a server that refuses the plaintext login but accepts it over TLS.
+	// ErrTLS is returned by Open, Inspect and FileStartTime when
+	// Config.TLS cannot work as configured: an unreadable CA or client
+	// certificate file; a server that offers no TLS, or whose certificate
+	// is refused, under TLSRequired, TLSVerifyCA or TLSVerifyIdentity; or,
+	// under TLSDisabled, a server that refuses the plaintext login but
+	// accepts it over TLS.
 	// The message names the source.tls setting to change. Fatal: a retry
 	// cannot fix it.
 	ErrTLS = errors.New("source tls not usable as configured")

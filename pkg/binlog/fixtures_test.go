@@ -26,7 +26,7 @@ func replay(t *testing.T, file string, tables []string, full bool, names ...map[
 	}
 	r := &Reader{
 		cfg: Config{Tables: tables}, log: zerolog.Nop(),
-		srv:        Server{Flavor: FlavorMySQL, FullMetadata: full, GTIDMode: true},
+		insp:       &Inspector{srv: Server{Flavor: FlavorMySQL, FullMetadata: full, GTIDMode: true}},
 		tables:     map[uint64]*table{},
 		byName:     map[string]*table{},
 		infoSchema: map[string]*infoColumns{},

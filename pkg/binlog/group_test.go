@@ -89,7 +89,7 @@ func newGroupFixture(t *testing.T, serverID uint32, txnBuffer int) (*testenv.MyS
 	db.Exec(t, fmt.Sprintf("CREATE TABLE %s.ar (a INT) ENGINE=Aria TRANSACTIONAL=0", dbn))
 	r := openBuffered(t, db, dbn, serverID, txnBuffer)
 	ctx := context.Background()
-	start, err := r.Latest(ctx)
+	start, err := r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestReaderReconnectsInsideABigGroup(t *testing.T) {
 			db.Exec(t, fmt.Sprintf("CREATE TABLE %s.mi (a INT) ENGINE=MyISAM", dbn))
 			meta := openBuffered(t, db, dbn, 4320+uint32(tc.onCrossing), 0)
 			ctx := context.Background()
-			start, err := meta.Latest(ctx)
+			start, err := meta.Inspector().Latest(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -30,8 +30,8 @@ func deriveMySQLGTID(next func() (*replication.BinlogEvent, error), pos uint32) 
 
 // mysqlGTIDAt reads file from its start up to pos on the server to check
 // that pos is a transaction boundary and derive the GTID set there.
-func (r *Reader) mysqlGTIDAt(ctx context.Context, file string, pos uint32) (string, error) {
-	g, err := r.boundaryAt(ctx, Position{File: file, Pos: pos})
+func (in *Inspector) mysqlGTIDAt(ctx context.Context, file string, pos uint32) (string, error) {
+	g, err := in.boundaryAt(ctx, Position{File: file, Pos: pos})
 	if err != nil {
 		return "", fmt.Errorf("derive the gtid set at %s:%d: %w", file, pos, err)
 	}
@@ -46,20 +46,20 @@ func (r *Reader) mysqlGTIDAt(ctx context.Context, file string, pos uint32) (stri
 // have every transaction not in set (MySQL: @@gtid_purged ⊆ set; MariaDB:
 // see planMariaDBStart). Errors wrap ErrPositionUnavailable and name the
 // oldest and newest available positions.
-func (r *Reader) CheckGTID(ctx context.Context, set string) error {
-	if r.closed {
+func (in *Inspector) CheckGTID(ctx context.Context, set string) error {
+	if in.closed {
 		return ErrClosed
 	}
-	c, err := r.metaConn(ctx)
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return err
 	}
 	switch {
-	case r.srv.Flavor == FlavorMariaDB:
-		if _, err := r.mariadbStart(ctx, set); err != nil {
+	case in.srv.Flavor == FlavorMariaDB:
+		if _, err := in.mariadbStart(ctx, set); err != nil {
 			return err
 		}
-	case !r.srv.GTIDMode:
+	case !in.srv.GTIDMode:
 		return fmt.Errorf("gtid:%s: the server has no GTIDs (gtid_mode is not ON); start at a FILE:POS instead: %w", set, ErrPositionUnavailable)
 	default:
 		executed, err := c.variable("gtid_executed")
@@ -72,7 +72,7 @@ func (r *Reader) CheckGTID(ctx context.Context, set string) error {
 		}
 		err = checkMySQLGTID(set, strings.ReplaceAll(executed, "\n", ""), strings.ReplaceAll(purged, "\n", ""))
 		if err != nil {
-			return fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, r.available(ctx))
+			return fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, in.available(ctx))
 		}
 	}
 	return nil
@@ -177,8 +177,8 @@ type firstGTID struct {
 // with planMariaDBStart. Errors wrap ErrPositionUnavailable and name the
 // oldest and newest available positions, except errors talking to the
 // server.
-func (r *Reader) mariadbStart(ctx context.Context, set string) (mariadbPos, error) {
-	c, logs, err := r.logFiles(ctx)
+func (in *Inspector) mariadbStart(ctx context.Context, set string) (mariadbPos, error) {
+	c, logs, err := in.logFiles(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +197,7 @@ func (r *Reader) mariadbStart(ctx context.Context, set string) (mariadbPos, erro
 	// as its verdict on a domain whose first transaction it could not see.
 	var ioErr error
 	first := func(domain uint32) (firstGTID, bool) {
-		f, ok, err := r.firstMariaDBGTID(ctx, logs, domain)
+		f, ok, err := in.firstMariaDBGTID(ctx, logs, domain)
 		if err != nil {
 			ioErr = err
 		}
@@ -208,7 +208,7 @@ func (r *Reader) mariadbStart(ctx context.Context, set string) (mariadbPos, erro
 		return nil, fmt.Errorf("find the first transaction of each domain in the binlog: %w", ioErr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, r.available(ctx))
+		return nil, fmt.Errorf("%w: %w%s", err, ErrPositionUnavailable, in.available(ctx))
 	}
 	return omit, nil
 }
@@ -339,8 +339,8 @@ func addDomain(p mariadbPos, d uint32, g mariadbGTID) mariadbPos {
 // starting GTID state lacks the domain (every later file's lists it), read
 // from its start until the first GTID event of the domain. ok is false when
 // the binlog has none.
-func (r *Reader) firstMariaDBGTID(ctx context.Context, logs []LogFile, domain uint32) (f firstGTID, ok bool, err error) {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) firstMariaDBGTID(ctx context.Context, logs []LogFile, domain uint32) (f firstGTID, ok bool, err error) {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return f, false, err
 	}
@@ -361,7 +361,7 @@ func (r *Reader) firstMariaDBGTID(ctx context.Context, logs []LogFile, domain ui
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	d, err := openDump(ctx, &r.cfg, r.srv.Flavor, logs[from].Name, 4)
+	d, err := openDump(ctx, &in.cfg, in.srv.Flavor, logs[from].Name, 4)
 	if err != nil {
 		return f, false, err
 	}

@@ -31,7 +31,7 @@ func TestPositionLookupsLeaveTheStreamAlone(t *testing.T) {
 	f := setup(t, 4120)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	start, err := f.r.Latest(ctx)
+	start, err := f.r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestPositionLookupsLeaveTheStreamAlone(t *testing.T) {
 		t.Fatal("the reader's dump thread is not in the processlist")
 	}
 
-	started, err := f.r.FileStartTime(ctx, start.File)
+	started, err := f.r.Inspector().FileStartTime(ctx, start.File)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,24 +53,24 @@ func TestPositionLookupsLeaveTheStreamAlone(t *testing.T) {
 		t.Fatalf("start time of %s = %v", start.File, started)
 	}
 	end := markers[len(markers)-1]
-	at, err := f.r.AtTime(ctx, time.Now().Add(time.Hour))
+	at, err := f.r.Inspector().AtTime(ctx, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if at.Compare(end) < 0 || at.GTID == "" {
 		t.Fatalf("a time after every transaction gave %s, want the end of the binlog (at or after %s)", at, end)
 	}
-	resolved, err := f.r.Resolve(ctx, binlog.Position{File: end.File, Pos: end.Pos})
+	resolved, err := f.r.Inspector().Resolve(ctx, binlog.Position{File: end.File, Pos: end.Pos})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resolved != end {
 		t.Fatalf("Resolve(%s:%d) = %s, want the marker %s", end.File, end.Pos, resolved, end)
 	}
-	if err := f.r.CheckGTID(ctx, end.GTID); err != nil {
+	if err := f.r.Inspector().CheckGTID(ctx, end.GTID); err != nil {
 		t.Fatalf("the GTID set of a marker is not available: %v", err)
 	}
-	if _, err := f.r.FileStartTime(ctx, "mysql-bin.999999"); !errors.Is(err, binlog.ErrPositionUnavailable) {
+	if _, err := f.r.Inspector().FileStartTime(ctx, "mysql-bin.999999"); !errors.Is(err, binlog.ErrPositionUnavailable) {
 		t.Fatalf("start time of a missing file: got %v, want ErrPositionUnavailable", err)
 	}
 
@@ -99,7 +99,7 @@ func TestAtTimeOnMariaDB(t *testing.T) {
 	at := time.Now()
 	f.tx(t, f.insert(t, "t2", "1", "B", `{}`))
 	f.tx(t, fmt.Sprintf("INSERT INTO %s.members VALUES (7,'x','ACTIVE',NULL)", f.dbn), f.insert(t, "t3", "1", "C", `{}`))
-	p, err := f.r.AtTime(ctx, at)
+	p, err := f.r.Inspector().AtTime(ctx, at)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,14 @@
 // It reconnects by itself after connection failures, always from the last
 // transaction end it read, passing over the rows of the partially re-read
 // transaction that it already handed out.
+//
+// Two types divide the work. A Reader (Open) is the stream: Start, Next,
+// Stats. An Inspector (Inspect, or Reader.Inspector) asks the server about
+// its binlog and setup over a plain SQL connection: the bounds of the
+// binlog, whether a position or GTID set can be streamed from and where a
+// start spec (latest, earliest, FILE:POS, time) lands, the account, tables
+// and replicas. A Reader uses its own Inspector to check its start and the
+// server it reconnects to.
 package binlog
 
 import (
@@ -18,7 +26,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -54,13 +61,10 @@ type Reader struct {
 	cfg  Config
 	log  zerolog.Logger
 	slog *slog.Logger
-	// srv is the identity of the server the stream reads from; it
-	// changes when another server answers at the address on a reconnect
-	// (see checkServer). Written on the reader's goroutine only, under
-	// srvMu, which Server takes.
-	srv      Server
-	srvMu    sync.Mutex
-	meta     *conn
+	// insp holds the metadata connection and the identity of the server
+	// the stream reads from; that identity changes when another server
+	// answers at the address on a reconnect (see checkServer).
+	insp     *Inspector
 	captured map[string]map[string]struct{} // exact names (lower_case_table_names=0)
 	// foldNames: lower_case_table_names is not 0, as Open found it; a
 	// server that answers the address later has the same (serverChange).
@@ -109,10 +113,10 @@ type Reader struct {
 
 // Open validates cfg, settles cfg.TLS with one login (an error matching
 // ErrTLS when TLS cannot work as configured; see TLSMode), connects a
-// metadata connection, detects the flavor and reads the server's identity.
-// It does not start streaming; every later connection of the Reader uses
-// the TLS decision made here. log receives the reader's own warnings;
-// slogger receives go-mysql's logs (nil discards them).
+// metadata connection, detects the flavor and reads the server's identity
+// (its Inspector). It does not start streaming; every later connection of
+// the Reader uses the TLS decision made here. log receives the reader's own
+// warnings; slogger receives go-mysql's logs (nil discards them).
 func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Logger) (*Reader, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("binlog config: %w", err)
@@ -123,22 +127,18 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 	if slogger == nil {
 		slogger = slog.New(slog.DiscardHandler)
 	}
-	r := &Reader{cfg: cfg, log: log, slog: slogger, infoSchema: map[string]*infoColumns{}}
-	c, err := dial(ctx, &r.cfg)
+	insp, err := inspect(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	r.meta = &conn{cfg: &r.cfg, c: c}
-	if r.srv, err = r.meta.server(cfg.Flavor); err != nil {
-		r.meta.close()
-		return nil, fmt.Errorf("read server identity: %w", err)
-	}
-	r.rowsDec.flavor = r.srv.Flavor
-	r.foldNames = r.srv.LowerCaseTableNames != 0
+	r := &Reader{cfg: insp.cfg, log: log, slog: slogger, insp: insp, infoSchema: map[string]*infoColumns{}}
+	srv := insp.srv
+	r.rowsDec.flavor = srv.Flavor
+	r.foldNames = srv.LowerCaseTableNames != 0
 	r.captured = map[string]map[string]struct{}{}
 	for _, t := range cfg.Tables {
 		s, n, _ := strings.Cut(t, ".")
-		if r.srv.LowerCaseTableNames != 0 {
+		if srv.LowerCaseTableNames != 0 {
 			s, n = strings.ToLower(s), strings.ToLower(n)
 		}
 		r.capList = append(r.capList, [2]string{s, n})
@@ -155,55 +155,33 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 // there by GTID, about that server: the positions the reader hands out
 // from then on are that server's. Unlike the other methods, it is safe to
 // call from any goroutine.
-func (r *Reader) Server() Server {
-	r.srvMu.Lock()
-	defer r.srvMu.Unlock()
-	return r.srv
-}
+func (r *Reader) Server() Server { return r.insp.Server() }
+
+// Inspector returns the Reader's Inspector: the questions about the server
+// the stream reads from, asked over the Reader's metadata connection, on
+// the Reader's goroutine. The Reader's Close closes it.
+func (r *Reader) Inspector() *Inspector { return r.insp }
 
 // checkServer reads the identity of the server that answers at the address
-// now, on a new metadata connection (an open one may still lead to the
-// former server behind a failover address), and decides with serverChange
-// whether the stream at at can go on there. When it can on another server,
-// that server's identity replaces Server's. Errors reading the identity
-// wrap ErrConnection.
+// now (Inspector.identify) and decides with serverChange whether the
+// stream at at can go on there. When it can on another server, that
+// server's identity replaces Server's. Errors reading the identity wrap
+// ErrConnection.
 func (r *Reader) checkServer(ctx context.Context, at Position) error {
-	r.meta.close()
-	c, err := r.metaConn(ctx)
+	cur, err := r.insp.identify(ctx)
 	if err != nil {
 		return err
 	}
-	cur, err := c.server(r.cfg.Flavor)
-	if err != nil {
-		r.meta.close()
-		return fmt.Errorf("read the identity of the server at %s: %w: %w", r.cfg.Addr, ErrConnection, err)
-	}
-	if err := serverChange(r.cfg.Addr, r.srv, cur, at); err != nil {
+	former := r.insp.srv
+	if err := serverChange(r.cfg.Addr, former, cur, at); err != nil {
 		return err
 	}
-	if !SameServer(r.srv, cur) {
-		r.log.Warn().Str("addr", r.cfg.Addr).Str("former", r.srv.identity()).Str("server", cur.identity()).Str("gtid", at.GTID).
+	if !SameServer(former, cur) {
+		r.log.Warn().Str("addr", r.cfg.Addr).Str("former", former.identity()).Str("server", cur.identity()).Str("gtid", at.GTID).
 			Msg("another server answers at the source address: continuing there by GTID")
-		r.srvMu.Lock()
-		r.srv = cur
-		r.srvMu.Unlock()
+		r.insp.setServer(cur)
 	}
 	return nil
-}
-
-func (r *Reader) metaConn(ctx context.Context) (*conn, error) {
-	if r.meta != nil && r.meta.c != nil {
-		if err := r.meta.c.Ping(); err == nil {
-			return r.meta, nil
-		}
-		r.meta.close()
-	}
-	c, err := dial(ctx, &r.cfg)
-	if err != nil {
-		return nil, err
-	}
-	r.meta = &conn{cfg: &r.cfg, c: c}
-	return r.meta, nil
 }
 
 // isCaptured reports whether schema.table is captured. Safe for concurrent
@@ -261,8 +239,8 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 	if err := r.checkServer(ctx, from); err != nil {
 		return fmt.Errorf("start binlog sync at %s: %w", from, err)
 	}
-	if r.srv.Flavor == FlavorMariaDB && from.GTID == "" {
-		c, err := r.metaConn(ctx)
+	if r.insp.srv.Flavor == FlavorMariaDB && from.GTID == "" {
+		c, err := r.insp.metaConn(ctx)
 		if err != nil {
 			return err
 		}
@@ -271,24 +249,24 @@ func (r *Reader) Start(ctx context.Context, from Position, skip int, skipTxn str
 			return fmt.Errorf("start binlog sync at %s: %w", from, err)
 		}
 		from.GTID = g
-	} else if r.srv.GTIDMode && from.GTID == "" {
-		g, err := r.mysqlGTIDAt(ctx, from.File, from.Pos)
+	} else if r.insp.srv.GTIDMode && from.GTID == "" {
+		g, err := r.insp.mysqlGTIDAt(ctx, from.File, from.Pos)
 		if err != nil {
 			return fmt.Errorf("start binlog sync at %s: %w", from, err)
 		}
 		from.GTID = g
 	}
 	r.omit = nil
-	if r.srv.Flavor == FlavorMariaDB && from.GTID != "" {
-		omit, err := r.mariadbStart(ctx, from.GTID)
+	if r.insp.srv.Flavor == FlavorMariaDB && from.GTID != "" {
+		omit, err := r.insp.mariadbStart(ctx, from.GTID)
 		if err != nil {
 			return fmt.Errorf("start binlog sync at %s: %w", from, err)
 		}
 		r.omit = omit
 	}
 	r.gset = nil
-	if from.GTID != "" || r.srv.Flavor == FlavorMariaDB {
-		g, err := mysql.ParseGTIDSet(r.srv.Flavor.String(), from.GTID)
+	if from.GTID != "" || r.insp.srv.Flavor == FlavorMariaDB {
+		g, err := mysql.ParseGTIDSet(r.insp.srv.Flavor.String(), from.GTID)
 		if err != nil {
 			return fmt.Errorf("start binlog sync: parse gtid set %q: %w", from.GTID, err)
 		}
@@ -309,7 +287,7 @@ func (r *Reader) startSync(ctx context.Context, from Position) error {
 	host, portS, _ := net.SplitHostPort(r.cfg.Addr)
 	port, _ := strconv.ParseUint(portS, 10, 16)
 	flavor := mysql.MySQLFlavor
-	if r.srv.Flavor == FlavorMariaDB {
+	if r.insp.srv.Flavor == FlavorMariaDB {
 		flavor = mysql.MariaDBFlavor
 	}
 	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
@@ -423,7 +401,7 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 	var me *mysql.MyError
 	if errors.As(cause, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		if !strings.Contains(me.Message, "truncated in the middle of event") {
-			return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.available(ctx))
+			return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.insp.available(ctx))
 		}
 		if err := r.skipTruncatedFile(ctx, cause); err != nil {
 			return err
@@ -462,7 +440,7 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 		case <-t.C:
 		}
 		if r.gset != nil && r.lastEnd.GTID != "" {
-			g, err := mysql.ParseGTIDSet(r.srv.Flavor.String(), r.lastEnd.GTID)
+			g, err := mysql.ParseGTIDSet(r.insp.srv.Flavor.String(), r.lastEnd.GTID)
 			if err != nil {
 				return fmt.Errorf("reconnect: parse gtid set %q: %w", r.lastEnd.GTID, err)
 			}
@@ -491,9 +469,9 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 // the next file. Without a next file the error stays fatal.
 func (r *Reader) skipTruncatedFile(ctx context.Context, cause error) error {
 	fatal := func(why string) error {
-		return fmt.Errorf("stream binlog from %s: %w: %w (%s)%s", r.lastEnd, ErrPositionUnavailable, cause, why, r.available(ctx))
+		return fmt.Errorf("stream binlog from %s: %w: %w (%s)%s", r.lastEnd, ErrPositionUnavailable, cause, why, r.insp.available(ctx))
 	}
-	c, logs, err := r.logFiles(ctx)
+	c, logs, err := r.insp.logFiles(ctx)
 	if err != nil {
 		return fatal("list the binlog files: " + err.Error())
 	}
@@ -503,10 +481,10 @@ func (r *Reader) skipTruncatedFile(ctx context.Context, cause error) error {
 	}
 	next := Position{File: logs[i+1].Name, Pos: 4}
 	switch {
-	case r.srv.Flavor == FlavorMariaDB:
+	case r.insp.srv.Flavor == FlavorMariaDB:
 		next.GTID, err = c.mariadbGTIDAt(next.File, 4)
-	case r.srv.GTIDMode:
-		next.GTID, err = r.mysqlGTIDAt(ctx, next.File, 4)
+	case r.insp.srv.GTIDMode:
+		next.GTID, err = r.insp.mysqlGTIDAt(ctx, next.File, 4)
 	}
 	if err != nil {
 		return fatal(fmt.Sprintf("read the GTID set at %s:4: %v", next.File, err))
@@ -518,15 +496,6 @@ func (r *Reader) skipTruncatedFile(ctx context.Context, cause error) error {
 	}
 	r.file, r.lastEnd = next.File, next
 	return nil
-}
-
-// available describes the oldest and newest positions for an error message.
-func (r *Reader) available(ctx context.Context) string {
-	oldest, newest, err := r.Bounds(ctx)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf(" (oldest available position %s, newest %s)", oldest, newest)
 }
 
 func (r *Reader) marker(pos uint32) {
@@ -752,11 +721,11 @@ func (r *Reader) query(ctx context.Context, e *replication.QueryEvent, h *replic
 			return err
 		}
 	}
-	switch st := classifyStatement(string(e.Schema), q, querySQLMode(e.StatusVars), r.srv.LowerCaseTableNames, r.capList); st.kind {
+	switch st := classifyStatement(string(e.Schema), q, querySQLMode(e.StatusVars), r.insp.srv.LowerCaseTableNames, r.capList); st.kind {
 	case stmtWritesCaptured:
 		return fmt.Errorf("%w: statement-format DML on captured table %s at %s:%d (a session uses binlog_format=STATEMENT or MIXED): %.200s", ErrUnsupported, st.tables[0], r.file, pos, q)
 	case stmtAltersCaptured:
-		if !r.srv.FullMetadata {
+		if !r.insp.srv.FullMetadata {
 			return fmt.Errorf("%w: schema change on captured table %s at %s:%d without binlog_row_metadata=FULL: %.200s", ErrUnsupported, st.tables[0], r.file, pos, q)
 		}
 		// The next TABLE_MAP carries the new shape; forget cached names.
@@ -856,7 +825,7 @@ func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent, po
 		}
 		info := r.infoSchema[key]
 		if info == nil {
-			c, err := r.metaConn(ctx)
+			c, err := r.insp.metaConn(ctx)
 			if err != nil {
 				return err
 			}
@@ -871,7 +840,7 @@ func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent, po
 		}
 		names, charsets = info.names, info.charsets
 	}
-	t, err := newTable(tm, names, r.srv.Flavor, charsets)
+	t, err := newTable(tm, names, r.insp.srv.Flavor, charsets)
 	if err != nil {
 		return fmt.Errorf("table map of %s at %s:%d: %w", key, r.file, pos, err)
 	}
@@ -966,113 +935,6 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 	return nil
 }
 
-// logFiles returns the metadata connection and SHOW BINARY LOGS, which is
-// an error when empty: binary logging is off.
-func (r *Reader) logFiles(ctx context.Context) (*conn, []LogFile, error) {
-	c, err := r.metaConn(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	logs, err := c.binaryLogs()
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(logs) == 0 {
-		return nil, nil, fmt.Errorf("SHOW BINARY LOGS is empty: binary logging (log_bin) is off")
-	}
-	return c, logs, nil
-}
-
-// Bounds returns the oldest and newest positions the server can stream from.
-func (r *Reader) Bounds(ctx context.Context) (oldest, newest Position, err error) {
-	_, logs, err := r.logFiles(ctx)
-	if err != nil {
-		return oldest, newest, err
-	}
-	oldest = Position{File: logs[0].Name, Pos: 4}
-	newest, err = r.Latest(ctx)
-	return oldest, newest, err
-}
-
-// Latest returns the current end of the binlog with its GTID set.
-func (r *Reader) Latest(ctx context.Context) (Position, error) {
-	c, err := r.metaConn(ctx)
-	if err != nil {
-		return Position{}, err
-	}
-	file, pos, gtid, err := c.status(r.srv.Flavor)
-	if err != nil {
-		return Position{}, fmt.Errorf("read binlog status: %w", err)
-	}
-	p := Position{File: file, Pos: pos}
-	switch {
-	case r.srv.Flavor == FlavorMariaDB:
-		if p.GTID, err = c.mariadbGTIDAt(file, pos); err != nil {
-			return Position{}, err
-		}
-	case r.srv.GTIDMode:
-		p.GTID = gtid
-	}
-	return p, nil
-}
-
-// Earliest returns the start of the oldest binlog file still on the server.
-func (r *Reader) Earliest(ctx context.Context) (Position, error) {
-	c, logs, err := r.logFiles(ctx)
-	if err != nil {
-		return Position{}, err
-	}
-	p := Position{File: logs[0].Name, Pos: 4}
-	switch {
-	case r.srv.Flavor == FlavorMariaDB:
-		if p.GTID, err = c.mariadbGTIDAt(p.File, 4); err != nil {
-			return Position{}, err
-		}
-	case r.srv.GTIDMode:
-		if p.GTID, err = c.variable("gtid_purged"); err != nil {
-			return Position{}, err
-		}
-		p.GTID = strings.ReplaceAll(p.GTID, "\n", "")
-	}
-	return p, nil
-}
-
-// Resolve checks that FILE:POS exists on the server and is a transaction
-// boundary (an event ends there, outside any transaction) and, on servers
-// with GTIDs, adds the GTID set at that position (MariaDB: BINLOG_GTID_POS;
-// MySQL: derived by reading the file up to the position). A p that already
-// has a GTID set is only checked for its file. Errors about the position
-// wrap ErrPositionUnavailable and name the oldest and newest available
-// positions.
-func (r *Reader) Resolve(ctx context.Context, p Position) (Position, error) {
-	c, err := r.metaConn(ctx)
-	if err != nil {
-		return Position{}, err
-	}
-	if p.File != "" {
-		if err := r.checkFile(ctx, p); err != nil {
-			return Position{}, err
-		}
-	}
-	if p.GTID == "" && p.File != "" {
-		// Reading the file up to the position checks it and, on MySQL
-		// with GTIDs, derives the set.
-		g, err := r.boundaryAt(ctx, p)
-		if err != nil {
-			return Position{}, err
-		}
-		switch {
-		case r.srv.Flavor == FlavorMariaDB:
-			if p.GTID, err = c.mariadbGTIDAt(p.File, p.Pos); err != nil {
-				return Position{}, fmt.Errorf("resolve %s: %w%s", p, err, r.available(ctx))
-			}
-		case r.srv.GTIDMode:
-			p.GTID = g
-		}
-	}
-	return p, nil
-}
-
 func (r *Reader) closeSyncer() {
 	if r.syncer != nil {
 		r.syncer.Close()
@@ -1088,6 +950,5 @@ func (r *Reader) Close() error {
 	r.closed = true
 	r.st.connected.Store(false)
 	r.closeSyncer()
-	r.meta.close()
-	return nil
+	return r.insp.Close()
 }

@@ -84,7 +84,7 @@ func (f *fixture) tx(t *testing.T, stmts ...string) {
 func TestReaderStreamsCapturedRowsWithMarkers(t *testing.T) {
 	f := setup(t, 4101)
 	ctx := context.Background()
-	start, err := f.r.Latest(ctx)
+	start, err := f.r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestReaderStreamsCapturedRowsWithMarkers(t *testing.T) {
 func TestReaderResumesWithSkip(t *testing.T) {
 	f := setup(t, 4102)
 	ctx := context.Background()
-	start, err := f.r.Latest(ctx)
+	start, err := f.r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestReaderResumesWithSkip(t *testing.T) {
 func TestReaderReconnectsWithoutLossOrDuplicates(t *testing.T) {
 	f := setup(t, 4105)
 	ctx := context.Background()
-	start, err := f.r.Latest(ctx)
+	start, err := f.r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestReaderReconnectsWithoutLossOrDuplicates(t *testing.T) {
 func TestReaderRejectsPurgedPosition(t *testing.T) {
 	f := setup(t, 4106)
 	ctx := context.Background()
-	_, err := f.r.Resolve(ctx, binlog.Position{File: "mysql-bin.999999", Pos: 4})
+	_, err := f.r.Inspector().Resolve(ctx, binlog.Position{File: "mysql-bin.999999", Pos: 4})
 	if !errors.Is(err, binlog.ErrPositionUnavailable) {
 		t.Fatalf("got %v, want ErrPositionUnavailable", err)
 	}

@@ -107,7 +107,7 @@ func TestReaderReconnectInsideSkippedPrefixPassesItOver(t *testing.T) {
 	const rows, skip = 20000, 15000
 	f := setup(t, 4150)
 	ctx := context.Background()
-	start, err := f.r.Latest(ctx)
+	start, err := f.r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
-// Server describes the server the Reader is connected to.
+// Server describes the server a Reader or an Inspector is connected to.
 type Server struct {
 	// Flavor is MySQL or MariaDB, detected from the version string unless configured.
 	Flavor Flavor
@@ -360,15 +360,21 @@ func (c *Config) readTimeout() time.Duration {
 	return 3 * c.heartbeat()
 }
 
-func (c *Config) validate() error {
-	var errs []error
+// validateAddr returns what is wrong with Addr, which every connection needs.
+func (c *Config) validateAddr() []error {
 	if c.Addr == "" {
-		errs = append(errs, errors.New("addr is empty"))
-	} else if _, port, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("addr %q: %w", c.Addr, err))
-	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		errs = append(errs, fmt.Errorf("addr %q: port is not a number", c.Addr))
+		return []error{errors.New("addr is empty")}
 	}
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		return []error{fmt.Errorf("addr %q: %w", c.Addr, err)}
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return []error{fmt.Errorf("addr %q: port is not a number", c.Addr)}
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	errs := c.validateAddr()
 	if c.ServerID == 0 {
 		errs = append(errs, errors.New("server_id must be non-zero"))
 	}
@@ -432,8 +438,8 @@ func quoteIdent(s string) string {
 // connection as (CURRENT_USER(), split at its last "@" into user and host)
 // and the lines of SHOW GRANTS for it, which on MariaDB include the grants
 // of the current role.
-func (r *Reader) Account(ctx context.Context) (user, host string, grants []string, err error) {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) Account(ctx context.Context) (user, host string, grants []string, err error) {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -461,8 +467,8 @@ func (r *Reader) Account(ctx context.Context) (user, host string, grants []strin
 // REPLICATION CLIENT privilege (BINLOG MONITOR on MariaDB 10.5.2+) the
 // error satisfies IsAccessDenied; with binary logging off it is the
 // server's "You are not using binary logging".
-func (r *Reader) BinaryLogs(ctx context.Context) ([]LogFile, error) {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) BinaryLogs(ctx context.Context) ([]LogFile, error) {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -476,8 +482,8 @@ func (r *Reader) BinaryLogs(ctx context.Context) ([]LogFile, error) {
 // gives an error for which IsTableMissing is true; a missing SELECT
 // privilege one for which IsAccessDenied is true (the server says so also
 // for a table that does not exist).
-func (r *Reader) TableColumns(ctx context.Context, schema, table string) ([]string, error) {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) TableColumns(ctx context.Context, schema, table string) ([]string, error) {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -497,8 +503,8 @@ func (r *Reader) TableColumns(ctx context.Context, schema, table string) ([]stri
 // TableEngine returns the storage engine of schema.table and whether it
 // supports transactions (information_schema.ENGINES), "" when the table is
 // not visible to the account there.
-func (r *Reader) TableEngine(ctx context.Context, schema, table string) (engine string, transactional bool, err error) {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) TableEngine(ctx context.Context, schema, table string) (engine string, transactional bool, err error) {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return "", false, err
 	}
@@ -518,8 +524,8 @@ func (r *Reader) TableEngine(ctx context.Context, schema, table string) (engine 
 // account in information_schema whose schema and name equal schema and
 // table ignoring case: what a name that does not exist with this case
 // probably meant.
-func (r *Reader) TablesNamedLike(ctx context.Context, schema, table string) ([]string, error) {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) TablesNamedLike(ctx context.Context, schema, table string) ([]string, error) {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -551,13 +557,13 @@ type Replica struct {
 // MySQL 8.0.22+, else SHOW SLAVE HOSTS. MariaDB 10.5.2+ requires the
 // REPLICATION MASTER ADMIN privilege for it (an error for which
 // IsAccessDenied is true), MySQL REPLICATION SLAVE.
-func (r *Reader) Replicas(ctx context.Context) ([]Replica, error) {
-	c, err := r.metaConn(ctx)
+func (in *Inspector) Replicas(ctx context.Context) ([]Replica, error) {
+	c, err := in.metaConn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var res *mysql.Result
-	if r.srv.Flavor == FlavorMySQL {
+	if in.srv.Flavor == FlavorMySQL {
 		res, err = c.query("SHOW REPLICAS")
 		if err != nil && !IsAccessDenied(err) {
 			res, err = c.query("SHOW SLAVE HOSTS")

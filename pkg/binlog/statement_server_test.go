@@ -62,7 +62,7 @@ func TestReaderStreamsPastStatementsThatDoNotWriteTheOutbox(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := open(t, f.db, f.dbn, uint32(4162+i))
-			start, err := r.Latest(ctx)
+			start, err := r.Inspector().Latest(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestReaderStreamsPastStatementsThatDoNotWriteTheOutbox(t *testing.T) {
 func TestReaderStopsAtStatementInsertIntoTheOutbox(t *testing.T) {
 	f := setup(t, 4170)
 	ctx := context.Background()
-	start, err := f.r.Latest(ctx)
+	start, err := f.r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestReaderStopsAtStatementLoadDataIntoTheOutbox(t *testing.T) {
 	ctx := context.Background()
 	stmt := statementConn(t, f.db, f.dbn)
 	load := func(table string) binlog.Position {
-		start, err := f.r.Latest(ctx)
+		start, err := f.r.Inspector().Latest(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,7 @@ func TestReaderForgetsTableIDsAtStatementEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	start, err := r.Latest(ctx)
+	start, err := r.Inspector().Latest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,18 +24,18 @@ import (
 // the GTID state there on servers with GTIDs. A t before the oldest file's
 // start is an error naming that file and its time (wrapping
 // ErrPositionUnavailable): older transactions may have been purged.
-func (r *Reader) AtTime(ctx context.Context, t time.Time) (Position, error) {
-	if r.closed {
+func (in *Inspector) AtTime(ctx context.Context, t time.Time) (Position, error) {
+	if in.closed {
 		return Position{}, ErrClosed
 	}
-	c, logs, err := r.logFiles(ctx)
+	c, logs, err := in.logFiles(ctx)
 	if err != nil {
 		return Position{}, err
 	}
 	starts := make([]time.Time, len(logs))
 	startOf := func(i int) (time.Time, error) {
 		if starts[i].IsZero() {
-			st, err := fileStartTime(ctx, &r.cfg, r.srv.Flavor, logs[i].Name)
+			st, err := fileStartTime(ctx, &in.cfg, in.srv.Flavor, logs[i].Name)
 			if err != nil {
 				return time.Time{}, err
 			}
@@ -49,23 +49,23 @@ func (r *Reader) AtTime(ctx context.Context, t time.Time) (Position, error) {
 	}
 	if t.Before(first) {
 		return Position{}, fmt.Errorf("time %s is before the oldest binlog file %s, started %s: older transactions may have been purged (start at earliest, or at a later time): %w%s",
-			t.Format(time.RFC3339Nano), logs[0].Name, first.Format(time.RFC3339), ErrPositionUnavailable, r.available(ctx))
+			t.Format(time.RFC3339Nano), logs[0].Name, first.Format(time.RFC3339), ErrPositionUnavailable, in.available(ctx))
 	}
 	i, err := lastStartedBefore(len(logs), startOf, t)
 	if err != nil {
 		return Position{}, err
 	}
-	d, err := openDump(ctx, &r.cfg, r.srv.Flavor, logs[i].Name, 4)
+	d, err := openDump(ctx, &in.cfg, in.srv.Flavor, logs[i].Name, 4)
 	if err != nil {
 		return Position{}, err
 	}
 	defer d.close()
-	p, err := seekTime(d.next, newTxnScan(logs[i].Name, r.srv.Flavor == FlavorMySQL && r.srv.GTIDMode), t)
+	p, err := seekTime(d.next, newTxnScan(logs[i].Name, in.srv.Flavor == FlavorMySQL && in.srv.GTIDMode), t)
 	if err != nil {
 		return Position{}, fmt.Errorf("read %s onwards for the first transaction at or after %s: %w", logs[i].Name, t.Format(time.RFC3339Nano), err)
 	}
 	d.close()
-	if r.srv.Flavor == FlavorMariaDB {
+	if in.srv.Flavor == FlavorMariaDB {
 		if p.GTID, err = c.mariadbGTIDAt(p.File, p.Pos); err != nil {
 			return Position{}, fmt.Errorf("gtid state at %s: %w", p, err)
 		}

@@ -151,7 +151,7 @@ func TestOpenSettlesTLS(t *testing.T) {
 				if r.cfg.tlsConf != nil {
 					t.Fatalf("Open settled on TLS with a server that offers none")
 				}
-				if _, err := r.BinaryLogs(ctx); err != nil {
+				if _, err := r.Inspector().BinaryLogs(ctx); err != nil {
 					t.Fatalf("the metadata connection does not work: %v", err)
 				}
 				return
