@@ -71,23 +71,11 @@ func openCharsetReader(t *testing.T, db *testenv.MySQLServer, serverID uint32, m
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := binlog.Open(ctx, binlog.Config{
+	return openAtLatest(ctx, t, binlog.Config{
 		Addr: db.Addr, User: db.User, Password: db.Password, ServerID: serverID,
 		Tables: tables, Heartbeat: time.Second, ReconnectBackoff: 50 * time.Millisecond,
 		AllowMinimalMetadata: minimal,
-	}, zerolog.New(zerolog.NewTestWriter(t)), nil)
-	if err != nil {
-		t.Fatalf("open reader: %v", err)
-	}
-	t.Cleanup(func() { r.Close() })
-	start, err := r.Inspector().Latest(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(ctx, start, 0, ""); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	}, zerolog.New(zerolog.NewTestWriter(t)))
 }
 
 // utf8Conn returns a connection whose text is UTF-8 (the server converts

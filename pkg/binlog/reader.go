@@ -32,6 +32,8 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/rs/zerolog"
+
+	"github.com/tailbox-cdc/tailbox/internal/retry"
 )
 
 // ItemKind tells what an Item carries.
@@ -93,7 +95,7 @@ type Reader struct {
 	txnRows    int // captured row images seen in the current transaction
 	skip       int // captured rows to pass over at the head of the next transaction
 	skipTxn    string
-	failures   int
+	backoff    retry.Backoff     // the waits between reconnect attempts in a row
 	tables     map[uint64]*table // captured tables by table id, for the current statement
 	byName     map[string]*table
 	infoSchema map[string]*infoColumns // by "schema.table", without FULL metadata
@@ -132,6 +134,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 		return nil, err
 	}
 	r := &Reader{cfg: insp.cfg, log: log, slog: slogger, insp: insp, infoSchema: map[string]*infoColumns{}}
+	r.backoff = retry.Backoff{Initial: cfg.ReconnectBackoff, Max: maxReconnectBackoff}
 	srv := insp.srv
 	r.rowsDec.flavor = srv.Flavor
 	r.foldNames = srv.LowerCaseTableNames != 0
@@ -149,6 +152,9 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 	}
 	return r, nil
 }
+
+// maxReconnectBackoff is the longest wait between reconnect attempts.
+const maxReconnectBackoff = 30 * time.Second
 
 // Server returns what Open learned about the server, or, once another
 // server answered at the address on a reconnect and the stream went on
@@ -381,7 +387,7 @@ func (r *Reader) Next(ctx context.Context) (Item, error) {
 			}
 			continue
 		}
-		r.failures = 0
+		r.backoff.Reset()
 		r.evStart = Position{File: r.file, Pos: ev.Header.LogPos - min(ev.Header.LogPos, ev.Header.EventSize)}
 		if err := r.handle(ctx, ev, ev.Header.LogPos); err != nil {
 			return Item{}, err
@@ -416,28 +422,16 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 	}
 	r.closeSyncer()
 	for {
-		r.failures++
 		r.st.lost()
-		if r.cfg.MaxReconnects > 0 && r.failures > r.cfg.MaxReconnects {
-			return fmt.Errorf("stream binlog from %s: %w: giving up after %d attempts: %w", r.lastEnd, ErrConnection, r.failures-1, cause)
+		if n := r.backoff.Attempt(); r.cfg.MaxReconnects > 0 && n >= r.cfg.MaxReconnects {
+			return fmt.Errorf("stream binlog from %s: %w: giving up after %d attempts: %w", r.lastEnd, ErrConnection, n, cause)
 		}
-		wait := r.cfg.ReconnectBackoff
-		if wait <= 0 {
-			wait = 500 * time.Millisecond
-		}
-		for i := 1; i < r.failures && wait < 30*time.Second; i++ {
-			wait *= 2
-		}
-		wait = min(wait, 30*time.Second)
+		wait := r.backoff.Next()
 		r.log.Warn().Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
-			Str("gtid", r.lastEnd.GTID).Dur("backoff", wait).Int("attempt", r.failures).
+			Str("gtid", r.lastEnd.GTID).Dur("backoff", wait).Int("attempt", r.backoff.Attempt()).
 			Msg("binlog connection lost, reconnecting from last transaction end")
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
 		if r.gset != nil && r.lastEnd.GTID != "" {
 			g, err := mysql.ParseGTIDSet(r.insp.srv.Flavor.String(), r.lastEnd.GTID)

@@ -44,6 +44,25 @@ func open(t *testing.T, db *testenv.MySQLServer, dbn string, serverID uint32) *b
 	return r
 }
 
+// openAtLatest opens a reader with cfg and starts it at the end of the
+// binlog; the test's cleanup closes it.
+func openAtLatest(ctx context.Context, t *testing.T, cfg binlog.Config, log zerolog.Logger) *binlog.Reader {
+	t.Helper()
+	r, err := binlog.Open(ctx, cfg, log, nil)
+	if err != nil {
+		t.Fatalf("open reader: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	start, err := r.Inspector().Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, start, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // collect reads items until it has n changes, then until the marker that
 // ends the transaction of the last change.
 func collect(t *testing.T, r *binlog.Reader, n int) (changes []binlog.Change, markers []binlog.Position) {

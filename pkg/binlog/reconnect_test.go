@@ -2,9 +2,12 @@ package binlog_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,4 +199,56 @@ func ownGroup(t *testing.T, db *testenv.MySQLServer, c *client.Conn, from binlog
 		t.Fatalf("no GTID event %s in %s after %d (the binlog rotated?)", gtid, from.File, from.Pos)
 	}
 	return begin, gtid, end
+}
+
+// TestReaderGivesUpAfterMaxReconnects loses the stream's server (the proxy
+// in front of it stops listening) and checks the reconnect policy: each
+// attempt is logged with its number and a wait that starts at
+// ReconnectBackoff and doubles, and after MaxReconnects failed attempts in
+// a row Next fails with ErrConnection, naming how many it made.
+func TestReaderGivesUpAfterMaxReconnects(t *testing.T) {
+	const maxReconnects = 3
+	db := testenv.MySQL(t)
+	dbn := db.CreateDatabase(t, "giveup")
+	db.Exec(t, fmt.Sprintf(testenv.OutboxDDL, dbn))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	px := startCutProxy(t, db.Addr, 1<<62)
+	var logs testenv.SyncBuffer
+	r := openAtLatest(ctx, t, binlog.Config{
+		Addr: px.ln.Addr().String(), User: db.User, Password: db.Password, ServerID: 4191,
+		Tables: []string{dbn + ".outbox"}, Heartbeat: time.Second,
+		ReconnectBackoff: 10 * time.Millisecond, MaxReconnects: maxReconnects,
+	}, zerolog.New(&logs))
+	// The server goes away: no new connection, the open ones dropped.
+	px.ln.Close()
+	px.mu.Lock()
+	for _, c := range px.conns {
+		c.Close()
+	}
+	px.mu.Unlock()
+
+	var err error
+	for err == nil {
+		_, err = r.Next(ctx)
+	}
+	want := fmt.Sprintf("giving up after %d attempts", maxReconnects)
+	if !errors.Is(err, binlog.ErrConnection) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Next = %v, want ErrConnection %q", err, want)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e struct {
+			Msg     string  `json:"message"`
+			Attempt int     `json:"attempt"`
+			Backoff float64 `json:"backoff"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "binlog connection lost, reconnecting from last transaction end" {
+			got = append(got, fmt.Sprintf("attempt %d after %gms", e.Attempt, e.Backoff))
+		}
+	}
+	wantLog := []string{"attempt 1 after 10ms", "attempt 2 after 20ms", "attempt 3 after 40ms"}
+	if !slices.Equal(got, wantLog) {
+		t.Fatalf("reconnect attempts logged %q, want %q\nlog:\n%s", got, wantLog, logs.String())
+	}
 }
