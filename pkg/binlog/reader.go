@@ -228,7 +228,7 @@ func (r *Reader) decodeRows(e *replication.RowsEvent, data []byte) error {
 // transaction must carry it, else Next fails with ErrPositionUnavailable.
 // On a server with GTIDs a FILE:POS without GTID is converted to the GTID
 // set at that position, and the stream continues by GTID. On MariaDB the
-// position is checked as CheckGTID does first (errors wrap
+// position is checked as Inspector.CheckGTID does first (errors wrap
 // ErrPositionUnavailable); a domain whose binlog starts right after it (a
 // replica restored from a backup taken there) is streamed from the start of
 // the binlog instead of being asked for by GTID, which the server's GTID
@@ -843,6 +843,23 @@ func (r *Reader) tableMap(ctx context.Context, tm *replication.TableMapEvent, po
 	return nil
 }
 
+// rowsOp returns the operation of a rows event and the number of row
+// images per changed row: two (before and after) for an update.
+func rowsOp(e *replication.RowsEvent, h *replication.EventHeader) (Op, int, error) {
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		return OpInsert, 1, nil
+	case replication.EnumRowsEventTypeDelete:
+		return OpDelete, 1, nil
+	case replication.EnumRowsEventTypeUpdate:
+		return OpUpdate, 2, nil
+	}
+	if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
+		return OpUpdate, 2, nil
+	}
+	return 0, 0, fmt.Errorf("unknown rows event type %s", h.EventType)
+}
+
 func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos uint32) error {
 	if e.Flags&replication.RowsEventStmtEndFlag != 0 {
 		// A table id holds until the end of its statement (go-mysql's
@@ -867,21 +884,9 @@ func (r *Reader) rows(e *replication.RowsEvent, h *replication.EventHeader, pos 
 	if r.txnXA {
 		return fmt.Errorf("%w: XA transaction touching captured table %s at %s:%d (XA is not supported)", ErrUnsupported, t.pub, r.file, pos)
 	}
-	var op Op
-	step := 1
-	switch e.Type() {
-	case replication.EnumRowsEventTypeInsert:
-		op = OpInsert
-	case replication.EnumRowsEventTypeDelete:
-		op = OpDelete
-	case replication.EnumRowsEventTypeUpdate:
-		op, step = OpUpdate, 2
-	default:
-		if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
-			op, step = OpUpdate, 2
-		} else {
-			return fmt.Errorf("unknown rows event type %s", h.EventType)
-		}
+	op, step, err := rowsOp(e, h)
+	if err != nil {
+		return err
 	}
 	// What a held row costs: its share of the event, which its decoded
 	// values take about as much as, plus the Item and the values' slice.
