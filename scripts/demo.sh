@@ -14,24 +14,33 @@
 # tailbox with SIGTERM (expecting exit 0), shows the checkpoint it wrote, and
 # stops everything it started. Exit status 0 means the whole path works.
 #
-# Installs mariadb-server and kcat with apt when they are missing.
+# Installs mariadb-server and kcat with apt when they are missing. Installing,
+# downloading modules, building and starting MariaDB print one line each
+# (scripts/prepare.sh); their output goes to .tmp/demo-install.log, and the
+# last lines of it are printed when one of them fails.
 #
 # Environment:
 #   TAILBOX_DEMO_DIR          work directory: config, logs, checkpoint
 #                             (default: <repo>/.tmp/demo, emptied at start)
 #   TAILBOX_DEMO_MARIADB_DIR  the demo MariaDB (default: <repo>/.tmp/demo-mariadb)
 #   TAILBOX_DEMO_MYSQL_PORT   its port on 127.0.0.1 (default: 33307)
+#   TAILBOX_DEMO_INSTALL_LOG  the log of those steps (default: <repo>/.tmp/demo-install.log,
+#                             emptied at start)
 #   TAILBOX_BIN               a tailbox binary to use instead of building bin/tailbox
 #   TAILBOX_KEEP_SERVERS=1    leave the demo MariaDB running afterwards
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
+# shellcheck source=prepare.sh
+. scripts/prepare.sh
 
 demo_dir=${TAILBOX_DEMO_DIR:-$repo/.tmp/demo}
 mariadb_dir=${TAILBOX_DEMO_MARIADB_DIR:-$repo/.tmp/demo-mariadb}
 mysql_port=${TAILBOX_DEMO_MYSQL_PORT:-33307}
 topic=outbox.event.member
+export TAILBOX_STEP_LOG=${TAILBOX_DEMO_INSTALL_LOG:-$repo/.tmp/demo-install.log}
+TAILBOX_STEP_PREFIX="    "
 expected_events=2
 
 # The password reaches tailbox through the environment: the config says
@@ -102,12 +111,12 @@ sql() {
 # --- prerequisites ---------------------------------------------------------
 step "Checking prerequisites"
 command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build tailbox and devkafka)"
-if ! command -v kcat >/dev/null 2>&1; then
-  note "kcat is missing: installing it with apt-get"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q kcat
+mkdir -p "$(dirname "$TAILBOX_STEP_LOG")"
+: >"$TAILBOX_STEP_LOG"
+note "the output of installing, building and starting MariaDB goes to ${TAILBOX_STEP_LOG#"$repo"/}"
+mapfile -t missing < <(missing_packages mariadb-server mariadb-client kcat)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_install "${missing[@]}" || die "cannot install ${missing[*]}"
 fi
 have_python=false
 command -v python3 >/dev/null 2>&1 && have_python=true
@@ -119,19 +128,25 @@ mkdir -p "$demo_dir"
 # --- MariaDB ---------------------------------------------------------------
 step "Starting the member service's MariaDB on 127.0.0.1:$mysql_port"
 mariadb_started=true # the demo instance is the demo's own: stopped at exit
-TAILBOX_MARIADB_DIR=$mariadb_dir TAILBOX_MARIADB_PORT=$mysql_port scripts/mariadb.sh start
+run_step "starting MariaDB in ${mariadb_dir#"$repo"/}" "about 10 s" \
+  env TAILBOX_MARIADB_DIR="$mariadb_dir" TAILBOX_MARIADB_PORT="$mysql_port" scripts/mariadb.sh start ||
+  die "cannot start the demo MariaDB"
 sql -e "SELECT CONCAT('    ', VERSION(), ', binlog_format=', @@binlog_format, ', binlog_row_image=', @@binlog_row_image, ', binlog_row_metadata=', @@binlog_row_metadata)"
 
 # --- build -----------------------------------------------------------------
 step "Building tailbox and devkafka"
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
 mkdir -p bin
-go build -trimpath -o bin/devkafka ./cmd/devkafka
+run_step "downloading the Go modules" "about 30 s the first time" go mod download ||
+  die "cannot download the Go modules"
+run_step "building bin/devkafka" "about 1 min the first time" \
+  go build -trimpath -o bin/devkafka ./cmd/devkafka || die "cannot build cmd/devkafka"
 if [ -n "${TAILBOX_BIN:-}" ]; then
   tailbox_bin=$TAILBOX_BIN
   note "using TAILBOX_BIN=$tailbox_bin"
 else
-  go build -trimpath -ldflags "-X main.version=$version" -o bin/tailbox ./cmd/tailbox ||
+  run_step "building bin/tailbox" "about 1 min the first time" \
+    go build -trimpath -ldflags "-X main.version=$version" -o bin/tailbox ./cmd/tailbox ||
     die "cannot build cmd/tailbox"
   tailbox_bin=$repo/bin/tailbox
 fi

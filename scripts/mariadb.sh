@@ -4,7 +4,9 @@
 # Usage: scripts/mariadb.sh start|stop|status|env
 #
 #   start   install mariadb-server (and kcat) with apt when no server binary is
-#           found, initialise the data directory when it is new, start the
+#           found (one line per step on stderr, apt's output in the log of
+#           scripts/prepare.sh: $TAILBOX_STEP_LOG, default .tmp/install.log),
+#           initialise the data directory when it is new, start the
 #           server in the background, wait until it answers and make sure the
 #           test user exists. A no-op when the instance already runs.
 #   stop    shut the instance down cleanly (kill as a fallback); a no-op when
@@ -31,6 +33,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=prepare.sh
+. "$repo/scripts/prepare.sh"
 dir=${TAILBOX_MARIADB_DIR:-$repo/.tmp/mariadb}
 port=${TAILBOX_MARIADB_PORT:-33306}
 extra_opts=${TAILBOX_MARIADB_EXTRA_OPTS:-}
@@ -59,42 +63,17 @@ if [ ${#socket} -gt 100 ]; then
   socket=/tmp/tailbox-mariadb-$(printf '%s' "$dir" | cksum | cut -d' ' -f1).sock
 fi
 
-# find_bin NAME... prints the path of the first NAME found on PATH or in the
-# sbin directories, which are not on every user's PATH.
-find_bin() {
-  local name d
-  for name in "$@"; do
-    if command -v "$name" >/dev/null 2>&1; then
-      command -v "$name"
-      return 0
-    fi
-    for d in /usr/sbin /usr/local/sbin /sbin /usr/libexec; do
-      if [ -x "$d/$name" ]; then
-        printf '%s\n' "$d/$name"
-        return 0
-      fi
-    done
-  done
-  return 1
-}
-
-# install_packages installs mariadb-server and kcat from the distribution.
+# install_packages installs mariadb-server, mariadb-client and kcat from the
+# distribution (scripts/prepare.sh: one line per step on stderr, the output in
+# its log).
 install_packages() {
   if [ "${TAILBOX_MARIADB_NO_INSTALL:-}" = 1 ]; then
     die "no MariaDB server found and TAILBOX_MARIADB_NO_INSTALL=1: run 'scripts/mariadb.sh start' once to install it"
   fi
-  command -v apt-get >/dev/null 2>&1 ||
-    die "no MariaDB server found and no apt-get to install one: install mariadb-server 10.11 yourself"
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || die "no MariaDB server found; installing it needs root: run 'apt-get install mariadb-server kcat' as root"
-    sudo=(sudo)
-  fi
-  log "installing mariadb-server and kcat with apt-get"
-  # Lock::Timeout waits for another apt run (e.g. unattended upgrades) instead of failing.
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-    --no-install-recommends mariadb-server mariadb-client kcat
+  local missing
+  mapfile -t missing < <(missing_packages mariadb-server mariadb-client kcat)
+  TAILBOX_STEP_PREFIX=${TAILBOX_STEP_PREFIX-mariadb.sh: } apt_install "${missing[@]}" >&2 ||
+    die "no MariaDB server found, and installing ${missing[*]} failed"
 }
 
 server_bin() { find_bin mariadbd mysqld; }

@@ -5,8 +5,9 @@
 #   scripts/test.sh                      # go vet ./... and go test ./...
 #   scripts/test.sh -run TestOutbox ./pkg/outbox/
 #
-# Downloads the Go modules, starts the shared MariaDB (scripts/mariadb.sh,
-# installing mariadb-server and kcat when missing), exports its
+# Downloads the Go modules, installs mariadb-server when it is missing, starts
+# the shared MariaDB (scripts/mariadb.sh) — one line each on stderr, their
+# output in .tmp/test-install.log (scripts/prepare.sh) —, exports its
 # TAILBOX_TEST_MYSQL_* variables and TAILBOX_TEST_REQUIRE_SERVERS=1 (a test
 # that cannot reach a server fails instead of skipping), runs go vet and
 # go test, and stops MariaDB again. Kafka needs no server: tests run franz-go
@@ -23,17 +24,28 @@
 #   TAILBOX_TEST_ARTIFACTS   where go test's output and the whole tailbox log
 #                            of each failed e2e test go (default: .tmp/test-artifacts)
 #   TAILBOX_MARIADB_DIR, TAILBOX_MARIADB_PORT   see scripts/mariadb.sh
+#   TAILBOX_STEP_LOG         the log of the preparation steps (default:
+#                            .tmp/test-install.log, emptied at start; when
+#                            set, e.g. by .ci/run, appended to)
+#   TAILBOX_STEP_TAIL        see scripts/prepare.sh
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
+# shellcheck source=prepare.sh
+. scripts/prepare.sh
 
 say() { printf '==> %s\n' "$*" >&2; }
 
 command -v go >/dev/null 2>&1 || { echo "test.sh: go is not on PATH" >&2; exit 1; }
 
-say "go mod download"
-go mod download
+if [ -z "${TAILBOX_STEP_LOG:-}" ]; then
+  export TAILBOX_STEP_LOG=$repo/.tmp/test-install.log
+  mkdir -p "$(dirname "$TAILBOX_STEP_LOG")"
+  : >"$TAILBOX_STEP_LOG"
+fi
+export TAILBOX_STEP_LOG
+run_step "downloading the Go modules" "about 30 s the first time" go mod download >&2
 
 started_here=false
 was_running=false
@@ -50,10 +62,15 @@ trap stop_servers EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say "starting MariaDB"
-scripts/mariadb.sh start
-if [ "$was_running" = false ]; then
+if [ "$was_running" = true ]; then
+  say "MariaDB already runs: $(scripts/mariadb.sh status)"
+else
+  mapfile -t missing < <(missing_packages mariadb-server mariadb-client)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}" >&2
+  fi
   started_here=true
+  run_step "starting MariaDB on 127.0.0.1:${TAILBOX_MARIADB_PORT:-33306}" "about 10 s" scripts/mariadb.sh start >&2
 fi
 eval "$(scripts/mariadb.sh env)"
 export TAILBOX_TEST_REQUIRE_SERVERS=1
