@@ -61,28 +61,29 @@ func (c *Connector) mappedColumns() []preflight.Column {
 	return cols
 }
 
-// preflight runs the source checks for Run: it returns an error wrapping
-// ErrServerSetup that lists every fatal failure, in the text of `tailbox
-// check`, and logs the other failures as warnings and the warnings as
-// information (a missing outbox table may yet be created; a server_id that
-// a replica uses may be this connector's own connection that the server
-// has not dropped yet).
+// preflight runs the source checks for Run, before anything is written: it
+// returns an error wrapping ErrServerSetup that lists every failure, in the
+// text of `tailbox check` — run refuses what check fails. The one failure
+// it only logs as a warning is a RunTolerates one (server_id in use by a
+// connected replica: at run time that is often this connector's former
+// connection, or that of the ha replica it takes over from, which the
+// server has not dropped yet). Warnings are logged as information.
 func (c *Connector) preflight(ctx context.Context, insp *binlog.Inspector) error {
 	var fatal []string
 	for _, r := range c.checker().SourceChecks(ctx, insp) {
 		switch {
-		case r.Status == preflight.StatusFail && r.Fatal:
+		case r.Status == preflight.StatusFail && !r.RunTolerates:
 			fatal = append(fatal, r.String())
 		case r.Status == preflight.StatusFail:
 			c.log.Warn().Str("check", r.Name).Str("detail", r.Detail).Str("fix", r.Fix).
-				Msg("source check failed; `tailbox check` lists every item")
+				Msg("source check failed; starting anyway")
 		case r.Status == preflight.StatusWarn:
 			c.log.Info().Str("check", r.Name).Str("detail", r.Detail).Str("fix", r.Fix).
 				Msg("source check warning")
 		}
 	}
 	if len(fatal) > 0 {
-		return fmt.Errorf("%w: %s is not set up for tailbox:\n%s", ErrServerSetup, c.cfg.Source.Addr, strings.Join(fatal, "\n"))
+		return fmt.Errorf("%w: %s is not set up for tailbox (nothing was written; `tailbox check` lists every item):\n%s", ErrServerSetup, c.cfg.Source.Addr, strings.Join(fatal, "\n"))
 	}
 	return nil
 }

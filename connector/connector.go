@@ -35,9 +35,12 @@ var (
 	// left untouched; `tailbox offsets set` is the way out.
 	ErrCheckpoint = pipeline.ErrCheckpoint
 
-	// ErrServerSetup is returned when the source server's settings make
-	// capturing impossible (binary log off, not ROW, row image not FULL);
-	// the message carries the exact fix.
+	// ErrServerSetup is returned when an item of the source that `tailbox
+	// check` fails makes Run refuse to start: the server's settings
+	// (binary log off, not ROW, row image not FULL), the account's grants,
+	// an outbox table missing (misspelled), without a mapped column or not
+	// transactional, source.server_id the server's own. The message
+	// carries the exact fix; nothing was written.
 	ErrServerSetup = errors.New("source server not set up for CDC")
 
 	// ErrRejected is returned when an event cannot be delivered and

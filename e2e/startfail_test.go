@@ -365,3 +365,33 @@ func TestFailedStartWritesNoKafkaCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// `run` refuses what `check` fails (issue 16): a misspelled outbox table
+// makes run exit 1 before it writes anything, naming the table and the one
+// the server has; the corrected config then starts and publishes.
+func TestRunRefusesAMisspelledOutboxTable(t *testing.T) {
+	e := newEnv(t, "envelope")
+	typo, table := e.dbn+".outbx", e.dbn+".outbox"
+	e.editConfig("tables: ["+table+"]", "tables: ["+typo+"]")
+	fix := "correct outbox.tables (" + table + "), or create the table, e.g. CREATE TABLE `" + e.dbn + "`.`outbx` (`id` CHAR(36) NOT NULL PRIMARY KEY, `aggregatetype` VARCHAR(255) NOT NULL, `aggregateid` VARCHAR(255) NOT NULL, `type` VARCHAR(255) NOT NULL, `payload` JSON);"
+	cp := freeze(t, e.checkpointPath())
+	stderr := e.failsWith([]string{"run", "-c", e.cfg},
+		regexp.QuoteMeta("FAIL  table "+typo+": does not exist; did you mean "+table+"?\n      fix: "+fix),
+		`nothing was written`)
+	if strings.Contains(stderr, `"message":"starting"`) {
+		t.Fatalf("run started streaming:\n%s", stderr)
+	}
+	cp.check(t) // no checkpoint bound to the misspelled table set
+
+	// check fails the same item with the same text.
+	lines, out, code := e.check()
+	if code != 1 {
+		t.Fatalf("check: exit code %d, want 1:\n%s", code, out)
+	}
+	wantCheck(t, lines, out, "table "+typo, "FAIL", fix)
+
+	e.editConfig("tables: ["+typo+"]", "tables: ["+table+"]")
+	p := e.start()
+	defer p.stop(t)
+	e.deliverOne("corrected", nil)
+}

@@ -63,9 +63,13 @@ type Result struct {
 	// Fix is the exact remedy (SQL statements, my.cnf lines, settings) for
 	// a failure or a warning; "" when Status is StatusOK.
 	Fix string
-	// Fatal marks the items on which `run` refuses to start when they fail:
-	// it cannot work, or would stop at the first event, without them.
-	Fatal bool
+	// RunTolerates marks the one kind of failure on which `run` starts
+	// anyway, logging it as a warning: what the server shows at run time
+	// may be this connector's own doing (a connection of a former run,
+	// or of the ha replica it takes over from, that the server has not
+	// dropped yet). Run refuses to start on every other failure of
+	// SourceChecks, with the text of `tailbox check`.
+	RunTolerates bool
 }
 
 // String returns the checklist line, with the fix on a second line:
@@ -105,8 +109,7 @@ type Checker struct {
 	// replicas' ids.
 	ServerID uint32
 	// AllowMinimalMetadata is source.allow_minimal_metadata: without FULL
-	// row metadata the checks warn instead of failing, and SELECT on the
-	// outbox tables becomes fatal.
+	// row metadata the checks warn instead of failing.
 	AllowMinimalMetadata bool
 	// Tables are outbox.tables, "schema.table".
 	Tables []string
@@ -139,8 +142,8 @@ type Checker struct {
 // start.from) and Kafka. It connects to the source once, without retrying,
 // and to Kafka within a bounded time; it writes nothing: no checkpoint, no
 // record. Every problem is a Result; when the source cannot be reached the
-// items that need it are left out. The items marked Fatal are the ones Run
-// refuses to start on (see SourceChecks), with the same text.
+// items that need it are left out. Run refuses to start on the failures of
+// SourceChecks that are not RunTolerates, with the same text.
 func (k *Checker) Check(ctx context.Context) []Result {
 	var rs []Result
 	rs = append(rs, k.checkSource(ctx)...)

@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -125,23 +126,23 @@ func TestSettingChecks(t *testing.T) {
 		{
 			name:   "binary logging off",
 			mutate: func(s *binlog.Server) { s.LogBin = false },
-			want: map[string]Result{"log_bin": {Status: StatusFail, Fatal: true, Detail: "OFF: the server writes no binary log",
+			want: map[string]Result{"log_bin": {Status: StatusFail, Detail: "OFF: the server writes no binary log",
 				Fix: "add log_bin=mysql-bin under [mysqld] in my.cnf (and remove skip-log-bin or disable-log-bin), then restart the server; binary logging cannot be switched on at runtime"}},
 		},
 		{
 			name:   "MIXED format and MINIMAL row image",
 			mutate: func(s *binlog.Server) { s.BinlogFormat, s.RowImage = "MIXED", "MINIMAL" },
 			want: map[string]Result{
-				"binlog_format": {Status: StatusFail, Fatal: true, Detail: "MIXED; tailbox needs ROW",
+				"binlog_format": {Status: StatusFail, Detail: "MIXED; tailbox needs ROW",
 					Fix: "SET GLOBAL binlog_format = 'ROW'; and binlog_format=ROW under [mysqld] in my.cnf (sessions open before keep their format until they reconnect)"},
-				"binlog_row_image": {Status: StatusFail, Fatal: true, Detail: "MINIMAL; tailbox needs FULL",
+				"binlog_row_image": {Status: StatusFail, Detail: "MINIMAL; tailbox needs FULL",
 					Fix: "SET GLOBAL binlog_row_image = 'FULL'; and binlog_row_image=FULL under [mysqld] in my.cnf"},
 			},
 		},
 		{
 			name:   "NO_LOG metadata fails without allow_minimal_metadata",
 			mutate: func(s *binlog.Server) { s.FullMetadata, s.RowMetadata = false, "NO_LOG" },
-			want: map[string]Result{"binlog_row_metadata": {Status: StatusFail, Fatal: true,
+			want: map[string]Result{"binlog_row_metadata": {Status: StatusFail,
 				Detail: "NO_LOG; tailbox needs FULL: the binlog carries no column names",
 				Fix:    "SET GLOBAL binlog_row_metadata = 'FULL'; and binlog_row_metadata=FULL under [mysqld] in my.cnf (only binlogs written afterwards carry column names), or set source.allow_minimal_metadata: true to read column names from information_schema"}},
 		},
@@ -156,7 +157,7 @@ func TestSettingChecks(t *testing.T) {
 		{
 			name:   "a server without the metadata variable",
 			mutate: func(s *binlog.Server) { s.FullMetadata, s.RowMetadata, s.Version = false, "", "5.7.44" },
-			want: map[string]Result{"binlog_row_metadata": {Status: StatusFail, Fatal: true,
+			want: map[string]Result{"binlog_row_metadata": {Status: StatusFail,
 				Detail: "not supported by this server version (MySQL 8.0.1+ and MariaDB 10.5+ have it); tailbox needs FULL: the binlog carries no column names",
 				Fix:    "upgrade the server, or set source.allow_minimal_metadata: true to read column names from information_schema"}},
 		},
@@ -217,7 +218,7 @@ func TestColumnCheck(t *testing.T) {
 	})
 	t.Run("a missing column names its setting and the ALTER TABLE", func(t *testing.T) {
 		r := columnCheck(Result{Name: "table s.outbox"}, "`s`.`outbox`", []string{"id", "aggregatetype", "aggregateid", "payload"}, mapped)
-		want := Result{Name: "table s.outbox", Status: StatusFail, Fatal: true,
+		want := Result{Name: "table s.outbox", Status: StatusFail,
 			Detail: "has no column type (outbox.fields.type), tenant (outbox.additional[0].column); its columns are id, aggregatetype, aggregateid, payload",
 			Fix:    "ALTER TABLE `s`.`outbox` ADD COLUMN `type` VARCHAR(255), ADD COLUMN `tenant` VARCHAR(255); or set outbox.fields.type, outbox.additional[0].column to existing columns"}
 		if r != want {
@@ -255,9 +256,9 @@ func TestServerIDCheck(t *testing.T) {
 				Fix: "set source.server_id to an id that no server or replica of this replication topology uses (not 1)"},
 		},
 		{
-			name: "an id a connected replica uses fails",
+			name: "an id a connected replica uses fails, and run tolerates it",
 			id:   5401, replicas: []binlog.Replica{{ServerID: 5401, Host: "tailbox", Port: 3306}},
-			want: Result{Name: "server_id", Status: StatusFail,
+			want: Result{Name: "server_id", Status: StatusFail, RunTolerates: true,
 				Detail: "source.server_id 5401 is used by a connected replica (host tailbox, port 3306): the server drops one of two replicas with the same id; it may be this connector already running",
 				Fix:    "stop the other replica, or set source.server_id to an id unique among the server's replicas"},
 		},
@@ -301,5 +302,47 @@ func TestAccountQuoting(t *testing.T) {
 	}
 	if got := serverMessage(errors.New(`query "SELECT * FROM ` + "`a`.`b`" + ` LIMIT 0": ERROR 1142 (42000): SELECT command denied`)); !strings.HasPrefix(got, "ERROR 1142") {
 		t.Fatalf("serverMessage = %q", got)
+	}
+}
+
+func TestClosestNames(t *testing.T) {
+	names := []string{"shop.outbox", "shop.outbox2", "shop.outbox_archive", "shop.orders", "billing.outbox", "shop.members", "Shop.Outboxes"}
+	tests := []struct {
+		name string
+		want string
+		got  []string
+	}{
+		{name: "a dropped letter finds the table, closest first", want: "shop.outbx", got: []string{"shop.outbox", "shop.outbox2"}},
+		{name: "two swapped letters are one edit", want: "shop.otubox", got: []string{"shop.outbox", "shop.outbox2"}},
+		{name: "a misspelled schema finds the table, and the table of that name in other schemas", want: "shpo.outbox", got: []string{"shop.outbox", "shop.outbox2", "billing.outbox"}},
+		{name: "a wrong schema finds the table of that name elsewhere", want: "orders.outbox", got: []string{"shop.outbox", "billing.outbox"}},
+		{name: "a table missing from a schema that exists is not looked for elsewhere", want: "billing.orders", got: []string{}},
+		{name: "letter case is ignored", want: "SHOP.OUTBX", got: []string{"shop.outbox", "shop.outbox2"}},
+		{name: "the name itself is no suggestion", want: "shop.orders", got: []string{}},
+		{name: "an unrelated name has none", want: "shop.events", got: []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := closestNames(tt.want, names, 3); !slices.Equal(got, tt.got) {
+				t.Fatalf("closestNames(%q) = %q, want %q", tt.want, got, tt.got)
+			}
+		})
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"outbox", "outbox", 0}, {"outbox", "outbx", 1}, {"outbox", "otubox", 1},
+		{"outbox", "outboxes", 2}, {"outbox", "orders", 5}, {"", "abc", 3}, {"grüße", "grüsse", 2},
+	} {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := editDistance(tt.b, tt.a); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.b, tt.a, got, tt.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package preflight
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
@@ -25,13 +26,13 @@ func (k *Checker) SourceChecks(ctx context.Context, insp *binlog.Inspector) []Re
 
 	// REPLICATION SLAVE: only SHOW GRANTS tells, except that MySQL's SHOW
 	// REPLICAS needs it too (and counts privileges of active roles).
-	slave := Result{Name: "grant REPLICATION SLAVE", Fatal: true}
+	slave := Result{Name: "grant REPLICATION SLAVE"}
 	switch {
 	case privs.has("REPLICATION SLAVE"),
 		srv.Flavor == binlog.FlavorMySQL && replicasErr == nil:
 		slave.Status, slave.Detail = StatusOK, "granted"
 	case grantsErr != nil:
-		slave.Status, slave.Fatal = StatusWarn, false
+		slave.Status = StatusWarn
 		slave.Detail = "cannot read the grants: " + grantsErr.Error()
 		slave.Fix = "GRANT REPLICATION SLAVE ON *.* TO " + acct + ";"
 	default:
@@ -43,7 +44,7 @@ func (k *Checker) SourceChecks(ctx context.Context, insp *binlog.Inspector) []Re
 
 	// REPLICATION CLIENT (BINLOG MONITOR): try the statement tailbox runs.
 	clientPriv := replicationClientName(srv)
-	client := Result{Name: "grant " + clientPriv, Fatal: true}
+	client := Result{Name: "grant " + clientPriv}
 	_, logsErr := insp.BinaryLogs(ctx)
 	switch {
 	case logsErr == nil:
@@ -51,7 +52,7 @@ func (k *Checker) SourceChecks(ctx context.Context, insp *binlog.Inspector) []Re
 	case grantsErr != nil && !binlog.IsAccessDenied(logsErr):
 		// Neither statement answered (the connection broke, the server
 		// restarts): nothing says a grant is missing, and a retry may pass.
-		client.Status, client.Fatal = StatusWarn, false
+		client.Status = StatusWarn
 		client.Detail = fmt.Sprintf("cannot tell: SHOW BINARY LOGS failed (%s) and the grants cannot be read", serverMessage(logsErr))
 		client.Fix = "run `tailbox check` again"
 	case binlog.IsAccessDenied(logsErr) || !privs.has(clientPriv, "REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"):
@@ -76,28 +77,28 @@ func settingChecks(srv binlog.Server, allowMinimal bool) []Result {
 	}
 	var rs []Result
 
-	r := Result{Name: "log_bin", Status: StatusOK, Detail: "ON", Fatal: true}
+	r := Result{Name: "log_bin", Status: StatusOK, Detail: "ON"}
 	if !srv.LogBin {
 		r.Status, r.Detail = StatusFail, "OFF: the server writes no binary log"
 		r.Fix = "add log_bin=mysql-bin under [mysqld] in my.cnf (and remove skip-log-bin or disable-log-bin), then restart the server; binary logging cannot be switched on at runtime"
 	}
 	rs = append(rs, r)
 
-	r = Result{Name: "binlog_format", Status: StatusOK, Detail: srv.BinlogFormat, Fatal: true}
+	r = Result{Name: "binlog_format", Status: StatusOK, Detail: srv.BinlogFormat}
 	if !strings.EqualFold(srv.BinlogFormat, "ROW") {
 		r.Status, r.Detail = StatusFail, srv.BinlogFormat+"; tailbox needs ROW"
 		r.Fix = mycnf("binlog_format", "ROW") + " (sessions open before keep their format until they reconnect)"
 	}
 	rs = append(rs, r)
 
-	r = Result{Name: "binlog_row_image", Status: StatusOK, Detail: srv.RowImage, Fatal: true}
+	r = Result{Name: "binlog_row_image", Status: StatusOK, Detail: srv.RowImage}
 	if !strings.EqualFold(srv.RowImage, "FULL") {
 		r.Status, r.Detail = StatusFail, srv.RowImage+"; tailbox needs FULL"
 		r.Fix = mycnf("binlog_row_image", "FULL")
 	}
 	rs = append(rs, r)
 
-	r = Result{Name: "binlog_row_metadata", Status: StatusOK, Detail: srv.RowMetadata, Fatal: true}
+	r = Result{Name: "binlog_row_metadata", Status: StatusOK, Detail: srv.RowMetadata}
 	if !srv.FullMetadata {
 		meta, fix := srv.RowMetadata, mycnf("binlog_row_metadata", "FULL")+" (only binlogs written afterwards carry column names)"
 		if meta == "" {
@@ -105,7 +106,7 @@ func settingChecks(srv binlog.Server, allowMinimal bool) []Result {
 			fix = "upgrade the server"
 		}
 		if allowMinimal {
-			r.Status, r.Fatal = StatusWarn, false
+			r.Status = StatusWarn
 			r.Detail = meta + "; source.allow_minimal_metadata is true: column names come from information_schema and tailbox stops at a schema change of a captured table"
 			r.Fix = fix
 		} else {
@@ -136,8 +137,7 @@ func (k *Checker) tableChecks(ctx context.Context, insp *binlog.Inspector, srv b
 	for _, t := range k.Tables {
 		schema, name, _ := strings.Cut(t, ".")
 		quoted := quoteIdent(schema) + "." + quoteIdent(name)
-		grant := Result{Name: "grant SELECT on " + t, Status: StatusOK, Detail: "granted",
-			Fatal: k.AllowMinimalMetadata}
+		grant := Result{Name: "grant SELECT on " + t, Status: StatusOK, Detail: "granted"}
 		table := Result{Name: "table " + t, Status: StatusOK}
 
 		cols, err := insp.TableColumns(ctx, schema, name)
@@ -158,17 +158,14 @@ func (k *Checker) tableChecks(ctx context.Context, insp *binlog.Inspector, srv b
 				grant.Detail += " nor read its column names from information_schema (source.allow_minimal_metadata)"
 			}
 			grant.Fix = "GRANT SELECT ON " + quoted + " TO " + acct + ";"
+			if like := similarTables(ctx, insp, t); len(like) > 0 {
+				// The account may have SELECT on the table meant.
+				grant.Detail += "; did you mean " + strings.Join(like, " or ") + "?"
+				grant.Fix += " or, if outbox.tables is misspelled, correct it"
+			}
 			table.Name = "" // cannot be checked
 		case binlog.IsTableMissing(err):
-			table.Status = StatusFail
-			table.Detail = "does not exist"
-			table.Fix = "create it, e.g. " + createTable(quoted, mapped)
-			if srv.LowerCaseTableNames == 0 {
-				if like, _ := insp.TablesNamedLike(ctx, schema, name); len(like) > 0 {
-					table.Detail = fmt.Sprintf("does not exist; %s does, and table names are case-sensitive on this server (lower_case_table_names=0)", strings.Join(like, ", "))
-					table.Fix = "set outbox.tables to the name as the server spells it: " + like[0]
-				}
-			}
+			table = missingTable(ctx, insp, srv, table, schema, name, createTable(quoted, mapped))
 		default:
 			table.Status = StatusWarn
 			table.Detail = "cannot check: " + err.Error()
@@ -180,6 +177,108 @@ func (k *Checker) tableChecks(ctx context.Context, insp *binlog.Inspector, srv b
 		}
 	}
 	return append(grants, tables...)
+}
+
+// missingTable is the result for the outbox table schema.name that the
+// server does not have: the name as the server spells it where only the
+// letter case differs, else similarly named tables ("did you mean"), else
+// create, the CREATE TABLE statement that makes it.
+func missingTable(ctx context.Context, insp *binlog.Inspector, srv binlog.Server, r Result, schema, name, create string) Result {
+	r.Status = StatusFail
+	if srv.LowerCaseTableNames == 0 {
+		if like, _ := insp.TablesNamedLike(ctx, schema, name); len(like) > 0 {
+			r.Detail = fmt.Sprintf("does not exist; %s does, and table names are case-sensitive on this server (lower_case_table_names=0)", strings.Join(like, ", "))
+			r.Fix = "set outbox.tables to the name as the server spells it: " + like[0]
+			return r
+		}
+	}
+	if like := similarTables(ctx, insp, schema+"."+name); len(like) > 0 {
+		r.Detail = "does not exist; did you mean " + strings.Join(like, " or ") + "?"
+		r.Fix = "correct outbox.tables (" + like[0] + "), or create the table, e.g. " + create
+		return r
+	}
+	r.Detail = "does not exist"
+	r.Fix = "create it, e.g. " + create
+	return r
+}
+
+// maxTableNames bounds how many of the server's table names a misspelled
+// outbox table is compared with.
+const maxTableNames = 10000
+
+// similarTables returns up to three tables visible to the account whose
+// names are close to want ("schema.table"), closest first; none when the
+// names cannot be read.
+func similarTables(ctx context.Context, insp *binlog.Inspector, want string) []string {
+	names, err := insp.TableNames(ctx, maxTableNames)
+	if err != nil {
+		return nil
+	}
+	return closestNames(want, names, 3)
+}
+
+// closestNames returns up to n of names ("schema.table") that are probably
+// what want meant, closest first: those within a small edit distance of
+// want (letter case ignored, a swap of two neighbouring letters is one
+// edit) and, when no name is in want's schema (a misspelled or wrong
+// schema), those with want's table name. want itself is never among them.
+func closestNames(want string, names []string, n int) []string {
+	w := strings.ToLower(want)
+	wantSchema, wantTable, _ := strings.Cut(w, ".")
+	schemaKnown := slices.ContainsFunc(names, func(name string) bool {
+		schema, _, _ := strings.Cut(strings.ToLower(name), ".")
+		return schema == wantSchema
+	})
+	limit := max(2, len([]rune(w))/5)
+	type candidate struct {
+		name string
+		dist int
+	}
+	var found []candidate
+	for _, name := range names {
+		l := strings.ToLower(name)
+		if l == w {
+			continue
+		}
+		d := editDistance(w, l)
+		if _, table, _ := strings.Cut(l, "."); d <= limit || !schemaKnown && table == wantTable {
+			found = append(found, candidate{name, d})
+		}
+	}
+	slices.SortStableFunc(found, func(a, b candidate) int { return a.dist - b.dist })
+	out := make([]string, 0, min(n, len(found)))
+	for _, c := range found[:min(n, len(found))] {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// editDistance is the optimal string alignment distance of a and b:
+// insertions, deletions, substitutions and swaps of neighbouring runes.
+func editDistance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	// d[i][j] is the distance of x[:i] and y[:j].
+	d := make([][]int, len(x)+1)
+	for i := range d {
+		d[i] = make([]int, len(y)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(x)][len(y)]
 }
 
 // Column is a column every outbox table must have because the
@@ -228,7 +327,7 @@ func columnCheck(r Result, quoted string, cols []string, mapped []Column) Result
 		r.Detail = "has the mapped columns " + strings.Join(present, ", ")
 		return r
 	}
-	r.Status, r.Fatal = StatusFail, true
+	r.Status = StatusFail
 	r.Detail = fmt.Sprintf("has no column %s; its columns are %s", strings.Join(missing, ", "), strings.Join(cols, ", "))
 	r.Fix = fmt.Sprintf("ALTER TABLE %s %s; or set %s to existing columns", quoted, strings.Join(adds, ", "), strings.Join(settings, ", "))
 	return r
@@ -259,7 +358,7 @@ func serverIDCheck(id uint32, srv binlog.Server, replicas []binlog.Replica, repl
 	}
 	for _, rep := range replicas {
 		if rep.ServerID == id {
-			r.Status = StatusFail
+			r.Status, r.RunTolerates = StatusFail, true
 			r.Detail = fmt.Sprintf("source.server_id %d is used by a connected replica (host %s, port %d): the server drops one of two replicas with the same id; it may be this connector already running", id, rep.Host, rep.Port)
 			r.Fix = "stop the other replica, or set source.server_id to an id unique among the server's replicas"
 			return r

@@ -533,13 +533,38 @@ func (in *Inspector) TablesNamedLike(ctx context.Context, schema, table string) 
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	if res.RowNumber() == 0 {
+		return nil, nil
+	}
+	return qualifiedNames(res), nil
+}
+
+// TableNames returns, as "schema.table", the base tables visible to the
+// account in information_schema outside the server's own schemas (mysql,
+// information_schema, performance_schema, sys), at most limit of them: the
+// names a misspelled outbox table is compared with.
+func (in *Inspector) TableNames(ctx context.Context, limit int) ([]string, error) {
+	c, err := in.metaConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.query("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY TABLE_SCHEMA, TABLE_NAME LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("list the tables: %w", err)
+	}
+	return qualifiedNames(res), nil
+}
+
+// qualifiedNames returns the "schema.table" names of the rows of res, whose
+// first two columns are a schema and a table name.
+func qualifiedNames(res *mysql.Result) []string {
+	out := make([]string, 0, res.RowNumber())
 	for i := 0; i < res.RowNumber(); i++ {
 		s, _ := res.GetString(i, 0)
 		t, _ := res.GetString(i, 1)
 		out = append(out, s+"."+t)
 	}
-	return out, nil
+	return out
 }
 
 // Replica is one replica registered with the server (a row of SHOW
