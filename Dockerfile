@@ -7,6 +7,10 @@
 #   docker run --rm -v $PWD/tailbox.yaml:/etc/tailbox/tailbox.yaml:ro \
 #     -e TAILBOX_MYSQL_PASSWORD=... tailbox run -c /etc/tailbox/tailbox.yaml
 #
+# Set checkpoint.file to a path on the volume, e.g.
+# /var/lib/tailbox/<name>.checkpoint.json: a relative path is relative to
+# the config file's directory (/etc/tailbox), not to the WORKDIR.
+#
 # Multi-platform: docker buildx build --platform linux/amd64,linux/arm64 .
 # (the binary is cross-compiled on the build machine, no emulation).
 # docker-compose.yml builds it for the MySQL 8.4 + Kafka setup. For

@@ -251,7 +251,9 @@ type Checkpoint struct {
 	// Store is file (default) or kafka: the latest record of key name in
 	// the compacted topic Topic.
 	Store Store `yaml:"store"`
-	// File is the checkpoint file path. Default ./data/<name>.checkpoint.json.
+	// File is the checkpoint file path; Load resolves a relative one
+	// against the config file's directory. Default
+	// ./data/<name>.checkpoint.json, next to the config file.
 	File string `yaml:"file"`
 	// Interval is how often the checkpoint is written while running. Default 1s.
 	Interval Duration `yaml:"interval"`

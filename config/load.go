@@ -18,7 +18,10 @@ import (
 
 // Load reads the configuration file at path and parses it with Parse, taking
 // variables from the process environment (os.LookupEnv) and resolving
-// relative password_file paths against the file's directory. Every error
+// relative password_file and checkpoint.file paths against the file's
+// directory, made absolute: where tailbox reads and writes does not depend
+// on the working directory it was started in (a supervisor's is often /).
+// Every error
 // matches ErrInvalid (the CLI exits 2): a file that cannot be read is an
 // error that also wraps the os error (errors.Is(err, fs.ErrNotExist)); every
 // other error is a Problems.
@@ -27,7 +30,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return Parse(data, os.LookupEnv, filepath.Dir(path))
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%w: resolve the directory of %s: %w", ErrInvalid, path, err)
+	}
+	return Parse(data, os.LookupEnv, dir)
 }
 
 // Parse builds a Config from YAML data:
@@ -44,7 +51,9 @@ func Load(path string) (*Config, error) {
 //     to baseDir; "" means the working directory), trailing newlines trimmed,
 //     into the matching Password; setting a password and its file together
 //     is a problem;
-//  4. FillDerived, then Validate.
+//  4. FillDerived; then checkpoint.file, its default included, when
+//     relative, is joined to baseDir ("" leaves it relative to the working
+//     directory); then Validate.
 //
 // It returns every problem of every step at once, as a Problems error that
 // matches ErrInvalid, and a nil Config; a validation problem about a setting
@@ -73,6 +82,9 @@ func Parse(data []byte, lookupEnv func(string) (string, bool), baseDir string) (
 	d.readPasswordFile("source", &cfg.Source.Password, cfg.Source.PasswordFile, baseDir)
 	d.readPasswordFile("kafka.sasl", &cfg.Kafka.SASL.Password, cfg.Kafka.SASL.PasswordFile, baseDir)
 	cfg.FillDerived()
+	if cfg.Checkpoint.File != "" && !filepath.IsAbs(cfg.Checkpoint.File) && baseDir != "" {
+		cfg.Checkpoint.File = filepath.Join(baseDir, cfg.Checkpoint.File)
+	}
 
 	problems := d.problems
 	var invalid Problems

@@ -459,6 +459,52 @@ func TestParseReadsPasswordFiles(t *testing.T) {
 	})
 }
 
+func TestCheckpointFileResolution(t *testing.T) {
+	dir := t.TempDir()
+	abs := filepath.Join(t.TempDir(), "cp.json")
+	tests := []struct {
+		name    string
+		setting string // checkpoint.file; "" keeps the default
+		baseDir string
+		want    string
+	}{
+		{name: "the default lands next to the config file", baseDir: dir, want: filepath.Join(dir, "data", "shop-outbox.checkpoint.json")},
+		{name: "a relative path is resolved against the config file's directory", setting: "state/cp.json", baseDir: dir, want: filepath.Join(dir, "state", "cp.json")},
+		{name: "a relative path with dot-dot is cleaned", setting: "../cp.json", baseDir: dir, want: filepath.Join(filepath.Dir(dir), "cp.json")},
+		{name: "an absolute path stays as it is", setting: abs, baseDir: dir, want: abs},
+		{name: "without a base directory a relative path stays relative", setting: "state/cp.json", want: "state/cp.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := minimal
+			if tt.setting != "" {
+				data += "checkpoint: {file: " + tt.setting + "}\n"
+			}
+			cfg, err := Parse([]byte(data), nil, tt.baseDir)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if cfg.Checkpoint.File != tt.want {
+				t.Fatalf("checkpoint.file = %q, want %q", cfg.Checkpoint.File, tt.want)
+			}
+		})
+	}
+	t.Run("Load resolves against the config file's absolute directory, whatever the working directory", func(t *testing.T) {
+		if err := os.WriteFile(filepath.Join(dir, "tailbox.yaml"), []byte(minimal), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Chdir(dir)
+		cfg, err := Load("tailbox.yaml") // a relative config path
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		t.Chdir(t.TempDir())
+		if want := filepath.Join(dir, "data", "shop-outbox.checkpoint.json"); cfg.Checkpoint.File != want {
+			t.Fatalf("checkpoint.file = %q, want %q", cfg.Checkpoint.File, want)
+		}
+	})
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "none.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
@@ -592,6 +638,7 @@ func TestExampleShowsEveryKeyWithItsDefault(t *testing.T) {
 	want.Outbox.Additional = []Additional{}
 	want.Kafka.Brokers = []string{"127.0.0.1:9092"}
 	want.FillDerived()
+	want.Checkpoint.File = filepath.Join(".", want.Checkpoint.File) // resolved against "."
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("tailbox.example.yaml differs from the defaults:\n got %+v\nwant %+v", *cfg, want)
 	}

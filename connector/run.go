@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/tailbox-cdc/tailbox/connector/observe"
@@ -74,6 +75,9 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		}
 		return err
 	}
+	if ld.empty {
+		c.warnNoCheckpoint(start, source)
+	}
 	srv := reader.Server()
 	c.log.Info().Str("binlog_file", start.Pos.File).Uint32("binlog_pos", start.Pos.Pos).Str("gtid", start.Pos.GTID).
 		Int("skip", start.Skip).Str("from", source).Str("server_version", srv.Version).Str("flavor", srv.Flavor.String()).
@@ -97,6 +101,25 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		ld.fence = nil
 	}
 	return c.runSessions(ctx, p, cpr, start)
+}
+
+// warnNoCheckpoint says, when the store holds no checkpoint, where it
+// looked (the absolute file path, or the Kafka topic and key) and where the
+// run starts instead: a checkpoint that was lost, or looked for in the
+// wrong place, must not pass for a first start.
+func (c *Connector) warnNoCheckpoint(start binlog.Point, source string) {
+	ev := c.log.Warn()
+	if c.kafkaStore() {
+		ev = ev.Str("checkpoint_topic", c.cfg.Checkpoint.Topic).Str("checkpoint_key", c.cfg.Name)
+	} else {
+		path, err := filepath.Abs(c.cfg.Checkpoint.File)
+		if err != nil {
+			path = c.cfg.Checkpoint.File
+		}
+		ev = ev.Str("checkpoint_file", path)
+	}
+	ev.Str("from", source).Str("binlog_file", start.Pos.File).Uint32("binlog_pos", start.Pos.Pos).Str("gtid", start.Pos.GTID).
+		Msg("no checkpoint found: starting from the start position, not where an earlier run stopped (if one ran, its checkpoint is elsewhere or lost)")
 }
 
 // loadedCheckpoint is what a run found in its checkpoint store.

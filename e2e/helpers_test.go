@@ -37,6 +37,8 @@ type env struct {
 	// noFile: the checkpoint is not in checkpointPath (checkpoint.store
 	// kafka), so start waits for the "starting" line instead.
 	noFile bool
+	// workDir is the working directory tailbox runs in ("": the test's).
+	workDir string
 }
 
 var serverIDs atomic.Uint32
@@ -97,6 +99,7 @@ type proc struct {
 
 func (e *env) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(testenv.Binary(e.t, "tailbox"), args...)
+	cmd.Dir = e.workDir
 	cmd.Env = os.Environ()
 	if e.db != nil {
 		cmd.Env = append(cmd.Env, "E2E_MYSQL_PASSWORD="+e.db.Password)
