@@ -44,7 +44,7 @@ COPY --from=build --chown=65532:65532 /out/state /var/lib/tailbox
 USER 65532:65532
 WORKDIR /var/lib/tailbox
 VOLUME ["/var/lib/tailbox"]
-# http.listen (/metrics, /healthz, /readyz) when set to 0.0.0.0:8080.
-EXPOSE 8080
+# http.listen (/metrics, /healthz, /readyz) when set to 0.0.0.0:7391.
+EXPOSE 7391
 ENTRYPOINT ["/usr/local/bin/tailbox"]
 CMD ["run", "-c", "/etc/tailbox/tailbox.yaml"]

@@ -279,8 +279,12 @@ type HA struct {
 // HTTP is the observability endpoint run serves: /metrics (Prometheus),
 // /healthz (liveness) and /readyz (readiness).
 type HTTP struct {
-	// Listen is host:port; default 127.0.0.1:8080, "" disables it. Port 0
-	// picks a free port, which the "http listening" log line names.
+	// Listen is host:port; default 127.0.0.1:7391, "" disables it. Port 0
+	// picks a free port, which the "http listening" log line names. 7391
+	// is outside the ports applications and their sidecars commonly take
+	// (8080 and the rest of 8000-8099, 3000, 5000, 9000, Kafka Connect's
+	// 8083, Istio's 15000-15090, Linkerd's 4140-4191) and outside the
+	// Prometheus exporters' registry (9100-9999, fully allocated).
 	Listen string `yaml:"listen"`
 }
 

@@ -57,7 +57,7 @@ func Default() Config {
 		},
 		Delivery: AtLeastOnce,
 		HA:       HA{SessionTimeout: Duration(10 * time.Second), LeaseTopic: "tailbox.lease"},
-		HTTP:     HTTP{Listen: "127.0.0.1:8080"},
+		HTTP:     HTTP{Listen: "127.0.0.1:7391"},
 		Log:      Log{Level: "info", Format: "json", StatusInterval: Duration(30 * time.Second)},
 	}
 }

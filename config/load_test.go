@@ -2,10 +2,12 @@ package config
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -564,7 +566,7 @@ func TestParseFillsDefaults(t *testing.T) {
 		},
 		Delivery: "at_least_once",
 		HA:       HA{SessionTimeout: Duration(10 * time.Second), LeaseTopic: "tailbox.lease"},
-		HTTP:     HTTP{Listen: "127.0.0.1:8080"},
+		HTTP:     HTTP{Listen: "127.0.0.1:7391"},
 		Log:      Log{Level: "info", Format: "json", StatusInterval: Duration(30 * time.Second)},
 	}
 	if !reflect.DeepEqual(*cfg, want) {
@@ -674,4 +676,32 @@ func hasPath(n *yaml.Node, path []string) bool {
 		}
 	}
 	return false
+}
+
+// The default http.listen port must not be one that the application a
+// sidecar tailbox runs beside, another sidecar or a Prometheus exporter
+// commonly listens on.
+func TestDefaultHTTPPortAvoidsCommonPorts(t *testing.T) {
+	_, p, err := net.SplitHostPort(Default().HTTP.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct {
+		from, to int
+		what     string
+	}{
+		{80, 80, "HTTP"}, {443, 443, "HTTPS"}, {3000, 3001, "Node.js, Grafana"}, {4000, 4000, "web apps"},
+		{4140, 4191, "Linkerd's proxy"}, {4195, 4195, "Redpanda Connect"}, {5000, 5001, "Flask, ASP.NET"},
+		{8000, 8099, "application ports (8080 Debezium Server, 8083 Kafka Connect)"}, {8443, 8443, "HTTPS alternate"},
+		{8888, 8888, "OpenTelemetry collector metrics"}, {9000, 9000, "php-fpm, MinIO"}, {9090, 9099, "Prometheus, Kafka"},
+		{9100, 9999, "the Prometheus exporters' registry"}, {15000, 15090, "Istio's sidecar"},
+	} {
+		if port >= r.from && port <= r.to {
+			t.Errorf("default http.listen port %d collides with %s (%d-%d)", port, r.what, r.from, r.to)
+		}
+	}
 }

@@ -162,7 +162,7 @@ func TestValidate(t *testing.T) {
 		{"an unknown delivery is rejected", func(c *Config) { c.Delivery = "at_most_once" },
 			[]string{`delivery: must be at_least_once or exactly_once (got "at_most_once")`}},
 		{"an empty http.listen disables it", func(c *Config) { c.HTTP.Listen = "" }, nil},
-		{"http.listen on all interfaces is accepted", func(c *Config) { c.HTTP.Listen = ":8080" }, nil},
+		{"http.listen on all interfaces is accepted", func(c *Config) { c.HTTP.Listen = ":7391" }, nil},
 		{"a bad http port is rejected", func(c *Config) { c.HTTP.Listen = "0.0.0.0:http" },
 			[]string{`http.listen: port must be a number from 0 to 65535 (got "0.0.0.0:http")`}},
 		{"http.listen port 0 picks a free port", func(c *Config) { c.HTTP.Listen = "127.0.0.1:0" }, nil},

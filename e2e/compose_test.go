@@ -240,7 +240,7 @@ func TestDockerfile(t *testing.T) {
 	}
 	var from, user, entrypoint string
 	static := false
-	var copied []string
+	var copied, exposed []string
 	for _, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
@@ -255,6 +255,8 @@ func TestDockerfile(t *testing.T) {
 			entrypoint = line
 		case "COPY":
 			copied = append(copied, fields[len(fields)-1])
+		case "EXPOSE":
+			exposed = append(exposed, fields[1:]...)
 		}
 		if strings.Contains(line, "CGO_ENABLED=0") {
 			static = true
@@ -271,5 +273,8 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !slices.Contains(copied, "/usr/local/bin/tailbox") || !strings.Contains(entrypoint, "/usr/local/bin/tailbox") {
 		t.Errorf("the binary is not /usr/local/bin/tailbox (copied to %v, %s)", copied, entrypoint)
+	}
+	if _, port, _ := net.SplitHostPort(config.Default().HTTP.Listen); !slices.Contains(exposed, port) {
+		t.Errorf("EXPOSE %v does not include the default http.listen port %s", exposed, port)
 	}
 }

@@ -65,7 +65,7 @@ check    preflight: server reachable, binlog settings, grants, outbox tables,
          with the exact fix; writes and produces nothing
 offsets  show or replace the stored checkpoint
 health   probe a running tailbox's /healthz (for container healthchecks;
-         default URL http://127.0.0.1:8080/healthz): exit 0 when it answers 2xx
+         default URL http://127.0.0.1:7391/healthz): exit 0 when it answers 2xx
 
 SPEC is latest, earliest, FILE:POS, gtid:SET or time:RFC3339.
 Exit status: 0 clean stop, 1 runtime failure (check: an item failed),
@@ -364,7 +364,7 @@ func printJSON(w io.Writer, v any) error {
 func cmdHealth(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:8080/healthz", "`URL` to probe")
+	url := fs.String("url", "http://"+config.Default().HTTP.Listen+"/healthz", "`URL` to probe")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after `D`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
