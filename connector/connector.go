@@ -61,7 +61,7 @@ type RunOptions struct {
 	// writes no checkpoint.
 	DryRun    bool
 	DryRunOut io.Writer
-	// Version is the tailbox version for the tailbox_info metric; "" means
+	// Version is the tailbox version for the tailbox_build_info metric; "" means
 	// the module version (or VCS revision) of the build.
 	Version string
 }
@@ -212,6 +212,7 @@ func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
 		if !errors.Is(err, binlog.ErrConnection) {
 			return nil, err
 		}
+		c.m.SourceRetry()
 		wait := b.Next()
 		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff", wait).Msg("source unreachable, retrying")
 		if !retry.Sleep(ctx, wait) {

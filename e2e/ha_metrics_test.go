@@ -87,7 +87,7 @@ func TestHAStandbyAndIdleSourceMetricsStayQuiet(t *testing.T) {
 			if !ok {
 				t.Fatal("no tailbox_checkpoint_age_seconds")
 			}
-			lag, _ := find(fams, "tailbox_seconds_behind_source")
+			lag, _ := find(fams, "tailbox_source_lag_seconds")
 			ages, lags = append(ages, age), append(lags, lag)
 		}
 		t.Logf("checkpoint age %v, lag %v", ages, lags)

@@ -67,6 +67,8 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 		e.tx(stmts...)
 	}
 	e.tx(e.outboxInsert("00000000-0000-0000-0000-0000000000ff", "bad topic!", "a-1", "Poison", `{}`))
+	// A cleanup DELETE reads two row changes and no event.
+	e.tx(fmt.Sprintf("DELETE FROM %s.outbox WHERE id IN ('00000000-0000-0000-0000-000000000000', '00000000-0000-0000-0000-000000000001')", e.dbn))
 	e.kafka.Consume(t, []string{"outbox.event.member", "outbox.event.order", "outbox.dlq"}, members+orders+1, 60*time.Second)
 
 	t.Run("counters equal what was written, by table and topic", func(t *testing.T) {
@@ -75,11 +77,14 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 			labels []string
 			value  float64
 		}{
-			{"tailbox_events_read_total", []string{"table", table}, members + orders + 1},
+			{"tailbox_rows_read_total", []string{"table", table, "op", "insert"}, members + orders + 1},
+			{"tailbox_rows_read_total", []string{"table", table, "op", "delete"}, 2},
 			{"tailbox_events_published_total", []string{"topic", "outbox.event.member"}, members},
 			{"tailbox_events_published_total", []string{"topic", "outbox.event.order"}, orders},
 			{"tailbox_events_published_total", []string{"topic", "outbox.dlq"}, 1},
-			{"tailbox_events_dead_lettered_total", []string{"topic", "outbox.event.bad topic!", "reason", "invalid_topic"}, 1},
+			{"tailbox_events_dead_lettered_total", []string{"reason", "invalid_topic"}, 1},
+			{"tailbox_events_dead_lettered_total", []string{"reason", "too_large"}, 0},
+			{"tailbox_events_failed_total", []string{"reason", "retriable"}, 0},
 			{"tailbox_commit_to_ack_seconds", nil, members + orders + 1},
 		}
 		var fams map[string]*dto.MetricFamily
@@ -92,8 +97,8 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 			}
 			return ""
 		})
-		if got, _ := find(fams, "tailbox_info", "flavor", "mariadb", "name", "e2e-"+e.dbn); got != 1 {
-			t.Errorf("tailbox_info{flavor=mariadb,name=e2e-%s} = %g, want 1", e.dbn, got)
+		if got, _ := find(fams, "tailbox_build_info", "flavor", "mariadb", "name", "e2e-"+e.dbn); got != 1 {
+			t.Errorf("tailbox_build_info{flavor=mariadb,name=e2e-%s} = %g, want 1", e.dbn, got)
 		}
 	})
 
@@ -104,12 +109,12 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 		file, _, _ := strings.Cut(end, ":")
 		poll(t, 30*time.Second, func() string {
 			fams := scrape(t, base)
-			lag, _ := find(fams, "tailbox_seconds_behind_source")
+			lag, _ := find(fams, "tailbox_source_lag_seconds")
 			age, _ := find(fams, "tailbox_checkpoint_age_seconds")
 			idx, _ := find(fams, "tailbox_binlog_file_index")
-			pos, _ := find(fams, "tailbox_binlog_position")
+			pos, _ := find(fams, "tailbox_binlog_position_bytes")
 			cpIdx, _ := find(fams, "tailbox_checkpoint_binlog_file_index")
-			cpPos, _ := find(fams, "tailbox_checkpoint_binlog_position")
+			cpPos, _ := find(fams, "tailbox_checkpoint_binlog_position_bytes")
 			inFlight, _ := find(fams, "tailbox_producer_in_flight_records")
 			switch {
 			case lag >= 3:
@@ -135,7 +140,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 				t.Fatalf("/readyz while idle: %d %q", code, body)
 			}
 		}
-		if lag, _ := find(scrape(t, base), "tailbox_seconds_behind_source"); lag >= 3 {
+		if lag, _ := find(scrape(t, base), "tailbox_source_lag_seconds"); lag >= 3 {
 			t.Errorf("lag %gs while idle, want under 3s", lag)
 		}
 	})
@@ -184,6 +189,40 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 			t.Errorf("summary %v without the last checkpoint or the duration", s)
 		}
 	})
+}
+
+// TestStartupReconnectsCounted starts tailbox while its source is down:
+// every failed connect before the stream runs counts in
+// tailbox_source_reconnects_total, as the log's retry lines do, and the
+// stream starts once the source is back.
+func TestStartupReconnectsCounted(t *testing.T) {
+	db := testenv.StartMariaDB(t, "")
+	e := &env{t: t, db: db, kafka: testenv.Kafka(t), dir: t.TempDir()}
+	e.dbn = db.CreateDatabase(t, "startup")
+	db.Exec(t, fmt.Sprintf(testenv.OutboxDDL, e.dbn))
+	e.cfg = filepath.Join(e.dir, "tailbox.yaml")
+	e.writeConfig("envelope", "")
+	db.Stop(t)
+
+	p := e.startUnchecked()
+	base := "http://" + httpAddr(t, p)
+	poll(t, 30*time.Second, func() string {
+		retries := len(logLines(p.stderr.String(), "source unreachable, retrying"))
+		got, _ := find(scrape(t, base), "tailbox_source_reconnects_total")
+		if retries < 2 || got < 2 {
+			return fmt.Sprintf("tailbox_source_reconnects_total = %g after %d logged retries, want at least 2", got, retries)
+		}
+		return ""
+	})
+	if code, body := httpGet(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
+		t.Errorf("/readyz while the source is down: %d %q, want 503 starting", code, body)
+	}
+	db.Start(t)
+	waitReady(t, p, base, http.StatusOK, "streaming", 90*time.Second)
+	retries := len(logLines(p.stderr.String(), "source unreachable, retrying"))
+	if got, _ := find(scrape(t, base), "tailbox_source_reconnects_total"); got < float64(retries) {
+		t.Errorf("tailbox_source_reconnects_total = %g, want at least the %d retries logged", got, retries)
+	}
 }
 
 // TestHTTPListenFailureExitsOne checks that a port in use stops run with

@@ -48,6 +48,14 @@ const (
 	reasonRetriable      = "retriable"       // delivery failed; the pipeline restarts
 )
 
+// poisonReasons are the reasons an event can be dead-lettered for, and
+// failureReasons those it can fail for: their series are exported at 0
+// from the start, so that increase() sees the first one.
+var (
+	poisonReasons  = []string{reasonTooLarge, reasonInvalidTopic, reasonInvalidPayload, reasonInvalidEvent}
+	failureReasons = append(poisonReasons[:len(poisonReasons):len(poisonReasons)], reasonRejected, reasonRetriable)
+)
+
 // failureReason classifies a poison-event or delivery error.
 func failureReason(err error) string {
 	switch {
@@ -180,10 +188,10 @@ type Metrics struct {
 	stallAfter time.Duration // readiness: longest time the stream may stand still
 	flavor     atomic.Pointer[string]
 
-	eventsRead   counterVec // by table
+	rowsRead     counterVec // by table and op
 	published    counterVec // by topic
-	failed       counterVec // by topic and reason
-	deadLettered counterVec // by original topic and reason
+	failed       counterVec // by reason
+	deadLettered counterVec // by reason
 	latency      histogram
 	retries      atomic.Uint64
 	restarts     atomic.Uint64
@@ -193,9 +201,10 @@ type Metrics struct {
 	readIndex atomic.Int64
 	readPos   atomic.Uint32
 
-	// Caches of the pump goroutine (one at a time: sessions do not overlap).
+	// Caches of the pump goroutine (one at a time: sessions do not overlap):
+	// the counters of lastTable by binlog.Op.
 	lastTable *binlog.Table
-	lastRead  *atomic.Uint64
+	lastRead  [binlog.OpDelete + 1]*atomic.Uint64
 	// Caches of the acknowledgement goroutine (one at a time as well).
 	lastTopic string
 	lastPub   *atomic.Uint64
@@ -208,7 +217,7 @@ type Metrics struct {
 	started    atomic.Int64 // Unix ns of the current or last Run's start
 	reader     atomic.Pointer[binlog.Reader]
 	producer   atomic.Pointer[kafka.Producer]
-	reconnects atomic.Uint64 // reconnects of the readers of earlier Runs
+	reconnects atomic.Uint64 // reconnects of the readers of earlier Runs, and connect retries
 
 	// Checkpoint: cpFresh is when the written checkpoint was last known to
 	// cover everything read (Unix ns); cp is the last one written (or the
@@ -236,6 +245,12 @@ func New(cfg *config.Config) *Metrics {
 	flavor := cfg.Source.Flavor
 	m.flavor.Store(&flavor)
 	m.readIndex.Store(-1)
+	for _, r := range failureReasons {
+		m.failed.with(r, "")
+	}
+	for _, r := range poisonReasons {
+		m.deadLettered.with(r, "")
+	}
 	return m
 }
 
@@ -284,7 +299,7 @@ func buildVersion() string {
 // Hooks of the lobby: the lifecycle of Run.
 
 // RunStarted resets the run state at the start of Run; version, when not
-// empty, replaces the build's version in tailbox_info.
+// empty, replaces the build's version in tailbox_build_info.
 func (m *Metrics) RunStarted(dryRun bool, version string) {
 	now := time.Now().UnixNano()
 	if version != "" {
@@ -383,6 +398,12 @@ func (m *Metrics) SessionEnded() {
 // Restarted counts a restart of the pipeline after a producer failure.
 func (m *Metrics) Restarted() { m.restarts.Add(1) }
 
+// SourceRetry counts a failed attempt to connect to the source before its
+// stream runs (opening the reader, starting a session's stream), which is
+// retried after a back-off; the reader counts reconnects of a running
+// stream itself.
+func (m *Metrics) SourceRetry() { m.reconnects.Add(1) }
+
 // RunEnded marks the end of Run.
 func (m *Metrics) RunEnded() {
 	if r := m.reader.Swap(nil); r != nil {
@@ -395,12 +416,22 @@ func (m *Metrics) RunEnded() {
 
 // Hooks of the pipeline.
 
-// Read counts a captured row change of table t (pump goroutine).
-func (m *Metrics) Read(t *binlog.Table) {
-	if t != m.lastTable || m.lastRead == nil {
-		m.lastTable, m.lastRead = t, m.eventsRead.with(t.String(), "")
+// Read counts a captured row change of table t with operation op (pump
+// goroutine). Only inserts are events; an op out of range counts as
+// unknown.
+func (m *Metrics) Read(t *binlog.Table, op binlog.Op) {
+	if op < 0 || int(op) >= len(m.lastRead) {
+		op = binlog.OpUnknown
 	}
-	m.lastRead.Add(1)
+	if t != m.lastTable {
+		m.lastTable, m.lastRead = t, [len(m.lastRead)]*atomic.Uint64{}
+	}
+	c := m.lastRead[op]
+	if c == nil {
+		c = m.rowsRead.with(t.String(), op.String())
+		m.lastRead[op] = c
+	}
+	c.Add(1)
 }
 
 // Marker records a transaction end read (pump goroutine).
@@ -420,7 +451,7 @@ func (m *Metrics) Marker(p binlog.Position) {
 // a failed one.
 func (m *Metrics) Acked(topic string, commitNanos int64, err error, now int64) {
 	if err != nil {
-		m.failed.with(topic, failureReason(err)).Add(1)
+		m.failed.with(failureReason(err), "").Add(1)
 		return
 	}
 	if topic != m.lastTopic || m.lastPub == nil {
@@ -433,15 +464,16 @@ func (m *Metrics) Acked(topic string, commitNanos int64, err error, now int64) {
 }
 
 // DeadLettered counts an event sent to the dead-letter topic instead
-// of topic because of err.
+// of topic because of err. The count is by reason only: the log line and
+// the dead-letter record's headers name the topic.
 func (m *Metrics) DeadLettered(topic string, err error) {
-	m.deadLettered.with(topic, failureReason(err)).Add(1)
+	m.deadLettered.with(failureReason(err), "").Add(1)
 }
 
 // Rejected counts an event for topic that stops the connector (on_error
-// fail) because of err.
+// fail) because of err, by reason.
 func (m *Metrics) Rejected(topic string, err error) {
-	m.failed.with(topic, failureReason(err)).Add(1)
+	m.failed.with(failureReason(err), "").Add(1)
 }
 
 // ProducerRetry counts a retry round of the producer (kafka.Config.OnRetry).

@@ -250,8 +250,14 @@ func TestHooksCountPerTableAndTopic(t *testing.T) {
 	m := New(testConfig(t))
 	a, b := &binlog.Table{Schema: "s", Name: "outbox"}, &binlog.Table{Schema: "s", Name: "outbox2"}
 	for _, tb := range []*binlog.Table{a, a, b, a} {
-		m.Read(tb)
+		m.Read(tb, binlog.OpInsert)
 	}
+	// A cleanup DELETE and an UPDATE are row changes, not events.
+	for range 5 {
+		m.Read(a, binlog.OpDelete)
+	}
+	m.Read(b, binlog.OpUpdate)
+	m.Read(a, binlog.OpInsert)
 	commit := time.Now().Add(-20 * time.Millisecond).UnixNano()
 	for _, topic := range []string{"t1", "t1", "t2"} {
 		m.Acked(topic, commit, nil, time.Now().UnixNano())
@@ -260,11 +266,19 @@ func TestHooksCountPerTableAndTopic(t *testing.T) {
 	m.DeadLettered("bad topic!", fmt.Errorf("x: %w", outbox.ErrInvalidTopic))
 	m.Marker(binlog.Position{File: "mysql-bin.000042", Pos: 1234})
 
-	if got := m.eventsRead.with("s.outbox", "").Load(); got != 3 {
-		t.Errorf("read s.outbox = %d, want 3", got)
+	for _, w := range []struct {
+		table, op string
+		want      uint64
+	}{
+		{"s.outbox", "insert", 4}, {"s.outbox", "delete", 5}, {"s.outbox", "update", 0},
+		{"s.outbox2", "insert", 1}, {"s.outbox2", "update", 1},
+	} {
+		if got := m.rowsRead.with(w.table, w.op).Load(); got != w.want {
+			t.Errorf("rows read %s %s = %d, want %d", w.table, w.op, got, w.want)
+		}
 	}
-	if got := m.eventsRead.with("s.outbox2", "").Load(); got != 1 {
-		t.Errorf("read s.outbox2 = %d, want 1", got)
+	if got := m.totals().read; got != 5 {
+		t.Errorf("events read = %d, want 5: the inserts only", got)
 	}
 	if got := m.published.with("t1", "").Load(); got != 2 {
 		t.Errorf("published t1 = %d, want 2", got)
@@ -272,10 +286,10 @@ func TestHooksCountPerTableAndTopic(t *testing.T) {
 	if got := m.published.with("t2", "").Load(); got != 1 {
 		t.Errorf("published t2 = %d, want 1 (the failed ack is not published)", got)
 	}
-	if got := m.failed.with("t2", reasonRetriable).Load(); got != 1 {
-		t.Errorf("failed t2 retriable = %d, want 1", got)
+	if got := m.failed.with(reasonRetriable, "").Load(); got != 1 {
+		t.Errorf("failed retriable = %d, want 1", got)
 	}
-	if got := m.deadLettered.with("bad topic!", reasonInvalidTopic).Load(); got != 1 {
+	if got := m.deadLettered.with(reasonInvalidTopic, "").Load(); got != 1 {
 		t.Errorf("dead-lettered = %d, want 1", got)
 	}
 	if _, count, sum := m.latency.snapshot(); count != 3 || sum < 0.02 || sum > 60 {
@@ -439,7 +453,7 @@ func BenchmarkHotPathHooks(b *testing.B) {
 	pos := binlog.Position{File: "mysql-bin.000001", Pos: 4}
 	b.ReportAllocs()
 	for range b.N {
-		m.Read(tb)
+		m.Read(tb, binlog.OpInsert)
 		m.Acked("outbox.event.order", commit, nil, time.Now().UnixNano())
 		pos.Pos++
 		m.Marker(pos)

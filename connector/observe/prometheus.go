@@ -13,25 +13,25 @@ import (
 
 // Descriptions of tailbox's own metrics.
 var (
-	descEventsRead = prometheus.NewDesc("tailbox_events_read_total",
-		"Captured row changes (insert, update, delete) read from the binlog, by table.",
-		[]string{"table"}, nil)
+	descRowsRead = prometheus.NewDesc("tailbox_rows_read_total",
+		"Row changes of captured tables read from the binlog, by table and op (insert, update, delete): inserts are events; updates follow outbox.on_update and deletes are ignored.",
+		[]string{"table", "op"}, nil)
 	descPublished = prometheus.NewDesc("tailbox_events_published_total",
 		"Records Kafka acknowledged, by topic; dead-lettered events count under the dead-letter topic.",
 		[]string{"topic"}, nil)
 	descFailed = prometheus.NewDesc("tailbox_events_failed_total",
-		"Events not delivered, by topic and reason: the failed delivery that ends a producer session (retriable: the pipeline restarts and sends it again; rejected, too_large: the connector stops) and poison events that stop the connector with outbox.on_error fail.",
-		[]string{"topic", "reason"}, nil)
+		"Events not delivered, by reason (every reason exported from the start): the failed delivery that ends a producer session (retriable: the pipeline restarts and sends it again; rejected, too_large: the connector stops) and poison events that stop the connector with outbox.on_error fail.",
+		[]string{"reason"}, nil)
 	descDeadLettered = prometheus.NewDesc("tailbox_events_dead_lettered_total",
-		"Events sent to outbox.dead_letter_topic instead of their topic, by that topic and reason.",
-		[]string{"topic", "reason"}, nil)
+		"Events sent to outbox.dead_letter_topic instead of their topic, by reason (every reason exported from the start; the log names the topic).",
+		[]string{"reason"}, nil)
 	descFileIndex = prometheus.NewDesc("tailbox_binlog_file_index",
 		"Numeric suffix of the binlog file of the last transaction end read; -1 before the first.",
 		nil, nil)
-	descPosition = prometheus.NewDesc("tailbox_binlog_position",
+	descPosition = prometheus.NewDesc("tailbox_binlog_position_bytes",
 		"Byte position, in that file, of the last transaction end read.",
 		nil, nil)
-	descLag = prometheus.NewDesc("tailbox_seconds_behind_source",
+	descLag = prometheus.NewDesc("tailbox_source_lag_seconds",
 		"Seconds from the commit time of the last transaction read to now; 0 when caught up (the reader waits for the source, or a heartbeat came since) and before the first transaction.",
 		nil, nil)
 	descLatency = prometheus.NewDesc("tailbox_commit_to_ack_seconds",
@@ -43,7 +43,7 @@ var (
 	descCheckpointFileIndex = prometheus.NewDesc("tailbox_checkpoint_binlog_file_index",
 		"Numeric suffix of the binlog file of the last checkpoint written; -1 before the first.",
 		nil, nil)
-	descCheckpointPosition = prometheus.NewDesc("tailbox_checkpoint_binlog_position",
+	descCheckpointPosition = prometheus.NewDesc("tailbox_checkpoint_binlog_position_bytes",
 		"Byte position, in that file, of the last checkpoint written.",
 		nil, nil)
 	descInFlight = prometheus.NewDesc("tailbox_producer_in_flight_records",
@@ -53,7 +53,7 @@ var (
 		"Retry rounds of the Kafka producer: a batch or a partition leader lookup retried after a back-off.",
 		nil, nil)
 	descReconnects = prometheus.NewDesc("tailbox_source_reconnects_total",
-		"Reconnect attempts of the binlog stream after a lost source connection.",
+		"Reconnect attempts to the source: of the binlog stream after a lost connection, and retried connects at start-up and at a session's start.",
 		nil, nil)
 	descRestarts = prometheus.NewDesc("tailbox_pipeline_restarts_total",
 		"Restarts of the pipeline from the acknowledged checkpoint after a producer failure.",
@@ -64,7 +64,7 @@ var (
 	descHAActive = prometheus.NewDesc("tailbox_ha_active",
 		"With ha.enabled: 1 while this replica holds the lease and streams, 0 while it stands by.",
 		nil, nil)
-	descInfo = prometheus.NewDesc("tailbox_info",
+	descInfo = prometheus.NewDesc("tailbox_build_info",
 		"Constant 1, labeled with the tailbox version, the source flavor and the connector name.",
 		[]string{"version", "flavor", "name"}, nil)
 )
@@ -87,7 +87,7 @@ type exporter struct{ m *Metrics }
 // Describe sends the descriptions of every metric Collect may send.
 func (exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descEventsRead, descPublished, descFailed, descDeadLettered, descFileIndex, descPosition, descLag,
+		descRowsRead, descPublished, descFailed, descDeadLettered, descFileIndex, descPosition, descLag,
 		descLatency, descCheckpointAge, descCheckpointFileIndex, descCheckpointPosition, descInFlight,
 		descRetries, descReconnects, descRestarts, descReady, descHAActive, descInfo,
 	} {
@@ -111,10 +111,10 @@ func (e exporter) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
 
-	counters(descEventsRead, &m.eventsRead, 1)
+	counters(descRowsRead, &m.rowsRead, 2)
 	counters(descPublished, &m.published, 1)
-	counters(descFailed, &m.failed, 2)
-	counters(descDeadLettered, &m.deadLettered, 2)
+	counters(descFailed, &m.failed, 1)
+	counters(descDeadLettered, &m.deadLettered, 1)
 
 	_, index, pos := m.readPosition()
 	gauge(descFileIndex, float64(index))

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
 // Options configures an Observer.
@@ -37,14 +39,23 @@ type Observer struct {
 	closed bool
 }
 
-// totals are the pipeline's counts, for the status log and the summary.
+// totals are the pipeline's counts, for the status log and the summary;
+// read counts events (inserts into a captured table), not the updates and
+// deletes read with them.
 type totals struct {
 	read, published, deadLettered, failed uint64
 }
 
 func (m *Metrics) totals() totals {
+	var inserts uint64
+	insert := binlog.OpInsert.String()
+	m.rowsRead.each(func(k labelPair, n uint64) {
+		if k.b == insert {
+			inserts += n
+		}
+	})
 	return totals{
-		read:         m.eventsRead.total(),
+		read:         inserts,
 		published:    m.published.total(),
 		deadLettered: m.deadLettered.total(),
 		failed:       m.failed.total(),

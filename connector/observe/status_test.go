@@ -66,8 +66,9 @@ func TestObserverLogsStatusAndSummary(t *testing.T) {
 	}
 	tb := &binlog.Table{Schema: "s", Name: "outbox"}
 	for range 3 {
-		m.Read(tb)
+		m.Read(tb, binlog.OpInsert)
 	}
+	m.Read(tb, binlog.OpDelete)
 	m.Checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000001", Pos: 500, GTID: "0-1-5"}})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), `"message":"status"`) {

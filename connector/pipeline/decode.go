@@ -117,7 +117,7 @@ func (d *decoder) item(it *binlog.Item) (step, error) {
 		return step{marker: true, pos: it.Marker}, nil
 	}
 	ch := &it.Change
-	s.hooks.Read(ch.Table)
+	s.hooks.Read(ch.Table, ch.Op)
 	txn := ch.Txn.GTID
 	if txn == "" {
 		txn = ch.Txn.Begin.File + ":" + strconv.FormatUint(uint64(ch.Txn.Begin.Pos), 10)

@@ -58,8 +58,9 @@ type Config struct {
 // Hooks is the instrumentation a session calls, from its hot paths: an
 // implementation must be cheap and must not block.
 type Hooks interface {
-	// Read counts a captured row change of t (decode goroutine).
-	Read(t *binlog.Table)
+	// Read counts a captured row change of t with operation op (decode
+	// goroutine); only inserts are events.
+	Read(t *binlog.Table, op binlog.Op)
 	// Marker records a transaction end read (decode goroutine).
 	Marker(p binlog.Position)
 	// Acked counts an acknowledgement that arrived at now (Unix ns): a
