@@ -322,7 +322,20 @@ func cmdOffsetsShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(stdout, cp)
+	if err := printJSON(stdout, cp); err != nil {
+		return err
+	}
+	// stdout stays the checkpoint's JSON; how far it is behind is for
+	// the reader, on stderr, and the command succeeds without it.
+	bctx, bcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer bcancel()
+	b, err := conn.OffsetBehind(bctx, cp)
+	if err != nil {
+		fmt.Fprintf(stderr, "behind the source: unknown (%v)\n", err)
+		return nil
+	}
+	fmt.Fprintf(stderr, "behind the source: %d bytes (%d newer binlog files; newest position %s)\n", b.Bytes, b.Files, b.Newest)
+	return nil
 }
 
 func cmdOffsetsSet(args []string, stdout, stderr io.Writer) error {

@@ -6,7 +6,9 @@
 package observe
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -232,6 +234,9 @@ type Metrics struct {
 
 	mu   sync.Mutex
 	prog progress // guarded by mu
+
+	blMu sync.Mutex
+	bl   backlog // guarded by blMu
 }
 
 // New returns the Metrics of a connector configured by cfg (its name, source
@@ -313,6 +318,7 @@ func (m *Metrics) RunStarted(dryRun bool, version string) {
 	m.cpMu.Lock()
 	m.cp, m.cpSaved = binlog.Point{}, false
 	m.cpMu.Unlock()
+	m.resetBacklog()
 }
 
 // Standby marks a replica waiting for the HA lease. A standby reads
@@ -331,6 +337,7 @@ func (m *Metrics) Standby() {
 	m.mu.Lock()
 	m.prog = progress{}
 	m.mu.Unlock()
+	m.resetBacklog()
 }
 
 // Active marks the replica holding the HA lease. Its takeover starts from
@@ -355,6 +362,7 @@ func (m *Metrics) SessionStarted(start binlog.Point) {
 	m.mu.Lock()
 	m.prog = progress{}
 	m.mu.Unlock()
+	m.resetBacklog()
 	m.Marker(start.Pos)
 	if !m.dryRun.Load() {
 		m.cpMu.Lock()
@@ -589,6 +597,46 @@ func (m *Metrics) lag(now time.Time) time.Duration {
 	return m.prog.lag(now)
 }
 
+// resetBacklog forgets the backlog measured so far: a new Run, session or
+// standby reads from elsewhere, or nothing.
+func (m *Metrics) resetBacklog() {
+	m.blMu.Lock()
+	m.bl = backlog{}
+	m.blMu.Unlock()
+}
+
+// sampleBacklog lists the source's binary logs with list and measures how
+// far the read position is behind their end at now. It does nothing while
+// no session reads (starting, restarting, standby) or before the first
+// position is read.
+func (m *Metrics) sampleBacklog(ctx context.Context, list BinaryLogs, now time.Time) error {
+	file, _, pos := m.readPosition()
+	if phase(m.phase.Load()) != phaseSession || file == "" {
+		return nil
+	}
+	logs, err := list(ctx)
+	if err != nil {
+		return fmt.Errorf("list the source's binary logs: %w", err)
+	}
+	m.sample(now)
+	m.mu.Lock()
+	caughtUp := m.prog.idle
+	m.mu.Unlock()
+	m.blMu.Lock()
+	defer m.blMu.Unlock()
+	if phase(m.phase.Load()) != phaseSession {
+		return nil // the session ended while listing
+	}
+	return m.bl.observe(now, logs, binlog.Position{File: file, Pos: pos}, caughtUp)
+}
+
+// backlog returns the last backlog measured, if any.
+func (m *Metrics) backlog() backlog {
+	m.blMu.Lock()
+	defer m.blMu.Unlock()
+	return m.bl
+}
+
 // health returns the inputs of the readiness rule at now.
 func (m *Metrics) health(now time.Time) health {
 	s, ok := m.sample(now)
@@ -612,6 +660,7 @@ func (m *Metrics) health(now time.Time) health {
 // source it is and how long its stream has stood still. The zero value is
 // ready to use (a new session starts with one).
 type progress struct {
+	idle     bool // at the last observation, the reader had everything the source sent
 	seen     bool
 	events   uint64    // Stats.Events at the last observation
 	movedAt  time.Time // first observation of that value
@@ -627,8 +676,9 @@ func (p *progress) observe(now time.Time, s binlog.Stats) {
 	// A reader waiting for the source has everything the source sent when
 	// nothing arrived for idleAfter, or when the last news was a heartbeat
 	// (nothing committed since it).
-	if s.Connected && s.Waiting && (!moved && now.Sub(p.movedAt) >= idleAfter ||
-		!s.LastHeartbeat.IsZero() && s.LastHeartbeat.After(s.LastCommit)) {
+	p.idle = s.Connected && s.Waiting && (!moved && now.Sub(p.movedAt) >= idleAfter ||
+		!s.LastHeartbeat.IsZero() && s.LastHeartbeat.After(s.LastCommit))
+	if p.idle {
 		p.caughtUp = latest(p.caughtUp, now)
 	}
 	// A transaction read is as recent as its commit; a heartbeat means the

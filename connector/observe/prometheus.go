@@ -34,6 +34,9 @@ var (
 	descLag = prometheus.NewDesc("tailbox_source_lag_seconds",
 		"Seconds from the commit time of the last transaction read to now; 0 when caught up (the reader waits for the source, or a heartbeat came since) and before the first transaction.",
 		nil, nil)
+	descLagBytes = prometheus.NewDesc("tailbox_source_lag_bytes",
+		"Bytes of binary log from the last transaction end read to the end of the source's newest binlog file (SHOW BINARY LOGS, sampled every 2s while a session reads); 0 when caught up; absent until measured.",
+		nil, nil)
 	descLatency = prometheus.NewDesc("tailbox_commit_to_ack_seconds",
 		"Time from the commit of an event's transaction on the source to Kafka's acknowledgement of the event (MariaDB commit times have whole seconds).",
 		nil, nil)
@@ -87,7 +90,7 @@ type exporter struct{ m *Metrics }
 // Describe sends the descriptions of every metric Collect may send.
 func (exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descRowsRead, descPublished, descFailed, descDeadLettered, descFileIndex, descPosition, descLag,
+		descRowsRead, descPublished, descFailed, descDeadLettered, descFileIndex, descPosition, descLag, descLagBytes,
 		descLatency, descCheckpointAge, descCheckpointFileIndex, descCheckpointPosition, descInFlight,
 		descRetries, descReconnects, descRestarts, descReady, descHAActive, descInfo,
 	} {
@@ -120,6 +123,9 @@ func (e exporter) Collect(ch chan<- prometheus.Metric) {
 	gauge(descFileIndex, float64(index))
 	gauge(descPosition, float64(pos))
 	gauge(descLag, m.lag(now).Seconds())
+	if bl := m.backlog(); bl.known {
+		gauge(descLagBytes, float64(bl.behind.Bytes))
+	}
 
 	buckets, count, sum := m.latency.snapshot()
 	ch <- prometheus.MustNewConstHistogram(descLatency, count, sum, buckets)

@@ -21,6 +21,11 @@ type Options struct {
 	// Log receives the status lines, the run summary and, with
 	// component=http, the endpoint's own lines.
 	Log zerolog.Logger
+	// BinaryLogs, when not nil, lists the source's binary logs, to measure
+	// the backlog (tailbox_source_lag_bytes, and behind_bytes and eta in
+	// the status line); nil measures none. The Observer calls it from one
+	// goroutine at a time and not after Close returns.
+	BinaryLogs BinaryLogs
 }
 
 // Observer runs the observability of one Run: the HTTP endpoint, the
@@ -36,6 +41,7 @@ type Observer struct {
 	base   totals // counts when the Observer started
 	stop   chan struct{}
 	done   chan struct{}
+	blDone chan struct{} // closed when the backlog sampling has stopped
 	closed bool
 }
 
@@ -74,6 +80,7 @@ func Start(ctx context.Context, m *Metrics, opts Options) (*Observer, error) {
 	o := &Observer{
 		m: m, log: opts.Log, every: opts.StatusInterval,
 		start: time.Now(), base: m.totals(), stop: make(chan struct{}), done: make(chan struct{}),
+		blDone: make(chan struct{}),
 	}
 	if opts.Listen != "" {
 		srv, err := serveHTTP(opts.Listen, m, opts.Log)
@@ -83,7 +90,41 @@ func Start(ctx context.Context, m *Metrics, opts Options) (*Observer, error) {
 		o.http = srv
 	}
 	go o.loop(ctx)
+	if opts.BinaryLogs != nil {
+		go o.backlogLoop(ctx, opts.BinaryLogs)
+	} else {
+		close(o.blDone)
+	}
 	return o, nil
+}
+
+// backlogLoop measures the backlog every backlogEvery until ctx is done or
+// Close is called. A listing that fails is logged once, until one succeeds
+// again: the backlog keeps its last value meanwhile.
+func (o *Observer) backlogLoop(ctx context.Context, list BinaryLogs) {
+	defer close(o.blDone)
+	t := time.NewTicker(backlogEvery)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.stop:
+			return
+		case now := <-t.C:
+			lctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+			err := o.m.sampleBacklog(lctx, list, now)
+			cancel()
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				o.log.Warn().Err(err).Msg("cannot measure the backlog behind the source's newest binlog position; retrying")
+			case err == nil && failing:
+				o.log.Info().Msg("measuring the backlog again")
+			}
+			failing = err != nil
+		}
+	}
 }
 
 // loop samples the reader every sampleEvery and logs the status every
@@ -118,7 +159,9 @@ func (o *Observer) loop(ctx context.Context) {
 }
 
 // logStatus logs one status line: rates over the last interval d (in which
-// delta happened), lag, position, in flight, readiness.
+// delta happened), lag, position, in flight, readiness and, while the read
+// position is behind the source's newest, the bytes and files behind, the
+// read rate and the time left to catch up at the current pace.
 func (o *Observer) logStatus(now time.Time, delta totals, d time.Duration) {
 	m := o.m
 	file, _, pos := m.readPosition()
@@ -133,6 +176,15 @@ func (o *Observer) logStatus(now time.Time, delta totals, d time.Duration) {
 		Bool("ready", ok)
 	if !ok {
 		ev = ev.Str("reason", reason)
+	}
+	if bl := m.backlog(); bl.known && bl.behind.Bytes > 0 {
+		ev = ev.Uint64("behind_bytes", bl.behind.Bytes).Int("behind_files", bl.behind.Files)
+		if bl.rated {
+			ev = ev.Float64("read_bytes_per_sec", math.Round(bl.readRate))
+		}
+		if eta, ok := bl.eta(); ok {
+			ev = ev.Str("eta", eta.Round(time.Second).String())
+		}
 	}
 	ev.Msg("status")
 }
@@ -149,6 +201,7 @@ func (o *Observer) Close() {
 	m.stopping.Store(true)
 	close(o.stop)
 	<-o.done
+	<-o.blDone
 	if o.http != nil {
 		o.http.close()
 	}
