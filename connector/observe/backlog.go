@@ -94,6 +94,7 @@ type backlog struct {
 	// readRate is the bytes read per second; closeRate the bytes per
 	// second by which the backlog shrinks (negative while it grows).
 	readRate, closeRate float64
+	stalled             bool // nothing was read in the last interval
 }
 
 // observe takes a sample at now: logs listed, read the position read.
@@ -114,13 +115,17 @@ func (b *backlog) observe(now time.Time, logs []binlog.LogFile, read binlog.Posi
 			next, _ := offset(logs, read)
 			readRate := float64(next-min(prev, next)) / dt
 			closeRate := (float64(b.behind.Bytes) - float64(cur.Bytes)) / dt
-			if !b.rated {
+			// After a stall (nothing read in the last interval: Kafka
+			// held the records, say), the pace starts over: the
+			// stalled interval says nothing about the pace of reading.
+			if !b.rated || b.stalled {
 				b.readRate, b.closeRate, b.rated = readRate, closeRate, true
 			} else {
 				a := 1 - math.Exp(-dt/rateWindow.Seconds())
 				b.readRate += a * (readRate - b.readRate)
 				b.closeRate += a * (closeRate - b.closeRate)
 			}
+			b.stalled = readRate == 0
 		}
 	}
 	b.known, b.behind, b.at, b.read = true, cur, now, read

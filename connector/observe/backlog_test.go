@@ -105,6 +105,12 @@ func TestBacklogRateAndETA(t *testing.T) {
 			{2, logFiles(100000), pos("b.000001", 2000), false, 98000, 1000, 1000, 98},
 			{4, logFiles(100000), pos("b.000001", 12000), false, 88000, 1000 + a*(5000-1000), 1000 + a*(5000-1000), 88000 / (1000 + a*(5000-1000))},
 		}},
+		{"the pace after a stall is not averaged with the stall", []sample{
+			{0, logFiles(100000), pos("b.000001", 0), false, 100000, -1, 0, -1},
+			{2, logFiles(100000), pos("b.000001", 0), false, 100000, 0, 0, -1},
+			{4, logFiles(100000), pos("b.000001", 10000), false, 90000, 5000, 5000, 18},
+			{6, logFiles(100000), pos("b.000001", 14000), false, 86000, 5000 + a*(2000-5000), 5000 + a*(2000-5000), 86000 / (5000 + a*(2000-5000))},
+		}},
 		{"no eta while the source writes as fast as it is read", []sample{
 			{0, logFiles(10000), pos("b.000001", 4000), false, 6000, -1, 0, -1},
 			{2, logFiles(12000), pos("b.000001", 6000), false, 6000, 1000, 0, -1},
