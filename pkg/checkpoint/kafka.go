@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/tailbox-cdc/tailbox/internal/retry"
 )
 
 // Store is where a connector keeps its checkpoint: a File (the default) or
@@ -365,10 +367,8 @@ func (k *Kafka) readPart(ctx context.Context, p int32, waitUntil time.Time) (rea
 			return readMark{}, fmt.Errorf("%w: topic %s partition %d: last stable offset %d is short of the high watermark %d after waiting %s: another producer holds a transaction open on the topic, and a checkpoint read now could be older than one it holds back (it ends when that producer commits or aborts, or at its transaction timeout)",
 				ErrOpenTransaction, k.topic, p, end, hwm, k.txnWait)
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, min(lsoPoll, time.Until(waitUntil))) {
 			return readMark{}, fmt.Errorf("wait for the open transaction on topic %s partition %d to end (last stable offset %d, high watermark %d): %w", k.topic, p, end, hwm, ctx.Err())
-		case <-time.After(min(lsoPoll, time.Until(waitUntil))):
 		}
 		end, err = listOffset(broker, k.topic, p, sarama.OffsetNewest, sarama.ReadCommitted)
 	}
