@@ -39,6 +39,17 @@ var (
 	// records may or may not have been written; send them again.
 	ErrAbandoned = errors.New("kafka producer closed before the record's outcome was known")
 
+	// ErrHalted is wrapped, with the error sarama returned, by the Ack.Err
+	// of every record that failed after another record did, in a producer
+	// that is not transactional: from the first failed record on, such a
+	// producer writes nothing more to Kafka (the records queued behind it
+	// or sent after it fail instead), so that no record is written ahead
+	// of one that must be sent again. The first failure's Ack does not
+	// wrap it. A record rejected before it is sent, for being over
+	// MaxMessageBytes, does not halt the producer. Retriable: send the
+	// failed records again, in order, with a new producer.
+	ErrHalted = errors.New("kafka producer halted by an earlier failed record")
+
 	// ErrNilRecord is returned by Send for a nil *Record.
 	ErrNilRecord = errors.New("nil record")
 

@@ -7,8 +7,10 @@
 // Records go in with Send, which blocks while the producer is full; exactly
 // one Ack per record comes back on Acks, in the order sarama returns them
 // (acknowledgements of different partitions interleave arbitrarily; the
-// caller restores binlog order). Close stops intake, waits for the outcome
-// of every record sent (bounded by its context), then closes.
+// caller restores binlog order). Once a record failed, a producer that is
+// not transactional writes nothing more (ErrHalted): no record is written
+// ahead of a failed one. Close stops intake, waits for the outcome of every
+// record sent (bounded by its context), then closes.
 package kafka
 
 import (
@@ -101,6 +103,9 @@ type Producer struct {
 	// off, and the records it then fails carry ErrAbandoned. Shared with
 	// sarama's BackoffFunc, which exists before p.
 	gaveUp *atomic.Bool
+	// halt stops all writes once a record failed; nil for a
+	// transactional producer. Shared with sarama's dialer and BackoffFunc.
+	halt *halt
 }
 
 // New validates cfg, checks that a broker accepts connections, fetches the
@@ -123,12 +128,27 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 	}
 	var running atomic.Pointer[sarama.AsyncProducer] // set once it exists
 	gaveUp := new(atomic.Bool)
+	var h *halt
+	if cfg.TransactionalID == "" {
+		h = newHalt(sc.Net.DialTimeout, sc.Net.KeepAlive, sc.Net.LocalAddr)
+		sc.Net.Proxy.Enable = true
+		sc.Net.Proxy.Dialer = h
+		// A halted producer's metadata requests cannot succeed either.
+		backoff := sc.Metadata.Retry.Backoff
+		sc.Metadata.Retry.BackoffFunc = func(int, int) time.Duration {
+			if h.halted.Load() {
+				return 0
+			}
+			return backoff
+		}
+	}
 	{
-		// Once a Close has given up, what sarama still holds is failed
-		// without waiting: the retries of a closed producer cannot succeed.
+		// Once a Close has given up, or a record failed and nothing more
+		// is sent, what sarama still holds is failed without waiting: its
+		// retries cannot succeed.
 		backoff := sc.Producer.Retry.BackoffFunc
 		sc.Producer.Retry.BackoffFunc = func(retries, maxRetries int) time.Duration {
-			if gaveUp.Load() {
+			if gaveUp.Load() || (h != nil && h.halted.Load()) {
 				return 0
 			}
 			return backoff(retries, maxRetries)
@@ -202,6 +222,10 @@ func New(ctx context.Context, cfg Config) (*Producer, error) {
 		drained:         make(chan struct{}),
 		settled:         make(chan struct{}, 1),
 		gaveUp:          gaveUp,
+		halt:            h,
+	}
+	if h != nil {
+		h.started.Store(true)
 	}
 	go p.run()
 	return p, nil
@@ -288,13 +312,23 @@ func probe(parent context.Context, cfg Config) (string, error) {
 }
 
 // run turns sarama's successes and errors into Acks until sarama closes both
-// channels (after AsyncClose has flushed everything), then closes acks.
+// channels (after AsyncClose has flushed everything), then closes acks. With
+// a halt it also answers its syncs: sarama's Errors channel is unbuffered,
+// so every error sarama handed over before a sync was received, and halted
+// p, before run answers it.
 func (p *Producer) run() {
 	defer close(p.drained)
 	defer close(p.acks)
+	var syncs chan chan struct{} // nil without a halt
+	if p.halt != nil {
+		defer close(p.halt.done)
+		syncs = p.halt.syncs
+	}
 	successes, errs := p.ap.Successes(), p.ap.Errors()
 	for successes != nil || errs != nil {
 		select {
+		case reply := <-syncs:
+			close(reply)
 		case msg, ok := <-successes:
 			if !ok {
 				successes = nil
@@ -308,14 +342,22 @@ func (p *Producer) run() {
 				errs = nil
 				continue
 			}
-			if r, ok := pe.Msg.Metadata.(*Record); ok {
-				err := pe.Err
-				if p.gaveUp.Load() {
-					err = fmt.Errorf("%w: %w", ErrAbandoned, err)
-				}
-				p.deliver(Ack{Record: r, Partition: -1, Offset: -1, Err: ackError(pe.Msg, err, p.maxMessageBytes)})
-			}
+			p.fail(pe)
 		}
+	}
+}
+
+// fail halts p unless pe is exempt (see halt.halts), and delivers pe's Ack.
+func (p *Producer) fail(pe *sarama.ProducerError) {
+	err := pe.Err
+	if p.halt != nil && p.halt.halts(err) && p.halt.halted.Swap(true) {
+		err = fmt.Errorf("%w: %w", ErrHalted, err)
+	}
+	if r, ok := pe.Msg.Metadata.(*Record); ok {
+		if p.gaveUp.Load() {
+			err = fmt.Errorf("%w: %w", ErrAbandoned, err)
+		}
+		p.deliver(Ack{Record: r, Partition: -1, Offset: -1, Err: ackError(pe.Msg, err, p.maxMessageBytes)})
 	}
 }
 
@@ -332,9 +374,19 @@ func (p *Producer) deliver(a Ack) {
 		return
 	default:
 	}
-	select {
-	case p.acks <- a:
-	case <-p.abandon:
+	var syncs chan chan struct{}
+	if p.halt != nil {
+		syncs = p.halt.syncs
+	}
+	for {
+		select {
+		case p.acks <- a:
+			return
+		case <-p.abandon:
+			return
+		case reply := <-syncs:
+			close(reply) // every error received, a's too, halted p already
+		}
 	}
 }
 
