@@ -29,9 +29,12 @@ var errHaltedWrite = errors.New("not sent")
 // client: before each write to a broker it waits until the producer's run
 // loop has handled every error sarama handed over, and once one of them
 // failed a record (see halts) it refuses that write, every later one and
-// every dial. Requests written before hold no later record of a failed
-// partition: sarama keeps one batch per partition in flight, and the
-// failure is known only from its answer.
+// every dial. A request written before holds no later record of the failed
+// partition: sarama keeps one batch per partition in flight and hands the
+// failure over before it lets the partition's next one go. (Sarama may
+// write the next request as soon as the failed answer is read, before it
+// handles it; that request holds batches of other partitions only, whose
+// records may then be written and are sent again with the rest.)
 //
 // A transactional producer is not halted: a failed transaction is aborted
 // (which needs the connections), so read_committed consumers see none of it.
