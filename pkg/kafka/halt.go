@@ -26,8 +26,8 @@ var errHaltedWrite = errors.New("not sent")
 // written before the failed ones are sent again. Sarama hands the failure
 // to its Errors channel, which is unbuffered, before it lets the
 // partition's next batch go. The halt is the dialer of the producer's
-// client: before each write to a broker it waits until the producer's run
-// loop has handled every error sarama handed over, and once one of them
+// client: before each write to a broker it waits until watch has handled
+// every error sarama handed over, and once one of them
 // failed a record (see halts) it refuses that write, every later one and
 // every dial. A request written before holds no later record of the failed
 // partition: sarama keeps one batch per partition in flight and hands the
@@ -40,15 +40,22 @@ var errHaltedWrite = errors.New("not sent")
 // (which needs the connections), so read_committed consumers see none of it.
 type halt struct {
 	dialer net.Dialer
-	// halted is set by the run loop when it receives a failed record.
+	// halted is set by watch when it receives a failed record that halts.
 	halted atomic.Bool
-	// syncs carries the requests of writers to the run loop, which closes
-	// each once it has handled every error it received before.
+	// syncs carries the requests of writers to watch, which closes each
+	// once it has handled every error it received before.
 	syncs chan chan struct{}
-	// started is set once the run loop answers syncs; done is closed
-	// when it has ended.
+	// started is set once watch is about to run; done is closed when it
+	// ends.
 	started atomic.Bool
 	done    chan struct{}
+}
+
+// failure is a record sarama failed, as watch passes it on.
+type failure struct {
+	*sarama.ProducerError
+	// after is set when an earlier failure had halted the producer.
+	after bool
 }
 
 func newHalt(dialTimeout, keepAlive time.Duration, local net.Addr) *halt {
@@ -59,17 +66,54 @@ func newHalt(dialTimeout, keepAlive time.Duration, local net.Addr) *halt {
 	}
 }
 
+// watch takes sarama's errors from errs, which is unbuffered, and passes
+// them on to out in order, until errs is closed and everything is passed
+// on; then it closes out. It halts at the first error that halts (see
+// halts) as soon as it has received it, and answers syncs meanwhile, so
+// that every error sarama handed over before a sync has halted the
+// producer when the sync is answered. It does nothing else, so that a
+// write waits only for a goroutine that is ready to answer.
+func (h *halt) watch(errs <-chan *sarama.ProducerError, out chan<- failure) {
+	defer close(h.done)
+	defer close(out)
+	var queue []failure
+	for errs != nil || len(queue) > 0 {
+		var next chan<- failure
+		var head failure
+		if len(queue) > 0 {
+			next, head = out, queue[0]
+		}
+		select {
+		case reply := <-h.syncs:
+			close(reply)
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			f := failure{ProducerError: pe}
+			if halts(pe.Err) {
+				f.after = h.halted.Swap(true)
+			}
+			queue = append(queue, f)
+		case next <- head:
+			queue[0] = failure{}
+			queue = queue[1:]
+		}
+	}
+}
+
 // halts reports whether a record that failed with err halts the producer:
 // every failure does but sarama's own rejection of a record before
 // sending it (a ConfigurationError: over Producer.MaxMessageBytes), which
 // the caller is told of like a failure known before sending.
-func (h *halt) halts(err error) bool {
+func halts(err error) bool {
 	var cfgErr sarama.ConfigurationError
 	return !errors.As(err, &cfgErr)
 }
 
-// check returns errHaltedWrite once a record has failed. Before the run
-// loop starts (sarama's start-up requests) nothing can have failed.
+// check returns errHaltedWrite once a record has failed. Before watch
+// starts (sarama's start-up requests) nothing can have failed.
 func (h *halt) check() error {
 	if h.halted.Load() {
 		return errHaltedWrite

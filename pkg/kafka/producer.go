@@ -313,22 +313,19 @@ func probe(parent context.Context, cfg Config) (string, error) {
 
 // run turns sarama's successes and errors into Acks until sarama closes both
 // channels (after AsyncClose has flushed everything), then closes acks. With
-// a halt it also answers its syncs: sarama's Errors channel is unbuffered,
-// so every error sarama handed over before a sync was received, and halted
-// p, before run answers it.
+// a halt, sarama's errors come through its watch.
 func (p *Producer) run() {
 	defer close(p.drained)
 	defer close(p.acks)
-	var syncs chan chan struct{} // nil without a halt
-	if p.halt != nil {
-		defer close(p.halt.done)
-		syncs = p.halt.syncs
-	}
 	successes, errs := p.ap.Successes(), p.ap.Errors()
-	for successes != nil || errs != nil {
+	var failures <-chan failure // errs as the halt's watch passes them on
+	if p.halt != nil {
+		f := make(chan failure)
+		go p.halt.watch(errs, f)
+		errs, failures = nil, f
+	}
+	for successes != nil || errs != nil || failures != nil {
 		select {
-		case reply := <-syncs:
-			close(reply)
 		case msg, ok := <-successes:
 			if !ok {
 				successes = nil
@@ -342,22 +339,28 @@ func (p *Producer) run() {
 				errs = nil
 				continue
 			}
-			p.fail(pe)
+			p.fail(failure{ProducerError: pe})
+		case f, ok := <-failures:
+			if !ok {
+				failures = nil
+				continue
+			}
+			p.fail(f)
 		}
 	}
 }
 
-// fail halts p unless pe is exempt (see halt.halts), and delivers pe's Ack.
-func (p *Producer) fail(pe *sarama.ProducerError) {
-	err := pe.Err
-	if p.halt != nil && p.halt.halts(err) && p.halt.halted.Swap(true) {
+// fail delivers the Ack of a failed record.
+func (p *Producer) fail(f failure) {
+	err := f.Err
+	if f.after {
 		err = fmt.Errorf("%w: %w", ErrHalted, err)
 	}
-	if r, ok := pe.Msg.Metadata.(*Record); ok {
+	if r, ok := f.Msg.Metadata.(*Record); ok {
 		if p.gaveUp.Load() {
 			err = fmt.Errorf("%w: %w", ErrAbandoned, err)
 		}
-		p.deliver(Ack{Record: r, Partition: -1, Offset: -1, Err: ackError(pe.Msg, err, p.maxMessageBytes)})
+		p.deliver(Ack{Record: r, Partition: -1, Offset: -1, Err: ackError(f.Msg, err, p.maxMessageBytes)})
 	}
 }
 
@@ -374,19 +377,9 @@ func (p *Producer) deliver(a Ack) {
 		return
 	default:
 	}
-	var syncs chan chan struct{}
-	if p.halt != nil {
-		syncs = p.halt.syncs
-	}
-	for {
-		select {
-		case p.acks <- a:
-			return
-		case <-p.abandon:
-			return
-		case reply := <-syncs:
-			close(reply) // every error received, a's too, halted p already
-		}
+	select {
+	case p.acks <- a:
+	case <-p.abandon:
 	}
 }
 
