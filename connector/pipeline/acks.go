@@ -97,13 +97,11 @@ func (a *acks) settle() {
 }
 
 // abandon stops prod at once after a failed delivery (failed is done),
-// instead of draining it: sarama gives up on a batch whose leader it cannot
-// find and goes on with the partition's next records under a new producer
-// epoch, so a drain could write records of a key before the failed one,
-// which the next session only resends after them — and a drain retries
-// with back-off for up to drainTimeout. Records sarama still holds are
+// instead of draining it: the producer has halted at that failure (see
+// kafka.ErrHalted), so what it still holds can only fail, and a drain
+// would wait through sarama's retries for nothing. Records it holds are
 // never acknowledged, so the checkpoint stays before them and the next
-// session resends them.
+// session resends them after the failed one.
 func abandon(failed context.Context, prod *kafka.Producer) {
 	_ = prod.Close(failed) // reports the records given up
 }
