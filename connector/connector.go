@@ -214,7 +214,7 @@ func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
 		}
 		c.m.SourceRetry()
 		wait := b.Next()
-		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff", wait).Msg("source unreachable, retrying")
+		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("source unreachable, retrying")
 		if !retry.Sleep(ctx, wait) {
 			return nil, ctx.Err()
 		}

@@ -91,7 +91,7 @@ func (h *haReplica) join(ctx context.Context) bool {
 	if err != nil {
 		if ctx.Err() == nil {
 			wait := h.joinWait.Next()
-			h.c.log.Warn().Err(err).Dur("backoff", wait).Msg("cannot join the ha lease group, retrying")
+			h.c.log.Warn().Err(err).Dur("backoff_ms", wait).Msg("cannot join the ha lease group, retrying")
 			retry.Sleep(ctx, wait)
 		}
 		return false
@@ -147,7 +147,7 @@ func (h *haReplica) takeOver(ctx context.Context, lost <-chan struct{}) error {
 		// a stall, and has lost the lease since. Take over again (that
 		// fences it in turn) after a back-off.
 		wait := h.failWait.Next()
-		c.log.Warn().Err(err).Dur("backoff", wait).Msg("fenced while holding the ha lease: taking over again after a back-off")
+		c.log.Warn().Err(err).Dur("backoff_ms", wait).Msg("fenced while holding the ha lease: taking over again after a back-off")
 		retry.Sleep(ctx, wait)
 	case errors.Is(err, ErrFenced):
 		// Another replica took over while this one believed it held the
@@ -158,7 +158,7 @@ func (h *haReplica) takeOver(ctx context.Context, lost <-chan struct{}) error {
 		return err
 	case err != nil && !leaseLost:
 		wait := h.failWait.Next()
-		c.log.Warn().Err(err).Bool("lease_lost", leaseLost).Dur("backoff", wait).Msg("takeover failed: handing the ha lease over and standing by")
+		c.log.Warn().Err(err).Bool("lease_lost", leaseLost).Dur("backoff_ms", wait).Msg("takeover failed: handing the ha lease over and standing by")
 		h.leave()
 		retry.Sleep(ctx, wait)
 	default:

@@ -278,7 +278,7 @@ func (c *Connector) runSessions(ctx context.Context, p *pipeline.Session, cpr *p
 			return err
 		}
 		wait := b.Next()
-		c.log.Warn().Err(err).Dur("backoff", wait).Str("binlog_file", next.Pos.File).Uint32("binlog_pos", next.Pos.Pos).
+		c.log.Warn().Err(err).Dur("backoff_ms", wait).Str("binlog_file", next.Pos.File).Uint32("binlog_pos", next.Pos.Pos).
 			Int("skip", next.Skip).Msg("producer failed, restarting from the acknowledged checkpoint")
 		c.m.Restarted()
 		if !retry.Sleep(ctx, wait) {
@@ -312,7 +312,7 @@ func (c *Connector) startReader(ctx context.Context, reader *binlog.Reader, p bi
 		}
 		c.m.SourceRetry()
 		wait := b.Next()
-		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff", wait).Msg("source unreachable, retrying")
+		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("source unreachable, retrying")
 		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
@@ -355,9 +355,9 @@ func retryKafka[T any](ctx context.Context, c *Connector, open func() (T, error)
 		case ctx.Err() != nil:
 			return v, ctx.Err()
 		case errors.Is(err, kafka.ErrAuthentication):
-			c.log.Error().Err(err).Int("attempt", b.Attempt()).Dur("backoff", wait).Msg("kafka refused the login (fix kafka.sasl, or the user on the brokers), retrying")
+			c.log.Error().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("kafka refused the login (fix kafka.sasl, or the user on the brokers), retrying")
 		case errors.Is(err, kafka.ErrUnreachable), errors.Is(err, checkpoint.ErrUnavailable):
-			c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff", wait).Msg("kafka unreachable, retrying")
+			c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("kafka unreachable, retrying")
 		default:
 			return v, err
 		}

@@ -267,7 +267,7 @@ func TestCheckFailsWithTheExactFix(t *testing.T) {
 		}
 		_, stderr, code := e.runCmd("run", "-c", e.cfg)
 		block := "FAIL  " + name + ": " + l.detail + "\n      fix: " + l.fix
-		if code != 1 || !strings.Contains(stderr, block) {
+		if code != 1 || !strings.Contains(runError(stderr), block) {
 			t.Fatalf("run: exit code %d, want 1 with\n%s\nstderr:\n%s", code, block, stderr)
 		}
 		e.db.Exec(t, strings.TrimSuffix(alter, ";"))
@@ -372,7 +372,7 @@ func TestCheckBinlogOff(t *testing.T) {
 
 	_, stderr, code := e.runCmd("run", "-c", e.cfg)
 	block := "FAIL  log_bin: " + l.detail + "\n      fix: " + fix
-	if code != 1 || !strings.Contains(stderr, block) {
+	if code != 1 || !strings.Contains(runError(stderr), block) {
 		t.Fatalf("run: exit code %d, want 1 with\n%s\nstderr:\n%s", code, block, stderr)
 	}
 }

@@ -309,11 +309,7 @@ func TestExactlyOnceSecondInstanceFencesTheFirst(t *testing.T) {
 	if code := exitCode(first.err); code != 1 || !strings.Contains(first.stderr.String(), "fenced") {
 		t.Fatalf("fenced connector: exit %d, want 1 with a message saying it was fenced:\n%s", code, logTail(first.stderr.String()))
 	}
-	for _, line := range strings.Split(first.stderr.String(), "\n") {
-		if strings.HasPrefix(line, "tailbox: ") {
-			t.Logf("the first connector exited 1: %s", line)
-		}
-	}
+	t.Logf("the first connector exited 1: %s", runError(first.stderr.String()))
 	time.Sleep(time.Second)
 	want, recs, d := l.drain(t, e.kafka, []string{loadTopic}, 2*time.Minute, second, readCommitted)
 	if d.dups != 0 {

@@ -185,7 +185,7 @@ func TestMetricsHealthAndReadiness(t *testing.T) {
 		if s["events_read"] != float64(members+orders+2) || s["events_published"] != float64(members+orders+2) || s["events_dead_lettered"] != 1.0 {
 			t.Errorf("summary %v, want %d read and published, 1 dead-lettered", s, members+orders+2)
 		}
-		if s["binlog_file"] == nil || s["duration"] == nil {
+		if s["binlog_file"] == nil || s["duration_ms"] == nil {
 			t.Errorf("summary %v without the last checkpoint or the duration", s)
 		}
 	})
@@ -259,6 +259,19 @@ func setConfig(t *testing.T, path, old, new string) {
 	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runError returns the error of the "stopped on error" line of a tailbox
+// log, JSON-decoded: the one report of the error that ended `run`; "" when
+// there is none.
+func runError(stderr string) string {
+	var errs []string
+	for _, m := range logLines(stderr, "stopped on error") {
+		if s, ok := m["error"].(string); ok {
+			errs = append(errs, s)
+		}
+	}
+	return strings.Join(errs, "\n")
 }
 
 // logLines returns the JSON log lines of stderr whose message is msg.

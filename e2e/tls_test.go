@@ -286,10 +286,9 @@ func runMustFail(t *testing.T, e *env, want ...string) {
 	if code != 1 {
 		t.Fatalf("exit status %d, want 1:\n%s", code, stderr)
 	}
-	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	t.Logf("exit status 1: %s", lines[len(lines)-1])
+	t.Logf("exit status 1: %s", runError(stderr))
 	for _, w := range want {
-		if !strings.Contains(stderr, w) {
+		if !strings.Contains(runError(stderr), w) {
 			t.Errorf("stderr does not contain %q:\n%s", w, stderr)
 		}
 	}

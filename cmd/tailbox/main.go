@@ -121,9 +121,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return report(err, stderr)
 }
 
-// report prints err and maps it to an exit status.
+// loggedError is an error the command has already logged: report maps
+// it to its exit status without printing it a second time.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
+
+// report prints err, unless it is a loggedError, and maps it to an exit
+// status.
 func report(err error, stderr io.Writer) int {
 	var ue usageError
+	if _, ok := errors.AsType[loggedError](err); ok {
+		stderr = io.Discard
+	}
 	switch {
 	case err == nil:
 		return exitOK
@@ -194,7 +205,7 @@ func load(path string, stderr io.Writer) (*config.Config, zerolog.Logger, *conne
 	if err != nil {
 		return nil, zerolog.Nop(), nil, err
 	}
-	logger := newLogger(cfg.Log, stderr)
+	logger := newLogger(cfg.Name, cfg.Log, stderr)
 	conn, err := connector.New(cfg, logger)
 	if err != nil {
 		return nil, logger, nil, err
@@ -202,20 +213,37 @@ func load(path string, stderr io.Writer) (*config.Config, zerolog.Logger, *conne
 	return cfg, logger, conn, nil
 }
 
-func newLogger(lc config.Log, w io.Writer) zerolog.Logger {
+// newLogger builds the process's one logger: every line carries the
+// connector's name; durations are whole milliseconds, in fields whose names
+// end in _ms; the console format is coloured only on a terminal.
+func newLogger(name string, lc config.Log, w io.Writer) zerolog.Logger {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = true
 	out := w
 	if lc.Format == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !colorTerminal(w)}
 	}
 	level, err := zerolog.ParseLevel(lc.Level)
 	if err != nil || lc.Level == "" {
 		level = zerolog.InfoLevel
 	}
-	logger := zerolog.New(out).Level(level).With().Timestamp().Logger()
+	logger := zerolog.New(out).Level(level).With().Timestamp().Str("connector", name).Logger()
 	// sarama's package logger is set once, here.
 	sarama.Logger = log.New(saramaWriter{logger.With().Str("component", "sarama").Logger()}, "", 0)
 	return logger
+}
+
+// colorTerminal reports whether w is a terminal that may be written ANSI
+// colours: a character device, and NO_COLOR (https://no-color.org) unset.
+// A file or a pipe gets plain text.
+func colorTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // saramaWriter turns sarama's printf lines into debug log events.
@@ -266,7 +294,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	logger.Info().Str("version", version).Msg("tailbox starting")
 	if err := conn.Run(ctx, connector.RunOptions{From: *from, DryRun: *dry, DryRunOut: stdout, Version: version}); err != nil {
 		logger.Error().Err(err).Msg("stopped on error")
-		return err
+		return loggedError{err}
 	}
 	logger.Info().Msg("stopped")
 	return nil

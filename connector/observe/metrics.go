@@ -216,6 +216,7 @@ type Metrics struct {
 	phase      atomic.Int32
 	stopping   atomic.Bool
 	dryRun     atomic.Bool
+	streamed   atomic.Bool  // a session of the current Run streamed (see Streaming)
 	started    atomic.Int64 // Unix ns of the current or last Run's start
 	reader     atomic.Pointer[binlog.Reader]
 	producer   atomic.Pointer[kafka.Producer]
@@ -312,6 +313,7 @@ func (m *Metrics) RunStarted(dryRun bool, version string) {
 	}
 	m.phase.Store(int32(phaseStarting))
 	m.stopping.Store(false)
+	m.streamed.Store(false)
 	m.dryRun.Store(dryRun)
 	m.started.Store(now)
 	m.cpFresh.Store(now)
@@ -392,6 +394,10 @@ func (m *Metrics) Tracking(pr Progress, start binlog.Point) {
 	}
 	m.tracker.Store(&pr)
 }
+
+// Streaming records that a session's stream flows from its start point:
+// the Run got past its start-up, and Observer.Close logs its summary.
+func (m *Metrics) Streaming() { m.streamed.Store(true) }
 
 // ProducerUp records the session's producer once it is connected.
 func (m *Metrics) ProducerUp(p *kafka.Producer) { m.producer.Store(p) }

@@ -190,8 +190,9 @@ func (o *Observer) logStatus(now time.Time, delta totals, d time.Duration) {
 }
 
 // Close stops the sampling and the HTTP endpoint and logs the summary of
-// the Run: counts, duration and the last checkpoint written. It is
-// idempotent.
+// the Run — counts, duration and the last checkpoint written — when its
+// stream started (Metrics.Streaming): a Run that failed or stopped during
+// start-up has nothing to sum up. It is idempotent.
 func (o *Observer) Close() {
 	if o.closed {
 		return
@@ -205,13 +206,16 @@ func (o *Observer) Close() {
 	if o.http != nil {
 		o.http.close()
 	}
+	if !m.streamed.Load() {
+		return
+	}
 	t := m.totals().minus(o.base)
 	ev := o.log.Info().
 		Uint64("events_read", t.read).
 		Uint64("events_published", t.published).
 		Uint64("events_dead_lettered", t.deadLettered).
 		Uint64("events_failed", t.failed).
-		Dur("duration", time.Since(o.start))
+		Dur("duration_ms", time.Since(o.start))
 	if p, ok := m.lastCheckpoint(); ok {
 		ev = ev.Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip)
 	}

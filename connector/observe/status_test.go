@@ -70,6 +70,7 @@ func TestObserverLogsStatusAndSummary(t *testing.T) {
 	}
 	m.Read(tb, binlog.OpDelete)
 	m.Checkpointed(binlog.Point{Pos: binlog.Position{File: "b.000001", Pos: 500, GTID: "0-1-5"}})
+	m.Streaming()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), `"message":"status"`) {
 		if time.Now().After(deadline) {
@@ -92,7 +93,26 @@ func TestObserverLogsStatusAndSummary(t *testing.T) {
 			t.Errorf("summary %s = %v, want %v", k, s[k], v)
 		}
 	}
+	if d, ok := s["duration_ms"].(float64); !ok || d <= 0 {
+		t.Errorf("summary duration_ms = %v, want a positive number of milliseconds", s["duration_ms"])
+	}
 	if ok, reason := m.health(time.Now()).ready(); ok || reason != "stopping" {
 		t.Errorf("after close: ready %v %q, want not ready, stopping", ok, reason)
+	}
+}
+
+func TestObserverLogsNoSummaryForARunThatNeverStreamed(t *testing.T) {
+	var buf testenv.SyncBuffer
+	m := New(testConfig(t))
+	m.RunStarted(false, "")
+	o, err := Start(context.Background(), m, Options{Log: zerolog.New(&buf)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SessionStarted(binlog.Point{Pos: binlog.Position{File: "b.000001", Pos: 4}})
+	o.Close()
+	m.RunEnded()
+	if strings.Contains(buf.String(), "run summary") {
+		t.Fatalf("a run summary for a run whose stream never started:\n%s", buf.String())
 	}
 }

@@ -79,6 +79,10 @@ type Hooks interface {
 	CheckpointUnchanged()
 	// Tracking records the progress of the session that starts from start.
 	Tracking(pr Progress, start binlog.Point)
+	// Streaming records that the run's stream flows from its start point
+	// (an event or a heartbeat was read); it is called once per run, at the
+	// latest when the session that streamed ends.
+	Streaming()
 }
 
 // Progress is what the instrumentation reads of a session's progress.

@@ -187,6 +187,7 @@ func (s *session) streaming() bool {
 	}
 	if s.tr.Streamed() || !s.reader.Stats().LastHeartbeat.IsZero() {
 		s.cp.started.Store(true)
+		s.hooks.Streaming()
 		return true
 	}
 	return false

@@ -428,7 +428,7 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 		}
 		wait := r.backoff.Next()
 		r.log.Warn().Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
-			Str("gtid", r.lastEnd.GTID).Dur("backoff", wait).Int("attempt", r.backoff.Attempt()).
+			Str("gtid", r.lastEnd.GTID).Dur("backoff_ms", wait).Int("attempt", r.backoff.Attempt()).
 			Msg("binlog connection lost, reconnecting from last transaction end")
 		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
