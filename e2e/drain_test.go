@@ -12,8 +12,8 @@ import (
 
 // TestStopWithAnUnansweredEventKeepsTheCheckpointBeforeIt stops tailbox
 // (SIGTERM) while the broker holds the produce request of an event without
-// answering. tailbox waits for the drain timeout (30 s), gives the event up,
-// says so, exits 0 and leaves the checkpoint before the event's
+// answering. tailbox waits for the drain timeout (30 s), logging its
+// progress every few seconds, gives the event up, says so, exits 0 and leaves the checkpoint before the event's
 // transaction; the next run delivers it.
 func TestStopWithAnUnansweredEventKeepsTheCheckpointBeforeIt(t *testing.T) {
 	e := newEnv(t, "envelope")
@@ -47,6 +47,19 @@ func TestStopWithAnUnansweredEventKeepsTheCheckpointBeforeIt(t *testing.T) {
 	log := p.stderr.String()
 	if !strings.Contains(log, "producer did not drain before the timeout") || !strings.Contains(log, "1 records abandoned") {
 		t.Fatalf("the log does not report the abandoned record:\n%s", logTail(log))
+	}
+	// While it waits, the drain says so every few seconds.
+	progress := logLines(log, "draining: waiting for kafka to acknowledge the events in flight")
+	if len(progress) < 2 {
+		t.Fatalf("%d drain progress lines in a 30s drain, want several:\n%s", len(progress), logTail(log))
+	}
+	last := 0.0
+	for _, l := range progress {
+		waited, _ := l["waited_ms"].(float64)
+		if l["in_flight"] != 1.0 || waited <= last || l["timeout_ms"] != 30000.0 {
+			t.Errorf("drain progress %v, want in_flight 1, waited_ms growing past %v, timeout_ms 30000", l, last)
+		}
+		last = waited
 	}
 	cp := readCheckpoint(t, e.checkpointPath())
 	releaseOnce.Do(func() { close(release) })

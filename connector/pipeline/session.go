@@ -19,6 +19,10 @@ import (
 // drainTimeout bounds waiting for outstanding acknowledgements on stop.
 const drainTimeout = 30 * time.Second
 
+// drainProgressEvery is how often a drain that still waits logs how many
+// events are in flight and how long it has waited.
+const drainProgressEvery = 5 * time.Second
+
 // Deps are what a session works with; the lobby owns them.
 type Deps struct {
 	Reader      *binlog.Reader
@@ -219,9 +223,35 @@ func (s *session) drain() {
 	}
 	dctx, dcancel := context.WithTimeout(s.failed, drainTimeout)
 	defer dcancel()
-	if err := s.prod.Close(dctx); err != nil && s.failed.Err() == nil {
+	stop := s.reportDrain(time.Now())
+	err := s.prod.Close(dctx)
+	stop()
+	if err != nil && s.failed.Err() == nil {
 		s.log.Warn().Err(err).Int("in_flight", s.tr.InFlight()).Msg("producer did not drain before the timeout")
 	}
+}
+
+// reportDrain logs, every drainProgressEvery until the returned function
+// is called, that the drain begun at start still waits: a broker that does
+// not answer holds the stop for up to drainTimeout, which the operator
+// sees happen instead of a silent process.
+func (s *session) reportDrain(start time.Time) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(drainProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				s.log.Info().Int("in_flight", s.tr.InFlight()).Dur("waited_ms", now.Sub(start)).
+					Dur("timeout_ms", drainTimeout).Msg("draining: waiting for kafka to acknowledge the events in flight")
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // outcome is the error that ends the session: a fence first (never
