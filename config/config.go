@@ -27,6 +27,11 @@ type Config struct {
 // accident; use Reveal to read it.
 type Secret string
 
+// Addrs is a list of host:port addresses, written in YAML as a list or as
+// one string of comma-separated addresses ("h1:9092,h2:9092", the form
+// Kafka's own tools take), spaces around each address dropped.
+type Addrs []string
+
 // Duration is a time.Duration written in YAML as a Go duration string ("10s", "1m30s").
 type Duration time.Duration
 
@@ -207,8 +212,9 @@ type Route struct {
 
 // Kafka is the cluster events are produced to.
 type Kafka struct {
-	// Brokers are host:port bootstrap addresses. Required.
-	Brokers []string `yaml:"brokers"`
+	// Brokers are host:port bootstrap addresses, a list or one
+	// comma-separated string. Required.
+	Brokers Addrs `yaml:"brokers"`
 	// Acks is all (default), 1 or 0.
 	Acks Acks `yaml:"acks"`
 	// Compression is none, gzip, snappy, lz4 (default) or zstd.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,6 +28,20 @@ import (
 // error that also wraps the os error (errors.Is(err, fs.ErrNotExist)); every
 // other error is a Problems.
 func Load(path string) (*Config, error) {
+	return load(path, true)
+}
+
+// LoadWithoutSecrets is Load for a command that connects to nothing that
+// needs a credential (offsets show with the file store, health): it leaves
+// the secret settings — source.password, source.password_file,
+// kafka.sasl.password, kafka.sasl.password_file — empty, without expanding
+// their variables or reading their files, and reports no problem about
+// them, so that it works where the credentials are not at hand.
+func LoadWithoutSecrets(path string) (*Config, error) {
+	return load(path, false)
+}
+
+func load(path string, secrets bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -34,7 +50,13 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: resolve the directory of %s: %w", ErrInvalid, path, err)
 	}
-	return Parse(data, os.LookupEnv, dir)
+	return parse(data, os.LookupEnv, dir, secrets)
+}
+
+// secretPaths are the settings LoadWithoutSecrets leaves out.
+var secretPaths = map[string]bool{
+	"source.password": true, "source.password_file": true,
+	"kafka.sasl.password": true, "kafka.sasl.password_file": true,
 }
 
 // Parse builds a Config from YAML data:
@@ -66,6 +88,11 @@ func Load(path string) (*Config, error) {
 // unset VAR without a default is a problem. Expansion is one pass: a
 // variable's value is never expanded again.
 func Parse(data []byte, lookupEnv func(string) (string, bool), baseDir string) (*Config, error) {
+	return parse(data, lookupEnv, baseDir, true)
+}
+
+// parse is Parse; without secrets it leaves out the secretPaths.
+func parse(data []byte, lookupEnv func(string) (string, bool), baseDir string, secrets bool) (*Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
@@ -75,7 +102,12 @@ func Parse(data []byte, lookupEnv func(string) (string, bool), baseDir string) (
 	}
 
 	cfg := Default()
-	d := decoder{lookupEnv: lookupEnv}
+	d := decoder{lookupEnv: lookupEnv, skipSecrets: !secrets}
+	if d.skipSecrets {
+		for p := range secretPaths {
+			d.failedPaths = append(d.failedPaths, p)
+		}
+	}
 	if root != nil {
 		d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
 	}
@@ -110,7 +142,7 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, Problems{{Reason: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, Problems{{Reason: "invalid YAML: " + syntaxError(data, err)}}
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) && (err != nil || !emptyDocument(&next)) {
@@ -120,6 +152,33 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 		return nil, nil
 	}
 	return doc.Content[0], nil
+}
+
+// yamlLine is the "line N: " that yaml.v3 puts before a syntax error.
+var yamlLine = regexp.MustCompile(`^line \d+: `)
+
+// syntaxError phrases err, yaml.v3's error for the first document of data,
+// as "line N: problem" with N the line on which the parser meets the
+// problem. yaml.v3's own line is not that one: it names the line where the
+// enclosing construct began when there is one, and for parser (not
+// scanner) errors counts lines from 0. So N is found as the first line at
+// which a prefix of data fails with the very same error.
+func syntaxError(data []byte, err error) string {
+	msg := yamlLine.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+	end := 0
+	for line := 1; end < len(data); line++ {
+		next := bytes.IndexByte(data[end:], '\n')
+		if next < 0 {
+			end = len(data)
+		} else {
+			end += next + 1
+		}
+		var doc yaml.Node
+		if perr := yaml.NewDecoder(bytes.NewReader(data[:end])).Decode(&doc); perr != nil && perr.Error() == err.Error() {
+			return fmt.Sprintf("line %d: %s", line, msg)
+		}
+	}
+	return msg
 }
 
 // emptyDocument reports whether doc holds nothing, as after a trailing "---".
@@ -138,6 +197,8 @@ var envNamePrefix = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*`)
 type decoder struct {
 	lookupEnv func(string) (string, bool)
 	problems  Problems
+	// skipSecrets leaves the secretPaths undecoded (LoadWithoutSecrets).
+	skipSecrets bool
 	// failedPaths are the settings whose value could not be decoded: Parse
 	// leaves out validation problems at or under them.
 	failedPaths []string
@@ -216,6 +277,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		n = n.Alias
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return
+	}
+	if v.Type() == reflect.TypeFor[Addrs]() && n.Kind == yaml.ScalarNode {
+		if s, ok := d.scalar(n, path, ""); ok {
+			v.Set(reflect.ValueOf(splitAddrs(s)))
+		}
 		return
 	}
 	if v.Type() == reflect.TypeFor[Duration]() {
@@ -347,7 +414,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		seen[k.Value] = k.Line
 		f, ok := fields[k.Value]
 		if !ok {
-			d.problems.addf(p, "", "unknown key (line %d)", k.Line)
+			if near := Closest(k.Value, slices.Collect(maps.Keys(fields))); near != "" {
+				d.problems.addf(p, "", "unknown key (line %d); did you mean %s?", k.Line, join(path, near))
+			} else {
+				d.problems.addf(p, "", "unknown key (line %d)", k.Line)
+			}
+			continue
+		}
+		if d.skipSecrets && secretPaths[p] {
 			continue
 		}
 		d.decode(val, v.Field(f), p)
@@ -419,4 +493,17 @@ func join(path, key string) string {
 // index appends a list index to a path.
 func index(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
+}
+
+// splitAddrs splits a comma-separated list of addresses, trimming spaces
+// around each; "" is no address.
+func splitAddrs(s string) Addrs {
+	if strings.TrimSpace(s) == "" {
+		return Addrs{}
+	}
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return Addrs(parts)
 }

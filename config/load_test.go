@@ -90,7 +90,7 @@ kafka: {brokers: [127.0.0.1:9092]}
 		{
 			name: "an unknown top-level key is reported",
 			yaml: minimal + "sourc: {}\n",
-			want: []string{"sourc: unknown key (line 9)"},
+			want: []string{"sourc: unknown key (line 9); did you mean source?"},
 		},
 		{
 			name: "a string where an integer belongs is reported once",
@@ -104,8 +104,8 @@ kafka: {brokers: [127.0.0.1:9092]}
 		},
 		{
 			name: "a scalar where a list belongs is reported without a second required problem",
-			yaml: strings.Replace(minimal, "brokers: [127.0.0.1:9092]", "brokers: x", 1),
-			want: []string{`kafka.brokers: must be a list (got "x")`},
+			yaml: strings.Replace(minimal, "tables: [shop.outbox]", "tables: x", 1),
+			want: []string{`outbox.tables: must be a list (got "x")`},
 		},
 		{
 			name: "a mapping where a string belongs is reported",
@@ -241,7 +241,7 @@ log: {level: trace, format: text}
 `,
 			want: []string{
 				`source.server_id: must be an integer (got "abc")`,
-				"source.flavour: unknown key (line 6)",
+				"source.flavour: unknown key (line 6); did you mean source.flavor?",
 				"source.password: environment variable TAILBOX_MYSQL_PASSWORD is not set",
 				`name: must be 1 to 100 letters, digits, '.', '_' or '-' (got "shop outbox")`,
 				`source.addr: must be host:port (got "127.0.0.1")`,
@@ -703,5 +703,109 @@ func TestDefaultHTTPPortAvoidsCommonPorts(t *testing.T) {
 		if port >= r.from && port <= r.to {
 			t.Errorf("default http.listen port %d collides with %s (%d-%d)", port, r.what, r.from, r.to)
 		}
+	}
+}
+
+func TestParseReportsTheLineOfAYAMLSyntaxError(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"a list left open is reported on its line, not the one before",
+			"name: shop-outbox\nsource:\n  addr: 127.0.0.1:3306\n  user: cdc\noutbox:\n  tables: [shop.outbox\nkafka:\n  brokers: [127.0.0.1:9092]\n",
+			"invalid YAML: line 6: did not find expected ',' or ']'"},
+		{"a tab in the indentation is reported on its line",
+			"name: shop-outbox\nsource:\n  addr: 127.0.0.1:3306\n  user: cdc\n\tserver_id: 5\noutbox: {tables: [shop.outbox]}\n",
+			"invalid YAML: line 5: found a tab character that violates indentation"},
+		{"a key indented too far is reported on its line",
+			"name: shop-outbox\nsource:\n  addr: 127.0.0.1:3306\n   user: cdc\n",
+			"invalid YAML: line 4: mapping values are not allowed in this context"},
+		{"an unterminated quote is reported where it opens",
+			"name: shop-outbox\nsource:\n  user: \"cdc\noutbox: {tables: [shop.outbox]}\n",
+			"invalid YAML: line 3: found unexpected end of stream"},
+		{"a syntax error on the first line is reported on line 1",
+			"name: [shop\n",
+			"invalid YAML: line 1: did not find expected ',' or ']'"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), nil, "")
+			assertLines(t, problemLines(t, err), []string{tc.want})
+		})
+	}
+}
+
+func TestParseTakesBrokersAsAListOrACommaSeparatedString(t *testing.T) {
+	tests := []struct {
+		name, brokers string
+		env           map[string]string
+		want          []string
+	}{
+		{"a list", "[h1:9092, h2:9092]", nil, []string{"h1:9092", "h2:9092"}},
+		{"a comma-separated string", `"h1:9092,h2:9092"`, nil, []string{"h1:9092", "h2:9092"}},
+		{"a comma-separated string with spaces", "h1:9092 , h2:9092", nil, []string{"h1:9092", "h2:9092"}},
+		{"one address", "h1:9092", nil, []string{"h1:9092"}},
+		{"a variable holding a comma-separated list", "${BROKERS}", map[string]string{"BROKERS": "h1:9092,h2:9092,h3:9092"}, []string{"h1:9092", "h2:9092", "h3:9092"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(strings.Replace(minimal, "[127.0.0.1:9092]", tc.brokers, 1)), env(tc.env), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cfg.Kafka.Brokers, tc.want) {
+				t.Errorf("brokers %q, want %q", cfg.Kafka.Brokers, tc.want)
+			}
+		})
+	}
+	t.Run("an empty item of a comma-separated string is reported with its index", func(t *testing.T) {
+		_, err := Parse([]byte(strings.Replace(minimal, "[127.0.0.1:9092]", `"h1:9092,,h2:9092"`, 1)), nil, "")
+		assertLines(t, problemLines(t, err), []string{"kafka.brokers[1]: required"})
+	})
+}
+
+func TestParseSuggestsTheNearestKnownKey(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"a missing letter", strings.Replace(minimal, "  user: cdc\n", "  user: cdc\n  sever_id: 5\n", 1),
+			"source.sever_id: unknown key (line 5); did you mean source.server_id?"},
+		{"two letters swapped", minimal + "lgo: {level: info}\n", "lgo: unknown key (line 9); did you mean log?"},
+		{"a dash for an underscore", minimal + "http: {}\nlog: {status-interval: 5s}\n",
+			"log.status-interval: unknown key (line 10); did you mean log.status_interval?"},
+		{"camel case", strings.Replace(minimal, "  user: cdc\n", "  user: cdc\n  serverId: 5\n", 1),
+			"source.serverId: unknown key (line 5); did you mean source.server_id?"},
+		{"nothing near", minimal + "zzz: 1\n", "zzz: unknown key (line 9)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), nil, "")
+			assertLines(t, problemLines(t, err), []string{tc.want})
+		})
+	}
+}
+
+func TestLoadWithoutSecretsNeedsNoPassword(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tailbox.yaml")
+	yaml := strings.Replace(minimal, "  user: cdc\n", "  user: cdc\n  password: ${TAILBOX_TEST_UNSET_PASSWORD}\n", 1) +
+		"  sasl: {mechanism: PLAIN, user: u, password_file: missing.txt}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "TAILBOX_TEST_UNSET_PASSWORD is not set") || !strings.Contains(err.Error(), "kafka.sasl.password_file: cannot read") {
+		t.Fatalf("Load: %v, want the unset variable and the missing password file", err)
+	}
+	cfg, err := LoadWithoutSecrets(path)
+	if err != nil {
+		t.Fatalf("LoadWithoutSecrets: %v", err)
+	}
+	if cfg.Source.Password != "" || cfg.Kafka.SASL.Password != "" || cfg.Kafka.SASL.PasswordFile != "" || cfg.Source.User != "cdc" {
+		t.Errorf("LoadWithoutSecrets: source %+v, sasl %+v; want the secrets empty and the rest read", cfg.Source, cfg.Kafka.SASL)
+	}
+	if err := os.WriteFile(path, []byte(yaml+"nmae: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadWithoutSecrets(path); err == nil || !strings.Contains(err.Error(), "nmae: unknown key") {
+		t.Errorf("LoadWithoutSecrets: %v, want the other problems still reported", err)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -107,4 +108,51 @@ func under(path, p string) bool {
 		return true
 	}
 	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
+}
+
+// Closest returns the candidate nearest to word by edit distance (optimal
+// string alignment: insertions, deletions, substitutions and swaps of two
+// neighbouring characters, case ignored), when it is near enough to be a
+// likely misspelling — at most a third of the longer word's length apart —
+// and "" otherwise. Ties go to the candidate first in sorted order. It
+// phrases "did you mean" for unknown keys, and for the CLI's commands.
+func Closest(word string, candidates []string) string {
+	best, bestDist := "", -1
+	for _, c := range slices.Sorted(slices.Values(candidates)) {
+		d := editDistance(strings.ToLower(word), strings.ToLower(c))
+		if d > max(len(word), len(c))/3 {
+			continue
+		}
+		if bestDist < 0 || d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance of a and b, by
+// bytes.
+func editDistance(a, b string) int {
+	// d[i][j] is the distance of a[:i] and b[:j].
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
