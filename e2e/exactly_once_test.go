@@ -275,7 +275,7 @@ func TestKafkaStoreOffsetsShowAndSet(t *testing.T) {
 	e.write(3)
 	e.expectEvents([]int{3}) // resumes from the checkpoint in Kafka
 
-	out, errOut, code := e.runCmd("offsets", "show", "-c", e.cfg)
+	out, errOut, code := e.runCmd("offsets", "show", "-c", e.cfg, "-o", "json")
 	if code != 0 || !strings.Contains(out, `"name": "e2e-`) || !strings.Contains(out, `"gtid": "`+e.gtidPos()+`"`) {
 		t.Fatalf("offsets show: exit %d, stdout %s, stderr %s; want the checkpoint at %s", code, out, errOut, e.gtidPos())
 	}

@@ -2,12 +2,14 @@
 // or MariaDB binlog and publishes every committed outbox row to Kafka.
 //
 //	tailbox run     -c FILE [--from SPEC] [--dry-run]
-//	tailbox check   -c FILE
-//	tailbox offsets show -c FILE
-//	tailbox offsets set  -c FILE --from SPEC
-//	tailbox health  [-url URL] [-timeout D]
+//	tailbox check   -c FILE [-o text|json]
+//	tailbox offsets show -c FILE [-o text|json]
+//	tailbox offsets set  -c FILE --from SPEC [-o text|json]
+//	tailbox health  [-c FILE | -url URL] [-timeout D]
 //	tailbox version
+//	tailbox help [COMMAND]
 //
+// Every command answers -h or --help with its usage on stdout (exit 0).
 // Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration
 // error; check exits 0 only when every item passes and 1 when one fails.
 package main
@@ -16,16 +18,14 @@ import (
 	_ "time/tzdata" // timestamp_zone works on hosts without zoneinfo
 
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -35,8 +35,6 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/connector"
-	"github.com/tailbox-cdc/tailbox/connector/preflight"
-	"github.com/tailbox-cdc/tailbox/internal/knobs"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -53,11 +51,12 @@ const usage = `tailbox — transactional-outbox CDC: MySQL/MariaDB binlog → Ka
 
 Usage:
   tailbox run     -c FILE [--from SPEC] [--dry-run]
-  tailbox check   -c FILE
-  tailbox offsets show -c FILE
-  tailbox offsets set  -c FILE --from SPEC
-  tailbox health  [-url URL] [-timeout D]
+  tailbox check   -c FILE [-o text|json]
+  tailbox offsets show -c FILE [-o text|json]
+  tailbox offsets set  -c FILE --from SPEC [-o text|json]
+  tailbox health  [-c FILE | -url URL] [-timeout D]
   tailbox version
+  tailbox help [COMMAND]
 
 run      stream outbox events to Kafka, checkpointing the binlog position
 check    preflight: server reachable, binlog settings, grants, outbox tables,
@@ -65,9 +64,11 @@ check    preflight: server reachable, binlog settings, grants, outbox tables,
          with the exact fix; writes and produces nothing
 offsets  show or replace the stored checkpoint
 health   probe a running tailbox's /healthz (for container healthchecks;
-         default URL http://127.0.0.1:7391/healthz): exit 0 when it answers 2xx
+         the port from -c FILE's http.listen, or -url, default
+         http://127.0.0.1:7391/healthz): exit 0 when it answers 2xx
 
 SPEC is latest, earliest, FILE:POS, gtid:SET or time:RFC3339.
+` + "`tailbox COMMAND -h`" + ` shows a command's flags.
 Exit status: 0 clean stop, 1 runtime failure (check: an item failed),
 2 usage or configuration error.
 `
@@ -80,69 +81,76 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// usageError is a command-line mistake (exit 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
-	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = cmdRun(args[1:], stdout, stderr)
-	case "check":
-		err = cmdCheck(args[1:], stdout, stderr)
-	case "offsets":
-		if len(args) < 2 {
-			err = usageError{"offsets: want `offsets show` or `offsets set`"}
-			break
-		}
-		switch args[1] {
-		case "show":
-			err = cmdOffsetsShow(args[2:], stdout, stderr)
-		case "set":
-			err = cmdOffsetsSet(args[2:], stdout, stderr)
-		default:
-			err = usageError{fmt.Sprintf("offsets: unknown command %q (want show or set)", args[1])}
-		}
-	case "health":
-		err = cmdHealth(args[1:], stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "tailbox %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		err = usageError{fmt.Sprintf("unknown command %q", args[0])}
-	}
-	return report(err, stderr)
+	return report(run1(args, stdout, stderr), stdout, stderr)
 }
 
-// loggedError is an error the command has already logged: report maps
-// it to its exit status without printing it a second time.
-type loggedError struct{ err error }
+// run1 runs the command of args.
+func run1(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{msg: "no command given"}
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "offsets":
+		return cmdOffsets(args[1:], stdout, stderr)
+	case "health":
+		return cmdHealth(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		if len(args) > 1 && slices.Contains([]string{"-h", "-help", "--help"}, args[1]) {
+			return helpRequest{"Usage:\n  tailbox version\n\nPrint tailbox's version, the Go version and the platform.\n"}
+		}
+		fmt.Fprintf(stdout, "tailbox %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "help":
+		return help(args[1:])
+	case "-h", "-help", "--help":
+		return helpRequest{usage}
+	}
+	return unknownCommand("unknown command", args[0], commands, "")
+}
 
-func (e loggedError) Error() string { return e.err.Error() }
-func (e loggedError) Unwrap() error { return e.err }
+// cmdOffsets runs `offsets show` or `offsets set`.
+func cmdOffsets(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{msg: "offsets: want `offsets show` or `offsets set`", usage: offsetsUsage}
+	}
+	switch args[0] {
+	case "show":
+		return cmdOffsetsShow(args[1:], stdout, stderr)
+	case "set":
+		return cmdOffsetsSet(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		return helpRequest{offsetsUsage}
+	}
+	return unknownCommand("offsets: unknown command", args[0], []string{"show", "set"}, offsetsUsage)
+}
 
-// report prints err, unless it is a loggedError, and maps it to an exit
-// status.
-func report(err error, stderr io.Writer) int {
-	var ue usageError
+// report prints err — a help request's usage on stdout; a usage error
+// with the command's usage, and any other error, on stderr; a loggedError
+// not at all — and maps it to an exit status.
+func report(err error, stdout, stderr io.Writer) int {
 	if _, ok := errors.AsType[loggedError](err); ok {
 		stderr = io.Discard
+	}
+	if h, ok := errors.AsType[helpRequest](err); ok {
+		fmt.Fprint(stdout, h.usage)
+		return exitOK
+	}
+	if ue, ok := errors.AsType[usageError](err); ok {
+		text := ue.usage
+		if text == "" {
+			text = usage
+		}
+		fmt.Fprintf(stderr, "tailbox: %s\n\n%s", ue.msg, text)
+		return exitUsage
 	}
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitUsage
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "tailbox: %s\n\n%s", ue.msg, usage)
-		return exitUsage
 	case errors.Is(err, config.ErrInvalid), errors.Is(err, connector.ErrConfig):
 		fmt.Fprintf(stderr, "tailbox: configuration error:\n%s\n", indent(err.Error()))
 		return exitUsage
@@ -160,48 +168,25 @@ func indent(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-type common struct {
-	fs     *flag.FlagSet
-	config string
-}
-
-func newFlags(name string, stderr io.Writer) *common {
-	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
-	c.fs.SetOutput(stderr)
-	c.fs.StringVar(&c.config, "c", "", "configuration `FILE` (YAML)")
-	c.fs.StringVar(&c.config, "config", "", "configuration `FILE` (YAML)")
-	return c
-}
-
-func (c *common) parse(args []string) error {
-	if err := c.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{fmt.Sprintf("%s: %s", c.fs.Name(), err)}
-	}
-	if c.fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("%s: unexpected argument %q", c.fs.Name(), c.fs.Arg(0))}
-	}
-	if c.config == "" {
-		return usageError{fmt.Sprintf("%s: -c FILE is required", c.fs.Name())}
-	}
-	return nil
-}
-
 func checkFrom(from string) error {
 	if from == "" {
 		return nil
 	}
 	if err := config.ValidateStartSpec(from); err != nil {
-		return usageError{fmt.Sprintf("--from: %s", err)}
+		return usageError{msg: fmt.Sprintf("--from: %s", err)}
 	}
 	return nil
 }
 
 // load reads the configuration and builds the logger and connector.
 func load(path string, stderr io.Writer) (*config.Config, zerolog.Logger, *connector.Connector, error) {
-	cfg, err := config.Load(path)
+	return loadWith(config.Load, path, stderr)
+}
+
+// loadWith is load with a given config loader (config.Load or
+// config.LoadWithoutSecrets).
+func loadWith(loader func(string) (*config.Config, error), path string, stderr io.Writer) (*config.Config, zerolog.Logger, *connector.Connector, error) {
+	cfg, err := loader(path)
 	if err != nil {
 		return nil, zerolog.Nop(), nil, err
 	}
@@ -272,165 +257,4 @@ func signalContext(logger zerolog.Logger) (context.Context, func()) {
 		}
 	}()
 	return ctx, func() { signal.Stop(ch); close(ch); cancel() }
-}
-
-func cmdRun(args []string, stdout, stderr io.Writer) error {
-	f := newFlags("run", stderr)
-	from := f.fs.String("from", "", "start at `SPEC`, overriding the checkpoint (latest, earliest, FILE:POS, gtid:SET, time:RFC3339)")
-	dry := f.fs.Bool("dry-run", false, "print events to stdout instead of producing them; write no checkpoint")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := checkFrom(*from); err != nil {
-		return err
-	}
-	_, logger, conn, err := load(f.config, stderr)
-	if err != nil {
-		return err
-	}
-	knobs.SetGCPercent()
-	ctx, stop := signalContext(logger)
-	defer stop()
-	logger.Info().Str("version", version).Msg("tailbox starting")
-	if err := conn.Run(ctx, connector.RunOptions{From: *from, DryRun: *dry, DryRunOut: stdout, Version: version}); err != nil {
-		logger.Error().Err(err).Msg("stopped on error")
-		return loggedError{err}
-	}
-	logger.Info().Msg("stopped")
-	return nil
-}
-
-// errCheckFailed is returned by check when an item failed (exit 1).
-var errCheckFailed = errors.New("check failed")
-
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	f := newFlags("check", stderr)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	_, logger, conn, err := load(f.config, stderr)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signalContext(logger)
-	defer stop()
-	results := conn.Check(ctx)
-	var failed, warned int
-	for _, r := range results {
-		fmt.Fprintln(stdout, r)
-		switch r.Status {
-		case preflight.StatusFail:
-			failed++
-		case preflight.StatusWarn:
-			warned++
-		}
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("check: interrupted")
-	}
-	if failed > 0 {
-		return fmt.Errorf("%w: %d of %d items failed, %d warnings; fix the FAIL lines and run check again", errCheckFailed, failed, len(results), warned)
-	}
-	fmt.Fprintf(stdout, "all %d items passed, %d warnings\n", len(results), warned)
-	return nil
-}
-
-func cmdOffsetsShow(args []string, stdout, stderr io.Writer) error {
-	f := newFlags("offsets show", stderr)
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	_, _, conn, err := load(f.config, stderr)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cp, err := conn.ShowOffset(ctx)
-	if err != nil {
-		return err
-	}
-	if err := printJSON(stdout, cp); err != nil {
-		return err
-	}
-	// stdout stays the checkpoint's JSON; how far it is behind is for
-	// the reader, on stderr, and the command succeeds without it.
-	bctx, bcancel := context.WithTimeout(ctx, 15*time.Second)
-	defer bcancel()
-	b, err := conn.OffsetBehind(bctx, cp)
-	if err != nil {
-		fmt.Fprintf(stderr, "behind the source: unknown (%v)\n", err)
-		return nil
-	}
-	fmt.Fprintf(stderr, "behind the source: %d bytes (%d newer binlog files; newest position %s)\n", b.Bytes, b.Files, b.Newest)
-	return nil
-}
-
-func cmdOffsetsSet(args []string, stdout, stderr io.Writer) error {
-	f := newFlags("offsets set", stderr)
-	from := f.fs.String("from", "", "new position `SPEC` (latest, earliest, FILE:POS, gtid:SET, time:RFC3339); required")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if *from == "" {
-		return usageError{"offsets set: --from SPEC is required"}
-	}
-	if err := checkFrom(*from); err != nil {
-		return err
-	}
-	_, _, conn, err := load(f.config, stderr)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cp, err := conn.SetOffset(ctx, *from)
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, cp)
-}
-
-func printJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
-}
-
-// cmdHealth probes a running tailbox's /healthz: the distroless image has
-// no shell or curl, so its container healthcheck runs tailbox itself.
-func cmdHealth(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("health", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "http://"+config.Default().HTTP.Listen+"/healthz", "`URL` to probe")
-	timeout := fs.Duration("timeout", 3*time.Second, "give up after `D`")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{fmt.Sprintf("health: %s", err)}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("health: unexpected argument %q", fs.Arg(0))}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
-	if err != nil {
-		return usageError{fmt.Sprintf("health: -url: %s", err)}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("health: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("health: %s answered %s: %s", *url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	fmt.Fprintf(stdout, "%s: %s\n", *url, resp.Status)
-	return nil
 }
