@@ -58,7 +58,7 @@ func help(args []string) error {
 		return helpRequest{usage}
 	}
 	// Every command answers -h with its usage.
-	err := run1(append(slices.Clone(args), "-h"), io.Discard, io.Discard)
+	err := dispatch(append(slices.Clone(args), "-h"), io.Discard, io.Discard)
 	if _, ok := errors.AsType[helpRequest](err); ok {
 		return err
 	}

@@ -82,11 +82,11 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	return report(run1(args, stdout, stderr), stdout, stderr)
+	return report(dispatch(args, stdout, stderr), stdout, stderr)
 }
 
-// run1 runs the command of args.
-func run1(args []string, stdout, stderr io.Writer) error {
+// dispatch runs the command of args.
+func dispatch(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{msg: "no command given"}
 	}
