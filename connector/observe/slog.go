@@ -48,6 +48,11 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 			// and TLS settings only (the password is cleared), but it is noise.
 			return true
 		}
+		if a.Value.Kind() == slog.KindDuration {
+			// As every duration tailbox logs: milliseconds, named so.
+			ev = ev.Dur(key+"_ms", a.Value.Duration())
+			return true
+		}
 		ev = ev.Interface(key, a.Value.Any())
 		return true
 	}
