@@ -303,7 +303,7 @@ func TestStartAtTime(t *testing.T) {
 	e.expectEvents([]int{3, 4}, "--from", spec)
 
 	// offsets set --from time:T stores the same position.
-	out, stderr, code := e.runCmd("offsets", "set", "-c", e.cfg, "--from", spec)
+	out, stderr, code := e.runCmd("offsets", "set", "-c", e.cfg, "--from", spec, "-o", "json")
 	if code != 0 {
 		t.Fatalf("offsets set --from %s: exit code %d\n%s\n%s", spec, code, out, stderr)
 	}
