@@ -212,13 +212,26 @@ func (c *Connector) openReader(ctx context.Context) (*binlog.Reader, error) {
 		if !errors.Is(err, binlog.ErrConnection) {
 			return nil, err
 		}
-		c.m.SourceRetry()
-		wait := b.Next()
-		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("source unreachable, retrying")
-		if !retry.Sleep(ctx, wait) {
+		if !c.waitForSource(ctx, &b, err) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// waitForSource logs err, a failed attempt to connect to the source, and
+// waits b's next back-off; it reports whether it waited the whole time. A
+// refused login is an error naming the account (binlog.ErrAuthentication),
+// anything else a warning that the source is unreachable; both are retried
+// (DESIGN: run retries an unreachable server and a failed login).
+func (c *Connector) waitForSource(ctx context.Context, b *retry.Backoff, err error) bool {
+	c.m.SourceRetry()
+	wait := b.Next()
+	if errors.Is(err, binlog.ErrAuthentication) {
+		c.log.Error().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("source refused the login (fix source.user and source.password), retrying")
+	} else {
+		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("source unreachable, retrying")
+	}
+	return retry.Sleep(ctx, wait)
 }
 
 // transactionalID is the Kafka transactional.id of delivery: exactly_once.

@@ -310,10 +310,7 @@ func (c *Connector) startReader(ctx context.Context, reader *binlog.Reader, p bi
 		if err == nil || !errors.Is(err, binlog.ErrConnection) {
 			return err
 		}
-		c.m.SourceRetry()
-		wait := b.Next()
-		c.log.Warn().Err(err).Int("attempt", b.Attempt()).Dur("backoff_ms", wait).Msg("source unreachable, retrying")
-		if !retry.Sleep(ctx, wait) {
+		if !c.waitForSource(ctx, &b, err) {
 			return ctx.Err()
 		}
 	}

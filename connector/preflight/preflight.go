@@ -161,7 +161,7 @@ func (k *Checker) checkSource(ctx context.Context) []Result {
 	if err != nil {
 		r := Result{Name: "source", Status: StatusFail, Detail: fmt.Sprintf("cannot connect to %s: %s", addr, err)}
 		switch {
-		case binlog.IsAccessDenied(err):
+		case binlog.IsAccessDenied(err), errors.Is(err, binlog.ErrAuthentication):
 			r.Fix = fmt.Sprintf("check source.user and source.password (or source.password_file); the server needs an account for user %s from this host, e.g. CREATE USER %s IDENTIFIED BY '...';",
 				sqlString(k.User), account(k.User, "%"))
 		case errors.Is(err, binlog.ErrConnection):

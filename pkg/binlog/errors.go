@@ -44,6 +44,16 @@ var (
 	// Retriable.
 	ErrConnection = errors.New("mysql connection failed")
 
+	// ErrAuthentication is returned, wrapping ErrConnection as well, by
+	// Open, Inspect, Start and the Inspector's methods, and by Next after
+	// Config.MaxReconnects attempts, when the server refuses the login: a
+	// wrong user or password, no account for the user from this host, a
+	// locked account or an expired password. The message names the account
+	// as the server saw it ('user'@'host') and the settings to fix, without
+	// the client library's call chain. Retriable like ErrConnection (an
+	// operator may fix the account meanwhile), but worth an error log.
+	ErrAuthentication = errors.New("mysql login refused")
+
 	// ErrTLS is returned by Open, Inspect and FileStartTime when
 	// Config.TLS cannot work as configured: an unreadable CA or client
 	// certificate file; a server that offers no TLS, or whose certificate

@@ -329,6 +329,9 @@ func (r *Reader) startSync(ctx context.Context, from Position) error {
 		r.stream, err = r.syncer.StartSync(mysql.Position{Name: from.File, Pos: from.Pos})
 	}
 	if err != nil {
+		if ae := loginRefused(&r.cfg, err); ae != nil {
+			return fmt.Errorf("start binlog sync at %s: %w", from, ae)
+		}
 		return fmt.Errorf("start binlog sync at %s: %w: %w", from, ErrConnection, err)
 	}
 	// Checked once the stream is connected: a server that took over the
@@ -427,9 +430,12 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 			return fmt.Errorf("stream binlog from %s: %w: giving up after %d attempts: %w", r.lastEnd, ErrConnection, n, cause)
 		}
 		wait := r.backoff.Next()
-		r.log.Warn().Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
-			Str("gtid", r.lastEnd.GTID).Dur("backoff_ms", wait).Int("attempt", r.backoff.Attempt()).
-			Msg("binlog connection lost, reconnecting from last transaction end")
+		ev, msg := r.log.Warn(), "binlog connection lost, reconnecting from last transaction end"
+		if errors.Is(cause, ErrAuthentication) {
+			ev, msg = r.log.Error(), "source refused the login (fix source.user and source.password), reconnecting from last transaction end"
+		}
+		ev.Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
+			Str("gtid", r.lastEnd.GTID).Dur("backoff_ms", wait).Int("attempt", r.backoff.Attempt()).Msg(msg)
 		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}

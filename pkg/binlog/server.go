@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -116,9 +117,60 @@ func dial(ctx context.Context, cfg *Config) (*client.Conn, error) {
 	}
 	c, err := client.ConnectWithDialer(ctx, "tcp", cfg.Addr, cfg.User, cfg.Password, "", d.DialContext, opts...)
 	if err != nil {
+		if ae := loginRefused(cfg, err); ae != nil {
+			return nil, ae
+		}
 		return nil, fmt.Errorf("connect to %s as %s: %w: %w", cfg.Addr, cfg.User, ErrConnection, err)
 	}
 	return c, nil
+}
+
+// Server errors that refuse a login (MySQL and MariaDB share the first
+// four; an account locked is 3118 on MySQL, 4151 on MariaDB).
+const (
+	erHostNotPrivileged       = 1130 // ER_HOST_NOT_PRIVILEGED: no account for this host
+	erNotSupportedAuthMode    = 1251 // ER_NOT_SUPPORTED_AUTH_MODE
+	erMustChangePasswordLogin = 1862 // ER_MUST_CHANGE_PASSWORD_LOGIN: the password expired
+	erAccountLockedMySQL      = 3118 // ER_ACCOUNT_HAS_BEEN_LOCKED
+	erAccountLockedMariaDB    = 4151 // ER_ACCOUNT_HAS_BEEN_LOCKED
+)
+
+// authError is a login the server refused: it matches ErrAuthentication
+// and ErrConnection, and its message is the server's, not the client
+// library's call chain ("handleAuthResult: readAuthResult: ...").
+type authError struct {
+	addr, account string
+	me            *mysql.MyError
+}
+
+func (e *authError) Error() string {
+	return fmt.Sprintf("authentication failed for %s at %s: %s (server error %d): check source.user and source.password (or source.password_file), and that the server has an account for this user from this host",
+		e.account, e.addr, e.me.Message, e.me.Code)
+}
+
+func (e *authError) Unwrap() []error { return []error{ErrAuthentication, ErrConnection, e.me} }
+
+// accountInMessage finds the 'user'@'host' a server message names.
+var accountInMessage = regexp.MustCompile(`'[^']*'@'[^']*'`)
+
+// loginRefused returns err, from connecting and logging in to cfg.Addr, as
+// an *authError when the server refused the login, else nil.
+func loginRefused(cfg *Config, err error) error {
+	var me *mysql.MyError
+	if !errors.As(err, &me) {
+		return nil
+	}
+	switch me.Code {
+	case erAccessDenied, erHostNotPrivileged, erNotSupportedAuthMode, erMustChangePasswordLogin,
+		erAccountLockedMySQL, erAccountLockedMariaDB:
+	default:
+		return nil
+	}
+	account := accountInMessage.FindString(me.Message)
+	if account == "" {
+		account = "'" + cfg.User + "'"
+	}
+	return &authError{addr: cfg.Addr, account: account, me: me}
 }
 
 func (c *conn) query(q string, args ...any) (*mysql.Result, error) {
