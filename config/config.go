@@ -104,8 +104,9 @@ type Source struct {
 	Password Secret `yaml:"password"`
 	// PasswordFile names a file whose content (trailing newline trimmed) is the password.
 	PasswordFile string `yaml:"password_file"`
-	// ServerID is the replica server_id tailbox registers with; non-zero and
-	// unique among the server's replicas. Default 5401.
+	// ServerID is the replica server_id tailbox registers with; unique
+	// among the server's replicas. Default (absent or 0): DefaultServerID
+	// of Name, from 1,000,000,000 to 1,999,999,999.
 	ServerID uint32 `yaml:"server_id"`
 	// Flavor is auto (default), mysql or mariadb.
 	Flavor string    `yaml:"flavor"`

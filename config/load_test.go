@@ -528,7 +528,7 @@ func TestParseFillsDefaults(t *testing.T) {
 		Source: Source{
 			Addr:      "127.0.0.1:3306",
 			User:      "cdc",
-			ServerID:  5401,
+			ServerID:  1341551043, // DefaultServerID("shop-outbox")
 			Flavor:    "auto",
 			TLS:       SourceTLS{Mode: "preferred"},
 			Heartbeat: Duration(10 * time.Second),

@@ -37,8 +37,15 @@ CREATE USER IF NOT EXISTS 'cdc'@'%' IDENTIFIED BY 'change-me';
 --   MariaDB >= 10.5.2 renamed this privilege BINLOG MONITOR; REPLICATION
 --   CLIENT stays an alias of it (SHOW GRANTS then prints BINLOG MONITOR).
 --   There you may write the same grant as:
---   GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'cdc'@'%';
-GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'cdc'@'%';
+--   GRANT REPLICATION SLAVE, BINLOG MONITOR, REPLICATION MASTER ADMIN ON *.* TO 'cdc'@'%';
+-- REPLICATION MASTER ADMIN (MariaDB >= 10.5.2 only, hence the /*M!100502 */
+--   comment, which MySQL skips): SHOW SLAVE HOSTS, so that `tailbox check`
+--   sees a replica or connector that already uses source.server_id, and a
+--   clash names who holds the id. It also lets the user set a few primary-
+--   side variables (gtid_binlog_state, gtid_domain_id, server_id...); leave
+--   it out if that is too much: check then warns that it cannot tell. MySQL's
+--   SHOW REPLICAS needs REPLICATION SLAVE only.
+GRANT REPLICATION SLAVE, REPLICATION CLIENT /*M!100502 , REPLICATION MASTER ADMIN */ ON *.* TO 'cdc'@'%';
 
 -- SELECT on the outbox schema: table checks, and column names from
 -- information_schema when source.allow_minimal_metadata is true.

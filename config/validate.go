@@ -59,7 +59,8 @@ func (c *Config) Validate() error {
 	// source
 	v.hostPort("source.addr", c.Source.Addr, true, 1)
 	v.required("source.user", c.Source.User)
-	if c.Source.ServerID == 0 {
+	if c.Source.ServerID == 0 && c.Name != "" {
+		// Parse derives it from a name (FillDerived); without a name, that is the problem.
 		ps.add("source.server_id", "must not be 0; use an id unique among the server's replicas", "0")
 	}
 	v.enum("source.flavor", c.Source.Flavor, "auto", "mysql", "mariadb")

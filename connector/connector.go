@@ -164,9 +164,18 @@ func (c *Connector) readerConfig() binlog.Config {
 			KeyFile:  src.TLS.KeyFile,
 		},
 		Heartbeat:            src.Heartbeat.D(),
+		ReportHost:           reportHost(c.cfg.Name),
 		Tables:               c.cfg.Outbox.Tables,
 		AllowMinimalMetadata: src.AllowMinimalMetadata,
 	}
+}
+
+// reportHost is the host name the reader reports as a replica, which SHOW
+// REPLICAS lists and a server_id clash names: "tailbox:" and the connector
+// name, cut to the 60 bytes every server version accepts.
+func reportHost(name string) string {
+	h := "tailbox:" + name
+	return h[:min(len(h), 60)]
 }
 
 // exactlyOnce reports whether delivery is exactly_once: events and the

@@ -305,7 +305,7 @@ func TestCheckFailsWithTheExactFix(t *testing.T) {
 		}
 		l := wantCheck(t, lines, out, "server_id", "FAIL", "stop the other replica, or set source.server_id to an id unique among the server's replicas")
 		_, port, _ := net.SplitHostPort(e.db.Addr)
-		if !strings.Contains(l.detail, "is used by a connected replica (host tailbox, port "+port+")") {
+		if !strings.Contains(l.detail, "is used by a connected replica (host tailbox:e2e-"+e.dbn+", port "+port+")") {
 			t.Fatalf("detail %q", l.detail)
 		}
 	})

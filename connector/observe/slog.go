@@ -7,9 +7,12 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// slogHandler forwards go-mysql's slog records to zerolog. go-mysql logs
-// routine progress (connect, rotate) at Info; those become Debug here so that
-// tailbox's own lines stay the ones an operator reads.
+// slogHandler forwards go-mysql's slog records to zerolog, all at Debug:
+// go-mysql logs routine progress (connect, rotate) at Info, and at Warn and
+// Error the very stream errors it then returns to the binlog reader (its
+// own retries are off), which classifies them and says what to do — at
+// Error they would be the same occurrence logged twice, once raw. Error
+// values are written as their text, not as structs.
 type slogHandler struct {
 	log   zerolog.Logger
 	attrs []slog.Attr
@@ -21,16 +24,7 @@ func NewSlogLogger(log zerolog.Logger) *slog.Logger {
 	return slog.New(&slogHandler{log: log.With().Str("component", "go-mysql").Logger()})
 }
 
-func (h *slogHandler) level(l slog.Level) zerolog.Level {
-	switch {
-	case l >= slog.LevelError:
-		return zerolog.ErrorLevel
-	case l >= slog.LevelWarn:
-		return zerolog.WarnLevel
-	default:
-		return zerolog.DebugLevel
-	}
-}
+func (h *slogHandler) level(slog.Level) zerolog.Level { return zerolog.DebugLevel }
 
 func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool {
 	return h.log.GetLevel() <= h.level(l)
@@ -51,6 +45,10 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 		if a.Value.Kind() == slog.KindDuration {
 			// As every duration tailbox logs: milliseconds, named so.
 			ev = ev.Dur(key+"_ms", a.Value.Duration())
+			return true
+		}
+		if err, ok := a.Value.Any().(error); ok {
+			ev = ev.Str(key, err.Error())
 			return true
 		}
 		ev = ev.Interface(key, a.Value.Any())

@@ -44,6 +44,18 @@ var (
 	// Retriable.
 	ErrConnection = errors.New("mysql connection failed")
 
+	// ErrServerIDInUse is what the Reader logs, and Next returns after
+	// Config.MaxReconnects attempts, when the server dropped the stream
+	// because another replica registered with the same Config.ServerID
+	// (MariaDB error 4052, MySQL error 1236 "A replica with the same
+	// server_uuid/server_id"). The message names the id, the replica that
+	// holds it when the server lists it, and the fix. The Reader retries
+	// it with a back-off that successful reconnects do not reset: the
+	// other replica may be leaving (an HA replica handing over, a process
+	// being replaced), and two connectors that share an id each stream
+	// part of the time rather than taking turns every second.
+	ErrServerIDInUse = errors.New("replica server_id in use by another replica")
+
 	// ErrAuthentication is returned, wrapping ErrConnection as well, by
 	// Open, Inspect, Start and the Inspector's methods, and by Next after
 	// Config.MaxReconnects attempts, when the server refuses the login: a

@@ -96,6 +96,7 @@ type Reader struct {
 	skip       int // captured rows to pass over at the head of the next transaction
 	skipTxn    string
 	backoff    retry.Backoff     // the waits between reconnect attempts in a row
+	clashes    retry.Backoff     // the waits after the server_id was taken over (see serverIDInUse)
 	tables     map[uint64]*table // captured tables by table id, for the current statement
 	byName     map[string]*table
 	infoSchema map[string]*infoColumns // by "schema.table", without FULL metadata
@@ -135,6 +136,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 	}
 	r := &Reader{cfg: insp.cfg, log: log, slog: slogger, insp: insp, infoSchema: map[string]*infoColumns{}}
 	r.backoff = retry.Backoff{Initial: cfg.ReconnectBackoff, Max: maxReconnectBackoff}
+	r.clashes = retry.Backoff{Initial: cfg.ReconnectBackoff, Max: maxReconnectBackoff, ResetAfter: clashResetAfter}
 	srv := insp.srv
 	r.rowsDec.flavor = srv.Flavor
 	r.foldNames = srv.LowerCaseTableNames != 0
@@ -303,7 +305,7 @@ func (r *Reader) startSync(ctx context.Context, from Position) error {
 		Port:                    uint16(port),
 		User:                    r.cfg.User,
 		Password:                r.cfg.Password,
-		Localhost:               "tailbox",
+		Localhost:               r.cfg.reportHost(),
 		TLSConfig:               r.cfg.tlsConf,
 		ParseTime:               true,
 		TimestampStringLocation: time.UTC,
@@ -334,6 +336,7 @@ func (r *Reader) startSync(ctx context.Context, from Position) error {
 		}
 		return fmt.Errorf("start binlog sync at %s: %w: %w", from, ErrConnection, err)
 	}
+	r.clashes.Started()
 	// Checked once the stream is connected: a server that took over the
 	// address since is then seen by the check, which connects later.
 	if err := r.checkServer(ctx, from); err != nil {
@@ -408,7 +411,11 @@ func (r *Reader) Buffered() int { return len(r.pending) - r.head }
 // Config.MaxReconnects consecutive attempts.
 func (r *Reader) recover(ctx context.Context, cause error) error {
 	var me *mysql.MyError
-	if errors.As(cause, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+	wait := time.Duration(-1) // the first wait, when not the back-off's
+	if errors.As(cause, &me) && isServerIDClash(me) {
+		cause = r.serverIDInUse(ctx, me)
+		wait = r.clashWait(cause)
+	} else if errors.As(cause, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		if !strings.Contains(me.Message, "truncated in the middle of event") {
 			return fmt.Errorf("stream binlog from %s: %w: %s%s", r.lastEnd, ErrPositionUnavailable, me.Message, r.insp.available(ctx))
 		}
@@ -429,16 +436,19 @@ func (r *Reader) recover(ctx context.Context, cause error) error {
 		if n := r.backoff.Attempt(); r.cfg.MaxReconnects > 0 && n >= r.cfg.MaxReconnects {
 			return fmt.Errorf("stream binlog from %s: %w: giving up after %d attempts: %w", r.lastEnd, ErrConnection, n, cause)
 		}
-		wait := r.backoff.Next()
-		ev, msg := r.log.Warn(), "binlog connection lost, reconnecting from last transaction end"
-		if errors.Is(cause, ErrAuthentication) {
-			ev, msg = r.log.Error(), "source refused the login (fix source.user and source.password), reconnecting from last transaction end"
+		if wait < 0 {
+			wait = r.backoff.Next()
+			ev, msg := r.log.Warn(), "binlog connection lost, reconnecting from last transaction end"
+			if errors.Is(cause, ErrAuthentication) {
+				ev, msg = r.log.Error(), "source refused the login (fix source.user and source.password), reconnecting from last transaction end"
+			}
+			ev.Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
+				Str("gtid", r.lastEnd.GTID).Dur("backoff_ms", wait).Int("attempt", r.backoff.Attempt()).Msg(msg)
 		}
-		ev.Err(cause).Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).
-			Str("gtid", r.lastEnd.GTID).Dur("backoff_ms", wait).Int("attempt", r.backoff.Attempt()).Msg(msg)
 		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
+		wait = -1
 		if r.gset != nil && r.lastEnd.GTID != "" {
 			g, err := mysql.ParseGTIDSet(r.insp.srv.Flavor.String(), r.lastEnd.GTID)
 			if err != nil {
@@ -956,4 +966,83 @@ func (r *Reader) Close() error {
 	r.st.connected.Store(false)
 	r.closeSyncer()
 	return r.insp.Close()
+}
+
+// clashResetAfter is how long a stream must run without its server_id
+// being taken over for the next takeover to count as the first of a new
+// series.
+const clashResetAfter = 5 * time.Minute
+
+// clashLoud is the number of takeovers in a row after which, and then every
+// clashLoud-th, clashWait logs an error rather than a warning.
+const clashLoud = 5
+
+// Server errors that end a dump because another replica registered with
+// its server_id.
+const (
+	erSlaveSameID = 4052 // MariaDB ER_SLAVE_SAME_ID
+)
+
+// isServerIDClash reports whether me ended the stream because a replica
+// with the same server_id connected: MariaDB's ER_SLAVE_SAME_ID, or
+// MySQL's ER_SOURCE_FATAL_ERROR_READING_BINLOG (1236) saying so ("A slave
+// with the same server_uuid/server_id as this slave has connected to the
+// master", 8.0.26+ "A replica ... source").
+func isServerIDClash(me *mysql.MyError) bool {
+	return me.Code == erSlaveSameID ||
+		me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG && strings.Contains(me.Message, "same server_uuid/server_id")
+}
+
+// serverIDError is a stream the server dropped because another replica
+// registered with its server_id.
+type serverIDError struct {
+	id    uint32
+	addr  string
+	other string // the replica the server lists with the id, "" when unknown
+	me    *mysql.MyError
+}
+
+func (e *serverIDError) Error() string {
+	other := "another replica"
+	if e.other != "" {
+		other = "another replica (" + e.other + ")"
+	}
+	return fmt.Sprintf("source.server_id %d is in use: %s registered at %s with the same server_id, and the server dropped this stream (server error %d: %s); "+
+		"give every tailbox connector and replica of the server its own source.server_id (the default is derived from name, so two connectors with one name, or with the same explicit server_id, clash)",
+		e.id, other, e.addr, e.me.Code, e.me.Message)
+}
+
+func (e *serverIDError) Unwrap() []error { return []error{ErrServerIDInUse, e.me} }
+
+// serverIDInUse returns the clash me reports as a *serverIDError, naming
+// the replica the server lists with the id when the metadata connection
+// may list them (see Inspector.Replicas).
+func (r *Reader) serverIDInUse(ctx context.Context, me *mysql.MyError) error {
+	e := &serverIDError{id: r.cfg.ServerID, addr: r.cfg.Addr, me: me}
+	if reps, err := r.insp.Replicas(ctx); err == nil {
+		for _, rep := range reps {
+			if rep.ServerID == r.cfg.ServerID {
+				e.other = fmt.Sprintf("host %s, port %d", rep.Host, rep.Port)
+			}
+		}
+	}
+	return e
+}
+
+// clashWait logs cause, a takeover of the server_id, and returns the wait
+// before reconnecting: a back-off that, unlike the reconnect back-off, the
+// events read in between do not reset (only a stream that ran for
+// clashResetAfter does). Every takeover is logged once, as a warning; the
+// clashLoud-th in a row, and every clashLoud-th after it, as an error.
+func (r *Reader) clashWait(cause error) time.Duration {
+	wait := r.clashes.Next()
+	n := r.clashes.Attempt()
+	ev := r.log.Warn()
+	if n%clashLoud == 0 {
+		ev = r.log.Error()
+	}
+	ev.Err(cause).Uint32("server_id", r.cfg.ServerID).Int("takeovers", n).Dur("backoff", wait).
+		Str("binlog_file", r.lastEnd.File).Uint32("binlog_pos", r.lastEnd.Pos).Str("gtid", r.lastEnd.GTID).
+		Msg("another replica took over source.server_id, reconnecting from last transaction end")
+	return wait
 }

@@ -379,6 +379,11 @@ type Config struct {
 	// Zero means 4 MiB.
 	TxnBuffer int
 
+	// ReportHost is the host name the Reader reports when it registers as
+	// a replica: SHOW REPLICAS (SHOW SLAVE HOSTS) lists it, and messages
+	// about a server_id clash name it. "" means "tailbox".
+	ReportHost string
+
 	// tlsConf is TLS as resolveTLS settled it: the tls.Config of every
 	// connection, nil for plaintext.
 	tlsConf *tls.Config
@@ -389,6 +394,13 @@ func (c *Config) txnBuffer() int {
 		return c.TxnBuffer
 	}
 	return defaultTxnBuffer
+}
+
+func (c *Config) reportHost() string {
+	if c.ReportHost != "" {
+		return c.ReportHost
+	}
+	return "tailbox"
 }
 
 func (c *Config) dialTimeout() time.Duration {
@@ -625,7 +637,7 @@ type Replica struct {
 	// ServerID is the replica's server_id.
 	ServerID uint32
 	// Host and Port are what the replica reported (report_host and
-	// report_port; go-mysql, and so tailbox, reports host "tailbox").
+	// report_port; a Reader reports Config.ReportHost).
 	Host string
 	Port uint32
 }

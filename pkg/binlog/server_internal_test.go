@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // serverChange is what a (re)connect decides when it finds a server at the
@@ -62,6 +64,39 @@ func TestServerChange(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("the error does not say %q: %v", w, err)
 				}
+			}
+		})
+	}
+}
+
+// The server errors that end a dump because a replica with the same
+// server_id connected, as MariaDB and MySQL word them, and only those.
+func TestIsServerIDClash(t *testing.T) {
+	tests := []struct {
+		name string
+		me   mysql.MyError
+		want bool
+	}{
+		{"MariaDB ER_SLAVE_SAME_ID", mysql.MyError{Code: 4052, Message: "A slave with the same server_uuid/server_id is already connected; the first event 'mysql-bin.000087' at 3336587, ..."}, true},
+		{"MySQL before 8.0.26", mysql.MyError{Code: 1236, Message: "A slave with the same server_uuid/server_id as this slave has connected to the master; the first event 'mysql-bin.000255' at 61694776, ..."}, true},
+		{"MySQL 8.0.26 and later", mysql.MyError{Code: 1236, Message: "A replica with the same server_uuid/server_id as this replica has connected to the source; the first event 'binlog.000002' at 157, ..."}, true},
+		{"a purged position", mysql.MyError{Code: 1236, Message: "Could not find first log file name in binary log index file"}, false},
+		{"a lost connection", mysql.MyError{Code: 2013, Message: "Lost connection to MySQL server during query"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := isServerIDClash(&tt.me); got != tt.want {
+				t.Fatalf("isServerIDClash = %v, want %v", got, tt.want)
+			}
+			if !tt.want {
+				return
+			}
+			err := error(&serverIDError{id: 77, addr: "db:3306", me: &tt.me})
+			if !errors.Is(err, ErrServerIDInUse) || errors.Is(err, ErrPositionUnavailable) {
+				t.Fatalf("%v: want ErrServerIDInUse and not ErrPositionUnavailable", err)
+			}
+			if !strings.HasPrefix(err.Error(), "source.server_id 77 is in use: another replica registered at db:3306") {
+				t.Fatalf("message %q", err)
 			}
 		})
 	}
