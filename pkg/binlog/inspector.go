@@ -23,7 +23,8 @@ import (
 // Its methods, but Server and FileStartTime, must be called from one
 // goroutine. The zero value is not usable.
 type Inspector struct {
-	// cfg has TLS settled (tlsConf): every connection uses that decision.
+	// cfg has TLS settled (cfg.tls): every connection uses that decision,
+	// shared with the Reader's copy of cfg.
 	cfg Config
 	log zerolog.Logger
 	// meta is the metadata connection; metaConn replaces it when it broke.

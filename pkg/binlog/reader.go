@@ -118,7 +118,8 @@ type Reader struct {
 // ErrTLS when TLS cannot work as configured; see TLSMode), connects a
 // metadata connection, detects the flavor and reads the server's identity
 // (its Inspector). It does not start streaming; every later connection of
-// the Reader uses the TLS decision made here. log receives the reader's own
+// the Reader uses the TLS decision made here, or, when preferred could not
+// be decided (the server unreachable), decides it (Config.tlsConfig). log receives the reader's own
 // warnings; slogger receives go-mysql's logs (nil discards them).
 func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Logger) (*Reader, error) {
 	if err := cfg.validate(); err != nil {
@@ -127,6 +128,11 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Log
 	if err := resolveTLS(ctx, &cfg, log); err != nil {
 		return nil, err
 	}
+	return open(ctx, cfg, log, slogger)
+}
+
+// open is Open with cfg valid and its TLS settled.
+func open(ctx context.Context, cfg Config, log zerolog.Logger, slogger *slog.Logger) (*Reader, error) {
 	if slogger == nil {
 		slogger = slog.New(slog.DiscardHandler)
 	}
@@ -306,7 +312,7 @@ func (r *Reader) startSync(ctx context.Context, from Position) error {
 		User:                    r.cfg.User,
 		Password:                r.cfg.Password,
 		Localhost:               r.cfg.reportHost(),
-		TLSConfig:               r.cfg.tlsConf,
+		TLSConfig:               r.cfg.tlsConfig(ctx),
 		ParseTime:               true,
 		TimestampStringLocation: time.UTC,
 		RenderJSONAsMySQLText:   true,

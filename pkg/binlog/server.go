@@ -2,7 +2,6 @@ package binlog
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -111,8 +110,7 @@ type conn struct {
 func dial(ctx context.Context, cfg *Config) (*client.Conn, error) {
 	d := &net.Dialer{Timeout: cfg.dialTimeout()}
 	var opts []client.Option
-	if cfg.tlsConf != nil {
-		tc := cfg.tlsConf
+	if tc := cfg.tlsConfig(ctx); tc != nil {
 		opts = append(opts, func(c *client.Conn) error { c.SetTLSConfig(tc); return nil })
 	}
 	c, err := client.ConnectWithDialer(ctx, "tcp", cfg.Addr, cfg.User, cfg.Password, "", d.DialContext, opts...)
@@ -384,9 +382,9 @@ type Config struct {
 	// about a server_id clash name it. "" means "tailbox".
 	ReportHost string
 
-	// tlsConf is TLS as resolveTLS settled it: the tls.Config of every
-	// connection, nil for plaintext.
-	tlsConf *tls.Config
+	// tls is TLS as resolveTLS settled it, shared by the copies of the
+	// Config; nil (not settled) is plaintext.
+	tls *tlsDecision
 }
 
 func (c *Config) txnBuffer() int {

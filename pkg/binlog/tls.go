@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,10 +69,12 @@ type tlsError struct{ err error }
 func (e *tlsError) Error() string   { return e.err.Error() }
 func (e *tlsError) Unwrap() []error { return []error{ErrTLS, e.err} }
 
-// resolveTLS settles cfg.TLS into cfg.tlsConf, the tls.Config of every
-// connection to the server (nil: plaintext): the mapping of TLS.config,
-// checked by checkTLS with one login bounded by tlsCheckTimeout. Its errors
-// match ErrTLS, except the error of ctx when ctx ends first.
+// resolveTLS settles cfg.TLS into cfg.tls, the TLS decision of every
+// connection to the server that cfg and its copies make: the mapping of
+// TLS.config, checked by checkTLS with one login bounded by tlsCheckTimeout.
+// Under preferred, a server that cannot be reached leaves the decision to
+// the next connection (see Config.tlsConfig). Its errors match ErrTLS,
+// except the error of ctx when ctx ends first.
 func resolveTLS(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	tc, err := cfg.TLS.config(cfg.Addr)
 	if err != nil {
@@ -80,15 +83,61 @@ func resolveTLS(ctx context.Context, cfg *Config, log zerolog.Logger) error {
 	pctx := ctx
 	ctx, cancel := context.WithTimeout(ctx, tlsCheckTimeout)
 	defer cancel()
-	tc, err = checkTLS(ctx, cfg, tc, log)
+	settled, undecided, err := checkTLS(ctx, cfg, tc, log)
 	if cerr := pctx.Err(); cerr != nil {
 		return fmt.Errorf("check tls with %s: %w", cfg.Addr, cerr)
 	}
 	if err != nil {
 		return &tlsError{err}
 	}
-	cfg.tlsConf = tc
+	cfg.tls = &tlsDecision{conf: settled, log: log}
+	if undecided {
+		cfg.tls.pending = tc
+		log.Warn().Str("addr", cfg.Addr).
+			Msg("source.tls.mode preferred: cannot reach the source to learn whether it offers TLS; each connection tries to find out until one does")
+	}
 	return nil
+}
+
+// tlsDecision is the TLS of the connections to one server, shared by the
+// copies of the Config resolveTLS settled (the Reader's, its Inspector's).
+// Safe for concurrent use.
+type tlsDecision struct {
+	mu   sync.Mutex
+	conf *tls.Config // nil: plaintext
+	// pending is set while preferred has not been decided because the
+	// server could not be reached: the tls.Config to check with at the
+	// next connection.
+	pending *tls.Config
+	log     zerolog.Logger
+}
+
+// tlsConfig returns the tls.Config of a new connection to the server, nil
+// for plaintext. A decision checkTLS made with the server's answer holds
+// for every connection: whether the server offers TLS is part of its
+// configuration. One made without an answer — preferred, the server
+// unreachable — is made again, with one login, at each new connection
+// until the server answers, so that a server that was down when tailbox
+// started is not read in plaintext for the life of the process.
+func (c *Config) tlsConfig(ctx context.Context) *tls.Config {
+	d := c.tls
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending == nil {
+		return d.conf
+	}
+	pctx, cancel := context.WithTimeout(ctx, tlsCheckTimeout)
+	defer cancel()
+	tc, undecided, err := checkTLS(pctx, c, d.pending, d.log)
+	if err != nil || undecided {
+		return nil // still unreachable, most likely: this connection fails too
+	}
+	d.conf, d.pending = tc, nil
+	d.log.Info().Str("addr", c.Addr).Bool("tls", tc != nil).Msg("source.tls.mode preferred: decided with the source reachable")
+	return tc
 }
 
 // config maps t onto a tls.Config for the server at addr; nil (mode
@@ -191,9 +240,9 @@ func certNames(c *x509.Certificate) string {
 // checkTLS logs in to the server once with tc, so that a TLS problem stops
 // the caller at once with a clear error rather than being retried as a lost
 // connection, and decides mode preferred:
-//   - preferred: tc when the server offers TLS, else nil (plaintext) — also,
-//     with a warning, when the check cannot tell, since preferred never
-//     makes a connection fail that disabled would allow;
+//   - preferred: tc when the server offers TLS, else nil (plaintext) — also
+//     when the server cannot be reached, with undecided set, since
+//     preferred never makes a connection fail that disabled would allow;
 //   - required, verify_ca, verify_identity: an error when the server offers
 //     no TLS or the handshake fails (certificate not accepted, client
 //     certificate refused);
@@ -203,7 +252,7 @@ func certNames(c *x509.Certificate) string {
 //
 // Anything else — unreachable, wrong password — is left to the connection
 // that follows, whose error is ErrConnection's or the server's.
-func checkTLS(ctx context.Context, cfg *Config, tc *tls.Config, log zerolog.Logger) (*tls.Config, error) {
+func checkTLS(ctx context.Context, cfg *Config, tc *tls.Config, log zerolog.Logger) (_ *tls.Config, undecided bool, _ error) {
 	mode := cfg.TLS.Mode
 	if mode == "" {
 		mode = TLSDisabled
@@ -211,39 +260,37 @@ func checkTLS(ctx context.Context, cfg *Config, tc *tls.Config, log zerolog.Logg
 	res := tryLogin(ctx, cfg, tc)
 	switch {
 	case res.err == nil:
-		return tc, nil
+		return tc, false, nil
 
 	case tc == nil:
-		return nil, plaintextRefused(ctx, cfg, res.err)
+		return nil, false, plaintextRefused(ctx, cfg, res.err)
 
 	case !res.dialed:
 		if mode == TLSPreferred {
-			log.Warn().Err(res.err).Str("addr", cfg.Addr).
-				Msg("source.tls.mode preferred: cannot reach the source to learn whether it offers TLS; connecting without TLS")
-			return nil, nil
+			return nil, true, nil
 		}
-		return tc, nil // the caller retries; certificates are still checked then
+		return tc, false, nil // the caller retries; certificates are still checked then
 
 	case strings.Contains(res.err.Error(), "does not support TLS"):
 		if mode == TLSPreferred {
 			log.Debug().Str("addr", cfg.Addr).Msg("source offers no TLS: connecting without TLS (source.tls.mode preferred)")
-			return nil, nil
+			return nil, false, nil
 		}
-		return nil, fmt.Errorf("source.tls.mode %s: %s does not offer TLS (its have_ssl is not YES): configure ssl_cert and ssl_key on the server, or set source.tls.mode to preferred or disabled", mode, cfg.Addr)
+		return nil, false, fmt.Errorf("source.tls.mode %s: %s does not offer TLS (its have_ssl is not YES): configure ssl_cert and ssl_key on the server, or set source.tls.mode to preferred or disabled", mode, cfg.Addr)
 
 	case !res.handshook:
 		if mode == TLSPreferred {
 			log.Warn().Err(res.err).Str("addr", cfg.Addr).
 				Msg("source.tls.mode preferred: TLS handshake failed; connecting without TLS")
-			return nil, nil
+			return nil, false, nil
 		}
 		var certErr *certError
 		if errors.As(res.err, &certErr) {
-			return nil, certErr
+			return nil, false, certErr
 		}
-		return nil, fmt.Errorf("source.tls.mode %s: TLS handshake with %s failed: %w", mode, cfg.Addr, res.err)
+		return nil, false, fmt.Errorf("source.tls.mode %s: TLS handshake with %s failed: %w", mode, cfg.Addr, res.err)
 	}
-	return tc, nil
+	return tc, false, nil
 }
 
 // plaintextRefused returns an error when loginErr, the server's answer to a

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +149,7 @@ func TestOpenSettlesTLS(t *testing.T) {
 					t.Fatalf("Open: %v", err)
 				}
 				defer r.Close()
-				if r.cfg.tlsConf != nil {
+				if r.cfg.tls.conf != nil {
 					t.Fatalf("Open settled on TLS with a server that offers none")
 				}
 				if _, err := r.Inspector().BinaryLogs(ctx); err != nil {
@@ -184,4 +185,65 @@ func TestOpenSettlesTLS(t *testing.T) {
 			t.Fatalf("got %v, want context.Canceled and no ErrTLS", err)
 		}
 	})
+}
+
+// Under preferred, a server that cannot be reached when TLS is settled
+// leaves the decision to the connections that follow: once a server with
+// TLS answers, the metadata connection and the binlog stream are encrypted
+// (seen on the connection itself and by the server), and the decision
+// holds from then on.
+func TestPreferredDecidesAtTheFirstConnectionThatReachesTheServer(t *testing.T) {
+	ca := testenv.NewCA(t, "test CA")
+	cert := ca.Server(t, "mariadb", "127.0.0.1", "localhost")
+	srv := testenv.StartMariaDB(t, fmt.Sprintf("ssl_ca=%s\nssl_cert=%s\nssl_key=%s\nperformance_schema=ON", ca.CertFile, cert.CertFile, cert.KeyFile))
+	dbn := srv.CreateDatabase(t, "tlslater")
+	srv.Exec(t, fmt.Sprintf(testenv.OutboxDDL, dbn))
+	srv.Stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := Config{Addr: srv.Addr, User: srv.User, Password: srv.Password, ServerID: 4185,
+		Tables: []string{dbn + ".outbox"}, TLS: TLS{Mode: TLSPreferred}, Heartbeat: time.Second}
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	if err := resolveTLS(ctx, &cfg, log); err != nil {
+		t.Fatalf("resolveTLS with the server down: %v", err)
+	}
+	if cfg.tls.conf != nil || cfg.tls.pending == nil {
+		t.Fatalf("with the server down: conf %v, pending %v; want no decision yet", cfg.tls.conf, cfg.tls.pending)
+	}
+
+	srv.Start(t)
+	r, err := open(ctx, cfg, log, nil)
+	if err != nil {
+		t.Fatalf("open once the server is up: %v", err)
+	}
+	defer r.Close()
+	res, err := r.insp.meta.c.Execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cipher, _ := res.GetString(0, 1); cipher == "" {
+		t.Fatal("the metadata connection is not encrypted")
+	}
+	if cfg.tls.pending != nil || cfg.tls.conf == nil {
+		t.Fatalf("after a connection reached the server: conf %v, pending %v; want TLS decided", cfg.tls.conf, cfg.tls.pending)
+	}
+
+	start, err := r.Inspector().Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, start, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	rows := srv.Exec(t, `SELECT COALESCE(c.VARIABLE_VALUE, '')
+		FROM performance_schema.threads t
+		LEFT JOIN performance_schema.status_by_thread c ON c.THREAD_ID = t.THREAD_ID AND c.VARIABLE_NAME = 'Ssl_cipher'
+		WHERE t.PROCESSLIST_COMMAND = 'Binlog Dump'`)
+	if rows.RowNumber() != 1 {
+		t.Fatalf("%d binlog dump connections on the server, want 1", rows.RowNumber())
+	}
+	if cipher, _ := rows.GetString(0, 0); cipher == "" {
+		t.Fatal("the binlog stream is not encrypted")
+	}
 }
