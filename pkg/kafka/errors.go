@@ -53,6 +53,13 @@ var (
 	// ErrNilRecord is returned by Send for a nil *Record.
 	ErrNilRecord = errors.New("nil record")
 
+	// ErrInvalidPartition is wrapped by Ack.Err (and by Fits) for a record
+	// with Record.ExplicitPartition whose Partition is negative or not
+	// below the topic's partition count. Permanent: see IsPermanent. It
+	// does not halt the producer: the record is rejected before it is
+	// sent.
+	ErrInvalidPartition = errors.New("record partition outside the topic's partitions")
+
 	// ErrTooLarge is wrapped by Ack.Err for a record larger than
 	// Config.MaxMessageBytes (rejected before it is sent) or than the broker
 	// or topic accepts (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE; the sarama
@@ -76,7 +83,8 @@ var permanentKErrors = []sarama.KError{
 // IsPermanent reports whether err, an Ack.Err, is a rejection of that record
 // or its topic that no retry can fix, so that the caller may dead-letter the
 // record instead of stopping: ErrTooLarge (over MaxMessageBytes, or the
-// broker's MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE) and the broker errors
+// broker's MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE), ErrInvalidPartition
+// (an explicit partition the topic does not have) and the broker errors
 // INVALID_TOPIC_EXCEPTION (also returned by sarama for an empty topic),
 // TOPIC_AUTHORIZATION_FAILED, INVALID_RECORD (a NULL key on a compacted
 // topic), INVALID_TIMESTAMP, POLICY_VIOLATION and
@@ -92,7 +100,7 @@ func IsPermanent(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrInvalidPartition) {
 		return true
 	}
 	for _, k := range permanentKErrors {
@@ -116,4 +124,13 @@ func ackError(msg *sarama.ProducerMessage, err error, maxMessageBytes int) error
 		err = fmt.Errorf("%w: %d bytes > max_message_bytes %d", ErrTooLarge, msg.ByteSize(2), maxMessageBytes)
 	}
 	return fmt.Errorf("produce to topic %q: %w", msg.Topic, err)
+}
+
+// partitionError is the error of a record whose explicit partition the
+// topic does not have; n < 0 when the partition count is not known.
+func partitionError(topic string, partition, n int32) error {
+	if n < 0 {
+		return fmt.Errorf("%w: partition %d of topic %q is negative", ErrInvalidPartition, partition, topic)
+	}
+	return fmt.Errorf("%w: partition %d of topic %q, which has %d partitions (0 to %d)", ErrInvalidPartition, partition, topic, n, n-1)
 }

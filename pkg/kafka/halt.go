@@ -104,12 +104,13 @@ func (h *halt) watch(errs <-chan *sarama.ProducerError, out chan<- failure) {
 }
 
 // halts reports whether a record that failed with err halts the producer:
-// every failure does but sarama's own rejection of a record before
-// sending it (a ConfigurationError: over Producer.MaxMessageBytes), which
-// the caller is told of like a failure known before sending.
+// every failure does but the rejections of a record before it is sent
+// (sarama's ConfigurationError for a record over Producer.MaxMessageBytes,
+// the partitioner's ErrInvalidPartition), which the caller is told of like
+// failures known before sending.
 func halts(err error) bool {
 	var cfgErr sarama.ConfigurationError
-	return !errors.As(err, &cfgErr)
+	return !errors.As(err, &cfgErr) && !errors.Is(err, ErrInvalidPartition)
 }
 
 // check returns errHaltedWrite once a record has failed. Before watch

@@ -56,7 +56,8 @@ func PartitionForKey(key []byte, numPartitions int32) int32 {
 }
 
 // murmur2Partitioner is a sarama.Partitioner placing keyed records where the
-// Java client places them and NULL-keyed records on a random partition.
+// Java client places them and NULL-keyed records on a random partition; a
+// Record with ExplicitPartition goes to its Partition.
 type murmur2Partitioner struct{}
 
 var _ sarama.DynamicConsistencyPartitioner = murmur2Partitioner{}
@@ -68,6 +69,12 @@ func newMurmur2Partitioner(string) sarama.Partitioner { return murmur2Partitione
 func (murmur2Partitioner) Partition(msg *sarama.ProducerMessage, numPartitions int32) (int32, error) {
 	if numPartitions <= 0 {
 		return -1, fmt.Errorf("partition record for topic %q: no partitions", msg.Topic)
+	}
+	if r, ok := msg.Metadata.(*Record); ok && r.ExplicitPartition {
+		if r.Partition < 0 || r.Partition >= numPartitions {
+			return -1, partitionError(msg.Topic, r.Partition, numPartitions)
+		}
+		return r.Partition, nil
 	}
 	if msg.Key == nil {
 		return rand.Int32N(numPartitions), nil
@@ -84,7 +91,11 @@ func (murmur2Partitioner) Partition(msg *sarama.ProducerMessage, numPartitions i
 func (murmur2Partitioner) RequiresConsistency() bool { return true }
 
 // MessageRequiresConsistency implements sarama.DynamicConsistencyPartitioner:
-// NULL-keyed records may go to any available partition.
+// NULL-keyed records may go to any available partition; a record with an
+// explicit partition is numbered among all of them.
 func (murmur2Partitioner) MessageRequiresConsistency(msg *sarama.ProducerMessage) bool {
+	if r, ok := msg.Metadata.(*Record); ok && r.ExplicitPartition {
+		return true
+	}
 	return msg.Key != nil
 }

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -90,6 +91,31 @@ func TestPartitionerPlacesRecords(t *testing.T) {
 		}
 		if len(seen) != 8 {
 			t.Fatalf("1000 NULL-keyed records used partitions %v, want all 8", seen)
+		}
+	})
+	t.Run("an explicit partition wins over the key and needs consistency", func(t *testing.T) {
+		r := &Record{Topic: "t", Key: []byte("foobar"), ExplicitPartition: true, Partition: 3}
+		msg := r.message()
+		got, err := p.Partition(msg, 50)
+		if err != nil || got != 3 {
+			t.Fatalf("Partition = %d, %v; want 3", got, err)
+		}
+		r.Key = nil
+		if msg = r.message(); !p.MessageRequiresConsistency(msg) {
+			t.Fatal("a NULL-keyed record with an explicit partition must require consistency")
+		}
+		if got, err = p.Partition(msg, 50); err != nil || got != 3 {
+			t.Fatalf("NULL key: Partition = %d, %v; want 3", got, err)
+		}
+	})
+	t.Run("an explicit partition outside the topic is ErrInvalidPartition", func(t *testing.T) {
+		for _, part := range []int32{8, 9, -1} {
+			r := &Record{Topic: "t", Key: []byte("k"), ExplicitPartition: true, Partition: part}
+			_, err := p.Partition(r.message(), 8)
+			if !errors.Is(err, ErrInvalidPartition) || !IsPermanent(err) || halts(err) {
+				t.Fatalf("partition %d of 8: err %v, want ErrInvalidPartition, permanent, not halting", part, err)
+			}
+			t.Logf("partition %d: %v", part, err)
 		}
 	})
 	t.Run("no partitions is an error", func(t *testing.T) {

@@ -49,6 +49,13 @@ type Record struct {
 	Value []byte
 	// Headers are the record headers, in order; nil means none.
 	Headers []Header
+	// ExplicitPartition, when true, sends the record to Partition instead
+	// of the partition its key hashes to (or a random one for a NULL key).
+	// A Partition outside the topic's partitions fails the record with an
+	// error wrapping ErrInvalidPartition. Zero value false: placed by key.
+	ExplicitPartition bool
+	// Partition is the partition of a record with ExplicitPartition.
+	Partition int32
 	// Timestamp is the record's CreateTime, sent with millisecond
 	// precision; the zero value means the time the record is batched.
 	Timestamp time.Time
@@ -574,11 +581,24 @@ func (r *Record) Size() int {
 	return n
 }
 
-// Fits returns nil when r is within the producer's MaxMessageBytes, else an
-// error wrapping ErrTooLarge: a failure known before sending.
+// Fits returns nil when r is within the producer's MaxMessageBytes and,
+// for a record with ExplicitPartition, its Partition is one of the topic's
+// partitions as far as the client's metadata knows; else an error wrapping
+// ErrTooLarge or ErrInvalidPartition: a failure known before sending. For a
+// record with ExplicitPartition it may ask the brokers for the topic's
+// metadata (blocking) when the client does not know the topic yet; when
+// that fails, the partition is left for the send to check.
 func (p *Producer) Fits(r *Record) error {
 	if s := r.Size(); s > p.maxMessageBytes {
 		return fmt.Errorf("%w: %d bytes > max_message_bytes %d", ErrTooLarge, s, p.maxMessageBytes)
+	}
+	if r.ExplicitPartition {
+		if r.Partition < 0 {
+			return partitionError(r.Topic, r.Partition, -1)
+		}
+		if parts, err := p.client.Partitions(r.Topic); err == nil && r.Partition >= int32(len(parts)) {
+			return partitionError(r.Topic, r.Partition, int32(len(parts)))
+		}
 	}
 	return nil
 }

@@ -326,6 +326,56 @@ func TestRecordTooLargeIsPermanent(t *testing.T) {
 	})
 }
 
+func TestExplicitPartition(t *testing.T) {
+	const topic = "placed"
+	c := newCluster(t, kfake.SeedTopics(3, topic))
+	p := newProducer(t, c, nil)
+	wait := collect(p)
+	// The same key on every partition: the explicit partition wins.
+	var placed []*Record
+	for i := range 6 {
+		r := &Record{Topic: topic, Key: []byte("one-key"), Value: fmt.Appendf(nil, "%d", i%3), ExplicitPartition: true, Partition: int32(i % 3)}
+		placed = append(placed, r)
+	}
+	outside := &Record{Topic: topic, Key: []byte("one-key"), Value: []byte("outside"), ExplicitPartition: true, Partition: 3}
+	if err := p.Fits(outside); !errors.Is(err, ErrInvalidPartition) {
+		t.Errorf("Fits(partition 3 of 3) = %v, want ErrInvalidPartition", err)
+	} else {
+		t.Logf("Fits: %v", err)
+	}
+	if err := p.Fits(placed[2]); err != nil {
+		t.Errorf("Fits(partition 2 of 3) = %v", err)
+	}
+	for _, r := range placed[:3] {
+		send(t, p, r)
+	}
+	send(t, p, outside) // fails alone, without halting the producer
+	for _, r := range placed[3:] {
+		send(t, p, r)
+	}
+	closeProducer(t, p)
+	acks := wait(t)
+	if len(acks) != len(placed)+1 {
+		t.Fatalf("got %d acks, want %d", len(acks), len(placed)+1)
+	}
+	for _, a := range acks {
+		if a.Record == outside {
+			if !errors.Is(a.Err, ErrInvalidPartition) || !IsPermanent(a.Err) || errors.Is(a.Err, ErrHalted) {
+				t.Errorf("partition 3 of 3: Ack.Err %v, want ErrInvalidPartition, permanent", a.Err)
+			}
+			continue
+		}
+		if a.Err != nil || a.Partition != a.Record.Partition {
+			t.Errorf("record for partition %d: acked on %d, err %v", a.Record.Partition, a.Partition, a.Err)
+		}
+	}
+	for _, r := range consume(t, c, topic, len(placed)) {
+		if want := fmt.Sprint(r.Partition); string(r.Value) != want {
+			t.Errorf("record %q on partition %d", r.Value, r.Partition)
+		}
+	}
+}
+
 func TestIsPermanent(t *testing.T) {
 	tests := []struct {
 		name string
