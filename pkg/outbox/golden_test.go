@@ -37,6 +37,9 @@ func render(t *testing.T, f Format, r Result) []byte {
 	fmt.Fprintf(&b, "action: %s\n", r.Action)
 	fmt.Fprintf(&b, "topic: %s\n", ev.Topic)
 	fmt.Fprintf(&b, "key: %s\n", quoteOrNil(ev.Key))
+	if ev.ExplicitPartition {
+		fmt.Fprintf(&b, "partition: %d\n", ev.Partition)
+	}
 	fmt.Fprintf(&b, "timestamp: %s\n", ev.Timestamp.Format("2006-01-02T15:04:05.000000Z07:00"))
 	fmt.Fprintf(&b, "id: %s\n", ev.ID)
 	if r.Warning != "" {

@@ -3,6 +3,7 @@ package outbox
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +13,23 @@ import (
 // is empty: Debezium's default route.topic.replacement.
 const DefaultTopicTemplate = "outbox.event.${routedByValue}"
 
-// routedByValue is the only placeholder a topic template may contain.
-const routedByValue = "${routedByValue}"
+// Placeholders of a topic template besides capture groups ($1, ${1},
+// ${name}) of Options.TopicRegex.
+const (
+	routedByValue = "${routedByValue}"
+	tablePH       = "${table}"
+	schemaPH      = "${schema}"
+)
+
+// placeholderList names the placeholders in error messages.
+const placeholderList = routedByValue + ", " + tablePH + ", " + schemaPH + " and the capture groups of TopicRegex ($1, ${1}, ${name})"
+
+// Header names set by the features that have fixed names.
+const (
+	schemaVersionHeader = "schemaVersion"
+	traceparentHeader   = "traceparent"
+	tracestateHeader    = "tracestate"
+)
 
 // Format selects how Event.Value is encoded. The zero value is
 // FormatEnvelope.
@@ -116,15 +132,22 @@ const (
 	// extension attribute (FormatCloudEvents). FormatDebezium has no place
 	// for it.
 	PlacementEnvelope
+	// PlacementPartition makes the column's value the record's Kafka
+	// partition (Event.ExplicitPartition), like Debezium's partition
+	// placement: an integer column, or text of a decimal integer, from 0 to
+	// 2147483647; NULL leaves the partition to the key. Any other value
+	// makes the row a poison event (ErrInvalidEvent). As is unused; at most
+	// one column has this placement.
+	PlacementPartition
 )
 
-var placementNames = []string{"header", "envelope"}
+var placementNames = []string{"header", "envelope", "partition"}
 
-// String returns "header" or "envelope".
+// String returns "header", "envelope" or "partition".
 func (p Placement) String() string { return enumString("placement", placementNames, int(p)) }
 
-// ParsePlacement maps "header" (also "") and "envelope", case-insensitively,
-// to a Placement.
+// ParsePlacement maps "header" (also ""), "envelope" and "partition",
+// case-insensitively, to a Placement.
 func ParsePlacement(s string) (Placement, error) {
 	i, err := parseEnum("placement", placementNames, s)
 	return Placement(i), err
@@ -150,7 +173,39 @@ type Fields struct {
 	// Timestamp is the optional occurredAt column (TIMESTAMP, DATETIME or
 	// text). Default "": occurredAt is the commit time.
 	Timestamp string
+	// SchemaVersion is the optional column whose text becomes the
+	// "schemaVersion" header (Debezium's table.field.event.schema.version,
+	// which sets the Connect schema version of the value instead); NULL
+	// leaves the header out. Default "": no header.
+	SchemaVersion string
 }
+
+// Tracing names the columns that carry a W3C trace context from the
+// writing service to the record headers "traceparent" and "tracestate".
+// The zero value carries none.
+type Tracing struct {
+	// TraceParent is a column holding a W3C traceparent
+	// (version-traceid-parentid-flags). A valid value becomes the
+	// "traceparent" header; NULL or empty leaves the header out; any other
+	// value is dropped, with its tracestate, and a Result.Warning. Default
+	// "".
+	TraceParent string
+	// TraceState is a column holding the W3C tracestate that goes with
+	// TraceParent; it becomes the "tracestate" header when the traceparent
+	// is valid and it is neither NULL nor empty. Needs TraceParent.
+	// Default "".
+	TraceState string
+	// SpanContext is a column in the form Debezium's
+	// tracing.span.context.field reads (default name there
+	// "tracingspancontext"): Java properties text, as
+	// java.util.Properties.store writes it, whose traceparent and
+	// tracestate keys are read as the two columns above would be. Not with
+	// TraceParent. Default "".
+	SpanContext string
+}
+
+// enabled reports whether any trace column is configured.
+func (t Tracing) enabled() bool { return t.TraceParent != "" || t.SpanContext != "" }
 
 // Additional copies one more column into every event.
 type Additional struct {
@@ -174,11 +229,20 @@ type Options struct {
 	Fields Fields
 	// Additional lists extra columns, copied in this order. Default none.
 	Additional []Additional
-	// TopicTemplate renders the topic name. Its only placeholder is
-	// ${routedByValue}, replaced by the route_by value's text; every other
+	// TopicTemplate renders the topic name. Its placeholders are
+	// ${routedByValue} (the route_by value's text, or the TopicRegex group
+	// of that name when there is one), ${table} and ${schema} (the captured
+	// table's name and schema, for several outbox tables) and, with
+	// TopicRegex, its capture groups as $1, ${1} or ${name}; every other
 	// character must be one of [a-zA-Z0-9._-]. Default "":
 	// DefaultTopicTemplate.
 	TopicTemplate string
+	// TopicRegex, when set, is a regular expression (RE2 syntax; Java's
+	// (?<name>...) groups are accepted) that must match the whole route_by
+	// value, like Debezium's route.topic.regex; its capture groups can be
+	// used in TopicTemplate. A route_by value it does not match makes the
+	// row a poison event (ErrInvalidTopic). Default "": no regex.
+	TopicRegex string
 	// Format is the value encoding. Zero value FormatEnvelope.
 	Format Format
 	// PayloadType says how the payload is carried in the JSON formats. Zero
@@ -196,6 +260,8 @@ type Options struct {
 	// a tombstone; a NULL payload always is one in that format. Default
 	// false.
 	TombstoneOnEmptyPayload bool
+	// Tracing names the trace context columns. Zero value: none.
+	Tracing Tracing
 }
 
 // DefaultOptions returns the options every zero field of Options stands for.
@@ -288,9 +354,25 @@ func (o Options) compile() (compiled, error) {
 	if o.TombstoneOnEmptyPayload && o.Format != FormatDebezium {
 		bad("TombstoneOnEmptyPayload", "needs Format debezium", o.Format)
 	}
-	tmpl, err := parseTopicTemplate(o.TopicTemplate)
+	var re *regexp.Regexp
+	if o.TopicRegex != "" {
+		var err error
+		// Anchored: the whole value must match, as Java's Matcher.matches
+		// in Kafka's RegexRouter.
+		if re, err = regexp.Compile(`^(?:` + o.TopicRegex + `)$`); err != nil {
+			bad("TopicRegex", "not a valid regular expression (RE2 syntax): "+strings.TrimPrefix(err.Error(), "error parsing regexp: "), o.TopicRegex)
+			re = nil
+		}
+	}
+	tmpl, err := parseTopicTemplate(o.TopicTemplate, re, o.TopicRegex != "")
 	if err != nil {
 		bad("TopicTemplate", err.Error(), o.TopicTemplate)
+	}
+	if o.Tracing.TraceParent != "" && o.Tracing.SpanContext != "" {
+		bad("Tracing.SpanContext", "not with Tracing.TraceParent: one column carries the trace context", o.Tracing.SpanContext)
+	}
+	if o.Tracing.TraceState != "" && o.Tracing.TraceParent == "" {
+		bad("Tracing.TraceState", "needs Tracing.TraceParent", o.Tracing.TraceState)
 	}
 
 	// Header names already taken by the format.
@@ -301,6 +383,14 @@ func (o Options) compile() (compiled, error) {
 	if o.Format == FormatCloudEvents {
 		headers[contentTypeHeader] = true
 	}
+	if o.Fields.SchemaVersion != "" {
+		headers[schemaVersionHeader] = true
+	}
+	if o.Tracing.enabled() {
+		headers[traceparentHeader] = true
+		headers[tracestateHeader] = true
+	}
+	partition := -1
 	fields := map[string]bool{}
 	switch o.Format {
 	case FormatEnvelope:
@@ -334,6 +424,11 @@ func (o Options) compile() (compiled, error) {
 				bad(path+".As", "name already used in the "+o.Format.String()+" value", a.As)
 			}
 			fields[a.As] = true
+		case PlacementPartition:
+			if partition >= 0 {
+				bad(path+".Placement", "only one column can choose the partition; Additional["+strconv.Itoa(partition)+"] does", a.Placement)
+			}
+			partition = i
 		default:
 			bad(path+".Placement", "unknown placement", a.Placement)
 		}
@@ -341,13 +436,14 @@ func (o Options) compile() (compiled, error) {
 	if len(errs) > 0 {
 		return compiled{}, errors.Join(errs...)
 	}
-	return compiled{opts: o, tmpl: tmpl}, nil
+	return compiled{opts: o, tmpl: tmpl, re: re}, nil
 }
 
 // compiled is validated Options with defaults applied.
 type compiled struct {
 	opts Options
 	tmpl topicTemplate
+	re   *regexp.Regexp // TopicRegex, anchored; nil without
 }
 
 // isExtensionName reports whether s is a valid CloudEvents attribute name:
@@ -365,54 +461,175 @@ func isExtensionName(s string) bool {
 	return true
 }
 
-// topicTemplate is a parsed topic template: literal parts with the
-// ${routedByValue} placeholder between consecutive parts.
-type topicTemplate struct {
-	parts []string
+// segKind is the kind of one piece of a topic template.
+type segKind uint8
+
+const (
+	segLit    segKind = iota // literal text
+	segRoute                 // the whole route_by value
+	segGroup                 // capture group group of TopicRegex
+	segTable                 // the table name
+	segSchema                // the schema name
+)
+
+// segment is one piece of a topic template.
+type segment struct {
+	kind  segKind
+	lit   string
+	group int
 }
 
-// usesRoute reports whether the template contains ${routedByValue}.
-func (t topicTemplate) usesRoute() bool { return len(t.parts) > 1 }
+// topicTemplate is a parsed topic template.
+type topicTemplate struct {
+	segs []segment
+}
 
-// parseTopicTemplate splits s at each ${routedByValue} and checks that the
-// rest can be part of a topic name.
-func parseTopicTemplate(s string) (topicTemplate, error) {
-	var parts []string
+// usesRoute reports whether the template needs the route_by value (the
+// whole value or a capture group of it).
+func (t topicTemplate) usesRoute() bool {
+	for _, s := range t.segs {
+		if s.kind == segRoute || s.kind == segGroup {
+			return true
+		}
+	}
+	return false
+}
+
+// forTable returns t with ${table} and ${schema} replaced by the names of
+// a table and consecutive literals merged.
+func (t topicTemplate) forTable(schema, table string) topicTemplate {
+	var out []segment
+	for _, s := range t.segs {
+		switch s.kind {
+		case segTable:
+			s = segment{kind: segLit, lit: table}
+		case segSchema:
+			s = segment{kind: segLit, lit: schema}
+		}
+		if n := len(out); s.kind == segLit && n > 0 && out[n-1].kind == segLit {
+			out[n-1].lit += s.lit
+			continue
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		out = append(out, segment{kind: segLit})
+	}
+	return topicTemplate{segs: out}
+}
+
+// fixed returns the text of a template without route_by pieces.
+func (t topicTemplate) fixed() string {
+	var b strings.Builder
+	for _, s := range t.segs {
+		b.WriteString(s.lit)
+	}
+	return b.String()
+}
+
+// parseTopicTemplate splits s into literals and placeholders and checks
+// that the literals can be part of a topic name and that every capture
+// group named exists in re (hasRegex: a TopicRegex was given, also an
+// invalid one, whose own error is reported elsewhere).
+func parseTopicTemplate(s string, re *regexp.Regexp, hasRegex bool) (topicTemplate, error) {
+	var t topicTemplate
 	lit := 0 // length of the literal text
 	start := 0
+	flush := func(end int) {
+		if end > start {
+			t.segs = append(t.segs, segment{kind: segLit, lit: s[start:end]})
+		}
+	}
+	group := func(ref string) (segment, error) {
+		name := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(ref, "$"), "{"), "}")
+		n, numErr := strconv.Atoi(name)
+		switch {
+		case !hasRegex && numErr != nil:
+			return segment{}, fmt.Errorf("unknown placeholder %q; placeholders are %s", ref, placeholderList)
+		case !hasRegex:
+			return segment{}, fmt.Errorf("capture group %s needs TopicRegex", ref)
+		case re == nil: // the regex's own error says what is wrong
+			return segment{kind: segGroup}, nil
+		case numErr == nil:
+			if n > re.NumSubexp() {
+				return segment{}, fmt.Errorf("capture group %s: TopicRegex has %d groups", ref, re.NumSubexp())
+			}
+			return segment{kind: segGroup, group: n}, nil
+		}
+		if i := re.SubexpIndex(name); i > 0 {
+			return segment{kind: segGroup, group: i}, nil
+		}
+		return segment{}, fmt.Errorf("unknown placeholder %q: TopicRegex has no group of that name; placeholders are %s", ref, placeholderList)
+	}
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c == '$' {
-			if !strings.HasPrefix(s[i:], "${") {
-				return topicTemplate{}, errors.New(`"$" outside a placeholder; the only placeholder is ` + routedByValue)
+		if c != '$' {
+			if !isTopicChar(c) {
+				return topicTemplate{}, fmt.Errorf("character %q not allowed in a topic name (want [a-zA-Z0-9._-])", rune(c))
 			}
+			lit++
+			i++
+			continue
+		}
+		flush(i)
+		var ref string
+		switch {
+		case strings.HasPrefix(s[i:], "${"):
 			end := strings.IndexByte(s[i:], '}')
 			if end < 0 {
 				return topicTemplate{}, errors.New(`unterminated placeholder "${"`)
 			}
-			if name := s[i : i+end+1]; name != routedByValue {
-				return topicTemplate{}, fmt.Errorf("unknown placeholder %q; the only placeholder is %s", name, routedByValue)
+			ref = s[i : i+end+1]
+		case i+1 < len(s) && '0' <= s[i+1] && s[i+1] <= '9':
+			j := i + 1
+			for j < len(s) && '0' <= s[j] && s[j] <= '9' {
+				j++
 			}
-			parts = append(parts, s[start:i])
-			i += end + 1
-			start = i
-			continue
+			ref = s[i:j]
+		default:
+			return topicTemplate{}, errors.New(`"$" outside a placeholder; placeholders are ` + placeholderList)
 		}
-		if !isTopicChar(c) {
-			return topicTemplate{}, fmt.Errorf("character %q not allowed in a topic name (want [a-zA-Z0-9._-])", rune(c))
+		var seg segment
+		switch ref {
+		case routedByValue:
+			seg = segment{kind: segRoute}
+			if re != nil {
+				if g := re.SubexpIndex("routedByValue"); g > 0 {
+					seg = segment{kind: segGroup, group: g}
+				}
+			}
+		case tablePH:
+			seg = segment{kind: segTable}
+		case schemaPH:
+			seg = segment{kind: segSchema}
+		default:
+			var err error
+			if seg, err = group(ref); err != nil {
+				return topicTemplate{}, err
+			}
 		}
-		lit++
-		i++
+		t.segs = append(t.segs, seg)
+		i += len(ref)
+		start = i
 	}
-	parts = append(parts, s[start:])
+	flush(len(s))
 	if lit > maxTopicLen {
 		return topicTemplate{}, fmt.Errorf("longer than %d characters", maxTopicLen)
 	}
-	t := topicTemplate{parts: parts}
-	if !t.usesRoute() && !validTopic(s) {
+	if len(t.segs) == 0 || !t.usesRoute() && !t.hasTableParts() && !validTopic(s) {
 		return topicTemplate{}, fmt.Errorf("a fixed topic must match %s and not be . or ..", topicPattern)
 	}
 	return t, nil
+}
+
+// hasTableParts reports whether the template contains ${table} or ${schema}.
+func (t topicTemplate) hasTableParts() bool {
+	for _, s := range t.segs {
+		if s.kind == segTable || s.kind == segSchema {
+			return true
+		}
+	}
+	return false
 }
 
 // maxTopicLen is the longest topic name Kafka accepts.

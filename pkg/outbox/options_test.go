@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// PH lists the topic template placeholders as errors name them.
+const PH = "placeholders are ${routedByValue}, ${table}, ${schema} and the capture groups of TopicRegex ($1, ${1}, ${name})"
+
 func TestOptionsValidate(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -30,6 +33,95 @@ func TestOptionsValidate(t *testing.T) {
 			},
 		},
 		{
+			name:   "a per-table topic with ${schema} and ${table} is valid",
+			mutate: func(o *Options) { o.TopicTemplate = "${schema}.${table}.${routedByValue}" },
+		},
+		{
+			name:   "a per-table topic without the route value is valid",
+			mutate: func(o *Options) { o.TopicTemplate = "events.${table}" },
+		},
+		{
+			name: "capture groups by number, braced number and name are valid",
+			mutate: func(o *Options) {
+				o.TopicRegex = `(?<domain>[a-z]+)\.(\w+)`
+				o.TopicTemplate = "${domain}.$2.${2}.${1}"
+			},
+		},
+		{
+			name: "a partition column, a schema version and trace columns are valid",
+			mutate: func(o *Options) {
+				o.Additional = []Additional{{Column: "shard", Placement: PlacementPartition}}
+				o.Fields.SchemaVersion = "schema_version"
+				o.Tracing = Tracing{TraceParent: "traceparent", TraceState: "tracestate"}
+			},
+		},
+		{
+			name:    "a capture group without a regex is rejected",
+			mutate:  func(o *Options) { o.TopicTemplate = "outbox.$1" },
+			wantErr: `TopicTemplate: capture group $1 needs TopicRegex (got "outbox.$1")`,
+		},
+		{
+			name: "a capture group the regex does not have is rejected",
+			mutate: func(o *Options) {
+				o.TopicRegex = `(a)(b)`
+				o.TopicTemplate = "t.${3}"
+			},
+			wantErr: `TopicTemplate: capture group ${3}: TopicRegex has 2 groups (got "t.${3}")`,
+		},
+		{
+			name: "a group name the regex does not have is rejected",
+			mutate: func(o *Options) {
+				o.TopicRegex = `(?<domain>.*)`
+				o.TopicTemplate = "t.${domian}"
+			},
+			wantErr: `TopicTemplate: unknown placeholder "${domian}": TopicRegex has no group of that name; ` + PH + ` (got "t.${domian}")`,
+		},
+		{
+			name: "a regex RE2 cannot compile is rejected once",
+			mutate: func(o *Options) {
+				o.TopicRegex = `(?=look)(.*)`
+				o.TopicTemplate = "t.$1"
+			},
+			wantErr: "TopicRegex: not a valid regular expression (RE2 syntax): invalid or unsupported Perl syntax: `(?=` (got \"(?=look)(.*)\")",
+		},
+		{
+			name: "two partition columns are rejected",
+			mutate: func(o *Options) {
+				o.Additional = []Additional{{Column: "a", Placement: PlacementPartition}, {Column: "b", Placement: PlacementPartition}}
+			},
+			wantErr: `Additional[1].Placement: only one column can choose the partition; Additional[0] does (got "partition")`,
+		},
+		{
+			name: "a header named like the schema version header is rejected when it is set",
+			mutate: func(o *Options) {
+				o.Fields.SchemaVersion = "v"
+				o.Additional = []Additional{{Column: "version", As: "schemaVersion"}}
+			},
+			wantErr: `Additional[0].As: header name already taken by the format or another column (got "schemaVersion")`,
+		},
+		{
+			name: "a tracestate column needs a traceparent column",
+			mutate: func(o *Options) {
+				o.Tracing = Tracing{TraceState: "ts"}
+			},
+			wantErr: `Tracing.TraceState: needs Tracing.TraceParent (got "ts")`,
+		},
+		{
+			name: "a traceparent column and a span context column are rejected together",
+			mutate: func(o *Options) {
+				o.Tracing = Tracing{TraceParent: "tp", SpanContext: "tracingspancontext"}
+			},
+			wantErr: `Tracing.SpanContext: not with Tracing.TraceParent: one column carries the trace context (got "tracingspancontext")`,
+		},
+		{
+			name: "a traceparent header column is rejected when tracing is on",
+			mutate: func(o *Options) {
+				o.Tracing = Tracing{SpanContext: "tracingspancontext"}
+				o.Additional = []Additional{{Column: "traceparent"}}
+			},
+			wantErr: `Additional[0].As: header name already taken by the format or another column (got "traceparent")`,
+		},
+		{
 			name:    "an empty connector name is rejected",
 			mutate:  func(o *Options) { o.ConnectorName = "" },
 			wantErr: `ConnectorName: must not be empty (got "")`,
@@ -37,7 +129,7 @@ func TestOptionsValidate(t *testing.T) {
 		{
 			name:    "an unknown placeholder is rejected",
 			mutate:  func(o *Options) { o.TopicTemplate = "outbox.${aggregateType}" },
-			wantErr: `TopicTemplate: unknown placeholder "${aggregateType}"; the only placeholder is ${routedByValue} (got "outbox.${aggregateType}")`,
+			wantErr: `TopicTemplate: unknown placeholder "${aggregateType}"; placeholders are ${routedByValue}, ${table}, ${schema} and the capture groups of TopicRegex ($1, ${1}, ${name}) (got "outbox.${aggregateType}")`,
 		},
 		{
 			name:    "an unterminated placeholder is rejected",
@@ -47,7 +139,7 @@ func TestOptionsValidate(t *testing.T) {
 		{
 			name:    "a dollar outside a placeholder is rejected",
 			mutate:  func(o *Options) { o.TopicTemplate = "outbox.$routedByValue" },
-			wantErr: `TopicTemplate: "$" outside a placeholder; the only placeholder is ${routedByValue} (got "outbox.$routedByValue")`,
+			wantErr: `TopicTemplate: "$" outside a placeholder; placeholders are ${routedByValue}, ${table}, ${schema} and the capture groups of TopicRegex ($1, ${1}, ${name}) (got "outbox.$routedByValue")`,
 		},
 		{
 			name:    "a character Kafka does not allow is rejected",

@@ -30,7 +30,8 @@ var (
 
 	// ErrInvalidTopic is returned when the rendered topic name does not match
 	// ^[a-zA-Z0-9._-]{1,249}$ (or is "." or ".."), or when the template needs
-	// the route_by value and it is NULL.
+	// the route_by value and it is NULL or does not match
+	// Options.TopicRegex.
 	ErrInvalidTopic = errors.New("invalid topic name")
 
 	// ErrInvalidPayload is returned when the payload must be JSON
@@ -39,8 +40,9 @@ var (
 	ErrInvalidPayload = errors.New("invalid payload")
 
 	// ErrInvalidEvent is returned when the row cannot make an event: the
-	// event id is NULL or empty, or, in FormatCloudEvents, the event type is
-	// NULL or empty.
+	// event id is NULL or empty; in FormatCloudEvents, the event type is
+	// NULL or empty; the PlacementPartition column holds no partition
+	// number.
 	ErrInvalidEvent = errors.New("invalid event")
 )
 
@@ -80,6 +82,13 @@ type Event struct {
 	// Headers are the record headers, "id" first. The slice is reused by
 	// the Transformer's next call (the values in it are not).
 	Headers []Header
+	// ExplicitPartition is set when a column with PlacementPartition held
+	// a partition number: the record goes to Partition, not to the
+	// partition of its key. False when there is no such column or it was
+	// NULL.
+	ExplicitPartition bool
+	// Partition is the record's partition when ExplicitPartition is set.
+	Partition int32
 	// Timestamp is occurredAt: the timestamp column when configured and
 	// valid, else the commit time, in UTC, truncated to the precision that is
 	// printed (microseconds or seconds). It is the Kafka record timestamp.
@@ -119,8 +128,10 @@ type Result struct {
 	// NULL), whatever the format.
 	Event Event
 	// Warning, when not empty, is something the caller should log: an
-	// UPDATE dropped under OnUpdateWarn, or a timestamp column value that
+	// UPDATE dropped under OnUpdateWarn; a timestamp column value that
 	// was NULL, a zero date or unparsable, so that occurredAt fell back to
-	// the commit time. The event is still published in the latter case.
+	// the commit time; a trace context that is not a valid W3C traceparent,
+	// so that the trace headers were left out. The event is still
+	// published in the latter cases.
 	Warning string
 }

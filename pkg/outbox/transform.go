@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
+	"regexp"
 	"strconv"
 	"time"
 	"unsafe"
@@ -25,10 +27,12 @@ const maxPlans = 256
 type Transformer struct {
 	opts Options // validated, defaults applied
 	tmpl topicTemplate
+	re   *regexp.Regexp // opts.TopicRegex, anchored; nil without
 	zone *time.Location
 
 	headerAdds []int    // indexes into opts.Additional with PlacementHeader
 	envAdds    []int    // indexes into opts.Additional with PlacementEnvelope
+	partAdd    int      // index into opts.Additional with PlacementPartition, or -1
 	addKeys    [][]byte // per opts.Additional: `,"<as>":`
 
 	last     *binlog.Table
@@ -44,10 +48,11 @@ type Transformer struct {
 	raw      []byte   // payload as stored: rawBuf or a view of the row's value
 	topicBuf []byte
 	topics   map[string]string // valid rendered topics, to reuse their strings
-	// lastRoute rendered the valid topic lastTopic (consecutive events
-	// mostly share their route).
+	// lastRoute rendered the valid topic lastTopic for the table of
+	// topicPlan (consecutive events mostly share their route).
 	lastRoute []byte
 	lastTopic string
+	topicPlan *plan
 	// commitAt is occurredAt's result for commit time commitOf (the events
 	// of a transaction share it).
 	commitOf, commitAt      time.Time
@@ -119,13 +124,21 @@ func (c *cachedText) appendQuoted(b []byte, s string) []byte {
 // maxTopics bounds Transformer.topics; it is cleared when full.
 const maxTopics = 1024
 
-// plan is the per-table work: column ordinals and constant JSON pieces.
+// plan is the per-table work: column ordinals, the topic template for
+// the table and constant JSON pieces.
 type plan struct {
 	id, key, typ, payload, route int
 	ts                           int   // -1 without Fields.Timestamp
 	add                          []int // ordinal per opts.Additional
-	envSource                    []byte
-	ceSource                     []byte
+	// Ordinals of the optional columns, -1 when not configured.
+	schemaVersion, traceParent, traceState, spanContext int
+	envSource                                           []byte
+	ceSource                                            []byte
+
+	tmpl       topicTemplate // with ${table} and ${schema} filled in
+	dynamic    bool          // tmpl needs the route_by value
+	fixedTopic string        // the topic when not dynamic
+	fixedErr   error         // why fixedTopic is not a valid name
 }
 
 // span is the text of a value in Transformer.buf; null means SQL NULL.
@@ -151,16 +164,21 @@ func New(opts Options) (*Transformer, error) {
 	t := &Transformer{
 		opts:    o,
 		tmpl:    cp.tmpl,
+		re:      cp.re,
+		partAdd: -1,
 		zone:    o.TimestampZone,
 		addKeys: make([][]byte, len(o.Additional)),
 		plans:   make(map[*binlog.Table]*plan),
 		topics:  make(map[string]string),
 	}
 	for i, a := range o.Additional {
-		if a.Placement == PlacementHeader {
+		switch a.Placement {
+		case PlacementHeader:
 			t.headerAdds = append(t.headerAdds, i)
-		} else {
+		case PlacementEnvelope:
 			t.envAdds = append(t.envAdds, i)
+		case PlacementPartition:
+			t.partAdd = i
 		}
 		k := appendQuoted([]byte{','}, a.As)
 		t.addKeys[i] = append(k, ':')
@@ -171,6 +189,12 @@ func New(opts Options) (*Transformer, error) {
 	}
 	if o.Format == FormatCloudEvents {
 		n++ // content-type
+	}
+	if o.Fields.SchemaVersion != "" {
+		n++
+	}
+	if o.Tracing.enabled() {
+		n += 2
 	}
 	t.hdrs = make([]Header, 0, n)
 	return t, nil
@@ -256,9 +280,22 @@ func (t *Transformer) newPlan(tb *binlog.Table) (*plan, error) {
 		route:   col("Fields.RouteBy", f.RouteBy),
 		ts:      -1,
 		add:     make([]int, len(t.opts.Additional)),
+
+		schemaVersion: -1, traceParent: -1, traceState: -1, spanContext: -1,
 	}
 	if f.Timestamp != "" {
 		p.ts = col("Fields.Timestamp", f.Timestamp)
+	}
+	if f.SchemaVersion != "" {
+		p.schemaVersion = col("Fields.SchemaVersion", f.SchemaVersion)
+	}
+	if tr := t.opts.Tracing; tr.TraceParent != "" {
+		p.traceParent = col("Tracing.TraceParent", tr.TraceParent)
+		if tr.TraceState != "" {
+			p.traceState = col("Tracing.TraceState", tr.TraceState)
+		}
+	} else if tr.SpanContext != "" {
+		p.spanContext = col("Tracing.SpanContext", tr.SpanContext)
 	}
 	for i, a := range t.opts.Additional {
 		p.add[i] = col("Additional["+strconv.Itoa(i)+"].Column", a.Column)
@@ -277,6 +314,15 @@ func (t *Transformer) newPlan(tb *binlog.Table) (*plan, error) {
 
 	src := "/tailbox/" + url.PathEscape(t.opts.ConnectorName) + "/" + url.PathEscape(tb.Schema) + "/" + url.PathEscape(tb.Name)
 	p.ceSource = appendQuoted([]byte(`,"source":`), src)
+
+	p.tmpl = t.tmpl.forTable(tb.Schema, tb.Name)
+	p.dynamic = p.tmpl.usesRoute()
+	if !p.dynamic {
+		p.fixedTopic = p.tmpl.fixed()
+		if !validTopic(p.fixedTopic) {
+			p.fixedErr = fmt.Errorf("render topic for table %s: %q does not match %s: %w", tb, p.fixedTopic, topicPattern, ErrInvalidTopic)
+		}
+	}
 	return p, nil
 }
 
@@ -333,8 +379,15 @@ func (t *Transformer) insert(c *binlog.Change, p *plan) (Result, error) {
 		ev.ID = string(b[id.start:id.end])
 	}
 	var err error
-	if ev.Topic, err = t.renderTopic(b, route); err != nil && poison == nil {
+	if ev.Topic, err = t.renderTopic(b, route, p); err != nil && poison == nil {
 		poison = err
+	}
+	if t.partAdd >= 0 {
+		ci := p.add[t.partAdd]
+		ev.Partition, ev.ExplicitPartition, err = t.partitionOf(row[ci], cols[ci].Kind)
+		if err != nil && poison == nil {
+			poison = err
+		}
 	}
 	if t.opts.Format == FormatCloudEvents && typ.empty() && poison == nil {
 		poison = fmt.Errorf("event type column %q is %s, and a CloudEvent needs a type: %w", t.opts.Fields.Type, nullOrEmpty(typ), ErrInvalidEvent)
@@ -363,6 +416,16 @@ func (t *Transformer) insert(c *binlog.Change, p *plan) (Result, error) {
 	if ceHeader {
 		b = append(b, cloudEventsContentType...)
 	}
+	schemaVersion, traceParent, traceState := span{null: true}, span{null: true}, span{null: true}
+	if p.schemaVersion >= 0 {
+		ci := p.schemaVersion
+		b, schemaVersion = appendSpan(b, row[ci], cols[ci].Kind, zone)
+	}
+	if p.traceParent >= 0 || p.spanContext >= 0 {
+		var warning string
+		b, traceParent, traceState, warning = t.appendTrace(b, c, p)
+		res.Warning = joinWarnings(res.Warning, warning)
+	}
 	t.buf = b
 	t.raw = nil // it may alias the caller's row
 	defer t.trimScratch()
@@ -388,6 +451,15 @@ func (t *Transformer) insert(c *binlog.Change, p *plan) (Result, error) {
 	}
 	for j, ai := range t.headerAdds {
 		hs = append(hs, Header{Key: t.opts.Additional[ai].As, Value: sub(adds[j])})
+	}
+	if !schemaVersion.null {
+		hs = append(hs, Header{Key: schemaVersionHeader, Value: sub(schemaVersion)})
+	}
+	if !traceParent.null {
+		hs = append(hs, Header{Key: traceparentHeader, Value: sub(traceParent)})
+		if !traceState.null {
+			hs = append(hs, Header{Key: tracestateHeader, Value: sub(traceState)})
+		}
 	}
 	t.hdrs = hs
 	ev.Headers = hs
@@ -424,23 +496,37 @@ func nullOrEmpty(s span) string {
 	return "empty"
 }
 
-// renderTopic fills the template with the route_by text at route in b.
-func (t *Transformer) renderTopic(b []byte, route span) (string, error) {
-	if !t.tmpl.usesRoute() {
-		return t.tmpl.parts[0], nil
+// renderTopic fills the table's template p.tmpl with the route_by text
+// at route in b and, with a TopicRegex, its capture groups.
+func (t *Transformer) renderTopic(b []byte, route span, p *plan) (string, error) {
+	if !p.dynamic {
+		return p.fixedTopic, p.fixedErr
 	}
 	if route.null {
 		return "", fmt.Errorf("render topic: route_by column %q is NULL: %w", t.opts.Fields.RouteBy, ErrInvalidTopic)
 	}
-	if t.lastTopic != "" && bytes.Equal(b[route.start:route.end], t.lastRoute) {
+	v := b[route.start:route.end]
+	if t.lastTopic != "" && p == t.topicPlan && bytes.Equal(v, t.lastRoute) {
 		return t.lastTopic, nil
 	}
-	tb := t.topicBuf[:0]
-	for i, part := range t.tmpl.parts {
-		if i > 0 {
-			tb = append(tb, b[route.start:route.end]...)
+	var m []int
+	if t.re != nil {
+		if m = t.re.FindSubmatchIndex(v); m == nil {
+			return "", fmt.Errorf("render topic: route_by value %q does not match route.topic_regex %q: %w", clip(v), t.opts.TopicRegex, ErrInvalidTopic)
 		}
-		tb = append(tb, part...)
+	}
+	tb := t.topicBuf[:0]
+	for _, sg := range p.tmpl.segs {
+		switch sg.kind {
+		case segLit:
+			tb = append(tb, sg.lit...)
+		case segRoute:
+			tb = append(tb, v...)
+		case segGroup:
+			if i := 2 * sg.group; m[i] >= 0 { // an unmatched optional group is empty
+				tb = append(tb, v[m[i]:m[i+1]]...)
+			}
+		}
 	}
 	t.topicBuf = tb
 	name, ok := t.topics[string(tb)]
@@ -454,9 +540,59 @@ func (t *Transformer) renderTopic(b []byte, route span) (string, error) {
 		}
 		t.topics[name] = name
 	}
-	t.lastRoute = append(t.lastRoute[:0], b[route.start:route.end]...)
-	t.lastTopic = name
+	t.lastRoute = append(t.lastRoute[:0], v...)
+	t.lastTopic, t.topicPlan = name, p
 	return name, nil
+}
+
+// clip returns b, or its first 64 bytes and an ellipsis, for an error.
+func clip(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
+	}
+	return string(b)
+}
+
+// partitionOf reads the partition column's value: NULL is no explicit
+// partition; integers and decimal text from 0 to MaxInt32 are one; anything
+// else is ErrInvalidEvent.
+func (t *Transformer) partitionOf(v any, kind binlog.Kind) (int32, bool, error) {
+	var n int64 = -1
+	switch x := v.(type) {
+	case nil:
+		return 0, false, nil
+	case int64:
+		n = x
+	case uint64:
+		if x <= math.MaxInt32 {
+			n = int64(x)
+		}
+	case string:
+		if i, err := strconv.ParseInt(x, 10, 32); err == nil {
+			n = i
+		}
+	case []byte:
+		if i, err := strconv.ParseInt(string(x), 10, 32); err == nil {
+			n = i
+		}
+	}
+	if n < 0 || n > math.MaxInt32 {
+		col := t.opts.Additional[t.partAdd].Column
+		return 0, false, fmt.Errorf("partition column %q holds %q, not a partition number (an integer from 0 to 2147483647): %w",
+			col, clip(appendText(nil, v, kind, t.zone)), ErrInvalidEvent)
+	}
+	return int32(n), true, nil
+}
+
+// joinWarnings joins two warnings, either of which may be empty.
+func joinWarnings(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
 }
 
 // occurredAt returns the event time, whether it is printed with
