@@ -176,6 +176,9 @@ type Outbox struct {
 	OnError OnError `yaml:"on_error"`
 	// DeadLetterTopic receives events on_error sends aside; required with dead_letter.
 	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// Tracing names the columns carrying a W3C trace context to the
+	// traceparent and tracestate headers. Default: none.
+	Tracing Tracing `yaml:"tracing"`
 	// TombstoneOnEmptyPayload sends a record with a NULL value (a tombstone)
 	// when the payload column is NULL, instead of an event whose payload is null.
 	// Only meaningful with the debezium format. Default false.
@@ -192,23 +195,48 @@ type Fields struct {
 	Payload   string `yaml:"payload"`
 	RouteBy   string `yaml:"route_by"`
 	Timestamp string `yaml:"timestamp"`
+	// SchemaVersion is an optional column whose value becomes the
+	// schemaVersion header (absent when NULL). Default "": none.
+	SchemaVersion string `yaml:"schema_version"`
+}
+
+// Tracing names the trace context columns of the outbox table. A valid
+// W3C traceparent becomes the traceparent header and its tracestate the
+// tracestate header; NULL or empty values leave the headers out; an
+// invalid traceparent is dropped with a warning.
+type Tracing struct {
+	// TraceParent is a column holding a W3C traceparent. Default "": none.
+	TraceParent string `yaml:"traceparent"`
+	// TraceState is a column holding the tracestate; needs TraceParent.
+	TraceState string `yaml:"tracestate"`
+	// SpanContext is a column in Debezium's tracingspancontext form (Java
+	// properties text with traceparent= and tracestate= lines); not with
+	// TraceParent. Default "": none.
+	SpanContext string `yaml:"span_context"`
 }
 
 // Additional copies one more column into each event.
 type Additional struct {
 	// Column is the outbox column to copy. Required.
 	Column string `yaml:"column"`
-	// Placement is header (default) or envelope.
+	// Placement is header (default), envelope or partition (the column's
+	// integer value chooses the Kafka partition; at most one column).
 	Placement string `yaml:"placement"`
 	// As is the header or envelope field name; default the column name.
+	// Unused with placement partition.
 	As string `yaml:"as"`
 }
 
 // Route computes each event's topic.
 type Route struct {
 	// Topic is a template; ${routedByValue} is replaced by the route_by
-	// column's value. Default "outbox.event.${routedByValue}".
+	// column's value, ${table} and ${schema} by the captured table's names,
+	// and $1, ${1}, ${name} by the groups of TopicRegex. Default
+	// "outbox.event.${routedByValue}".
 	Topic string `yaml:"topic"`
+	// TopicRegex is a regular expression (RE2) that must match the whole
+	// route_by value; its groups can be used in Topic. Default "": none.
+	TopicRegex string `yaml:"topic_regex"`
 }
 
 // Kafka is the cluster events are produced to.

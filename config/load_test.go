@@ -148,12 +148,12 @@ kafka: {brokers: [127.0.0.1:9092]}
 		{
 			name: "an unknown topic placeholder is reported",
 			yaml: strings.Replace(minimal, "  tables: [shop.outbox]\n", "  tables: [shop.outbox]\n  route: {topic: \"outbox.${foo}.${routedByValue}\"}\n", 1),
-			want: []string{`outbox.route.topic: unknown placeholder ${foo}; only ${routedByValue} is replaced (got "outbox.${foo}.${routedByValue}")`},
+			want: []string{`outbox.route.topic: unknown placeholder ${foo}; use ${routedByValue}, ${table}, ${schema} or a group of outbox.route.topic_regex (got "outbox.${foo}.${routedByValue}")`},
 		},
 		{
 			name: "an illegal fixed topic is reported",
 			yaml: strings.Replace(minimal, "  tables: [shop.outbox]\n", "  tables: [shop.outbox]\n  route: {topic: \"shop events\"}\n", 1),
-			want: []string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional ${routedByValue} (got "shop events")`},
+			want: []string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional placeholders ${routedByValue}, ${table}, ${schema}, $1, ${name} (got "shop events")`},
 		},
 		{
 			name: "an unset variable is reported without a second required problem",
@@ -251,8 +251,8 @@ log: {level: trace, format: text}
 				"outbox.fields.id: required",
 				`outbox.additional[0].as: is a key of the envelope itself (id, type, aggregateType, aggregateId, occurredAt, payload, source) (got "payload")`,
 				"outbox.additional[1].column: required",
-				`outbox.additional[1].placement: must be header or envelope (got "body")`,
-				`outbox.route.topic: unknown placeholder ${tenant}; only ${routedByValue} is replaced (got "${tenant}.events")`,
+				`outbox.additional[1].placement: must be header, envelope or partition (got "body")`,
+				`outbox.route.topic: unknown placeholder ${tenant}; use ${routedByValue}, ${table}, ${schema} or a group of outbox.route.topic_regex (got "${tenant}.events")`,
 				`outbox.timestamp_zone: unknown time zone; use an IANA name such as UTC or Europe/Berlin (got "Mars/Olympus")`,
 				"outbox.dead_letter_topic: required with on_error dead_letter",
 				`kafka.brokers[0]: must be host:port (got "kafka")`,

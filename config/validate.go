@@ -14,13 +14,22 @@ var (
 	validName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,100}$`)
 	// validTopic is a legal Kafka topic name.
 	validTopic = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-	// placeholder is a ${...} in a topic template.
-	placeholder = regexp.MustCompile(`\$\{[^}]*\}`)
+	// placeholder is a ${...} or $N in a topic template.
+	placeholder = regexp.MustCompile(`\$\{[^}]*\}|\$[0-9]+`)
 )
 
 // RoutedByValue is the placeholder of Route.Topic replaced by the route_by
 // column's value.
 const RoutedByValue = "${routedByValue}"
+
+// Placeholders of Route.Topic replaced by the captured table's names.
+const (
+	tablePlaceholder  = "${table}"
+	schemaPlaceholder = "${schema}"
+)
+
+// schemaVersionHeader is the header of outbox.fields.schema_version.
+const schemaVersionHeader = "schemaVersion"
 
 // envelopeKeys are the envelope format's own keys; an additional column
 // placed in the envelope may not take one of them.
@@ -217,10 +226,21 @@ func (c *Config) validateOutbox(v *validator) {
 	v.required("outbox.fields.route_by", o.Fields.RouteBy)
 
 	names := map[[2]string]int{} // {placement, as} -> index
+	partition := -1
 	for i, a := range o.Additional {
 		path := "outbox.additional[" + strconv.Itoa(i) + "]"
 		v.required(path+".column", a.Column)
-		v.enum(path+".placement", a.Placement, "header", "envelope")
+		v.enum(path+".placement", a.Placement, "header", "envelope", "partition")
+		if a.Placement == "partition" {
+			if partition >= 0 {
+				ps.addf(path+".placement", q(a.Placement), "only one column can choose the partition; outbox.additional[%d] does", partition)
+			}
+			partition = i
+			if a.As != a.Column && a.As != "" {
+				ps.add(path+".as", "has no effect with placement partition", q(a.As))
+			}
+			continue
+		}
 		switch {
 		case a.As == "":
 			if a.Column != "" { // else the column's problem says it
@@ -230,6 +250,10 @@ func (c *Config) validateOutbox(v *validator) {
 			ps.add(path+".as", "is a key of the envelope itself ("+strings.Join(envelopeKeys, ", ")+")", q(a.As))
 		case a.Placement == "header" && slices.Contains(reservedHeaders, a.As):
 			ps.add(path+".as", "is a header tailbox sets itself ("+strings.Join(reservedHeaders, ", ")+")", q(a.As))
+		case a.Placement == "header" && a.As == schemaVersionHeader && o.Fields.SchemaVersion != "":
+			ps.add(path+".as", "is the header of outbox.fields.schema_version", q(a.As))
+		case a.Placement == "header" && (a.As == "traceparent" || a.As == "tracestate") && (o.Tracing.TraceParent != "" || o.Tracing.SpanContext != ""):
+			ps.add(path+".as", "is a header of outbox.tracing", q(a.As))
 		default:
 			k := [2]string{a.Placement, a.As}
 			if j, dup := names[k]; dup {
@@ -240,7 +264,13 @@ func (c *Config) validateOutbox(v *validator) {
 		}
 	}
 
-	v.topicTemplate("outbox.route.topic", o.Route.Topic)
+	v.topicTemplate("outbox.route.topic", o.Route.Topic, o.Route.TopicRegex)
+	if o.Tracing.TraceParent != "" && o.Tracing.SpanContext != "" {
+		ps.add("outbox.tracing.span_context", "not with outbox.tracing.traceparent: one column carries the trace context", q(o.Tracing.SpanContext))
+	}
+	if o.Tracing.TraceState != "" && o.Tracing.TraceParent == "" {
+		ps.add("outbox.tracing.tracestate", "needs outbox.tracing.traceparent", q(o.Tracing.TraceState))
+	}
 	v.enum("outbox.format", o.Format, "envelope", "debezium", "cloudevents")
 	v.enum("outbox.payload_type", o.PayloadType, "auto", "json", "string", "bytes")
 	if o.TimestampZone == "" {
@@ -326,24 +356,48 @@ func (v validator) topic(path, name string) {
 	}
 }
 
-// topicTemplate reports a route.topic that cannot render legal topic names.
-func (v validator) topicTemplate(path, tmpl string) {
+// topicTemplate reports a route.topic that cannot render legal topic
+// names, and a route.topic_regex that does not compile or lacks a group
+// the template names.
+func (v validator) topicTemplate(path, tmpl, regex string) {
+	var re *regexp.Regexp
+	if regex != "" {
+		var err error
+		if re, err = regexp.Compile(`^(?:` + regex + `)$`); err != nil {
+			v.ps.add("outbox.route.topic_regex", "not a valid regular expression (RE2 syntax; no lookaround or backreferences): "+strings.TrimPrefix(err.Error(), "error parsing regexp: "), q(regex))
+		}
+	}
 	if tmpl == "" {
 		v.ps.add(path, "required", "")
 		return
 	}
 	bad := false
 	for _, p := range placeholder.FindAllString(tmpl, -1) {
-		if p != RoutedByValue {
-			v.ps.add(path, "unknown placeholder "+p+"; only "+RoutedByValue+" is replaced", q(tmpl))
+		name := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(p, "$"), "{"), "}")
+		n, numErr := strconv.Atoi(name)
+		switch {
+		case p == RoutedByValue || p == tablePlaceholder || p == schemaPlaceholder:
+		case regex == "" && numErr == nil:
+			v.ps.add(path, "capture group "+p+" needs outbox.route.topic_regex", q(tmpl))
+			bad = true
+		case regex == "":
+			v.ps.add(path, "unknown placeholder "+p+"; use "+RoutedByValue+", "+tablePlaceholder+", "+schemaPlaceholder+" or a group of outbox.route.topic_regex", q(tmpl))
+			bad = true
+		case re == nil: // the regex's own problem is reported
+			bad = true
+		case numErr == nil && n > re.NumSubexp():
+			v.ps.addf(path, q(tmpl), "capture group %s: outbox.route.topic_regex has %d groups", p, re.NumSubexp())
+			bad = true
+		case numErr != nil && re.SubexpIndex(name) < 0:
+			v.ps.add(path, "unknown placeholder "+p+": outbox.route.topic_regex has no group of that name", q(tmpl))
 			bad = true
 		}
 	}
 	if bad {
 		return
 	}
-	if !legalTopic(strings.ReplaceAll(tmpl, RoutedByValue, "x")) {
-		v.ps.add(path, "must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional "+RoutedByValue, q(tmpl))
+	if !legalTopic(placeholder.ReplaceAllString(tmpl, "x")) {
+		v.ps.add(path, "must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional placeholders "+RoutedByValue+", "+tablePlaceholder+", "+schemaPlaceholder+", $1, ${name}", q(tmpl))
 	}
 }
 

@@ -92,20 +92,69 @@ func TestValidate(t *testing.T) {
 				`outbox.additional[1].as: same header name as outbox.additional[0] (got "tenantId")`,
 				`outbox.additional[3].as: is a key of the envelope itself (id, type, aggregateType, aggregateId, occurredAt, payload, source) (got "occurredAt")`,
 				`outbox.additional[4].as: is a header tailbox sets itself (id, type) (got "id")`,
-				`outbox.additional[5].placement: must be header or envelope (got "")`,
+				`outbox.additional[5].placement: must be header, envelope or partition (got "")`,
 				"outbox.additional[5].as: required",
 			}},
 		{"a fixed topic is accepted", func(c *Config) { c.Outbox.Route.Topic = "shop.events" }, nil},
+		{"the router keys are accepted", func(c *Config) {
+			c.Outbox.Route.Topic = "${schema}.${table}.${domain}.$2"
+			c.Outbox.Route.TopicRegex = `(?<domain>[a-z]+)\.v([0-9]+)`
+			c.Outbox.Fields.SchemaVersion = "schema_version"
+			c.Outbox.Additional = []Additional{{Column: "shard", Placement: "partition", As: "shard"}}
+			c.Outbox.Tracing = Tracing{TraceParent: "traceparent", TraceState: "tracestate"}
+		}, nil},
+		{"Debezium's span context column is accepted", func(c *Config) {
+			c.Outbox.Tracing = Tracing{SpanContext: "tracingspancontext"}
+		}, nil},
+		{"router key problems are reported", func(c *Config) {
+			c.Outbox.Route.Topic = "t.$3.${nope}"
+			c.Outbox.Route.TopicRegex = `(a)(b)`
+			c.Outbox.Additional = []Additional{
+				{Column: "p", Placement: "partition", As: "p"},
+				{Column: "q", Placement: "partition", As: "other"},
+			}
+			c.Outbox.Tracing = Tracing{TraceParent: "tp", SpanContext: "sc"}
+		}, []string{
+			`outbox.additional[1].placement: only one column can choose the partition; outbox.additional[0] does (got "partition")`,
+			`outbox.additional[1].as: has no effect with placement partition (got "other")`,
+			`outbox.route.topic: capture group $3: outbox.route.topic_regex has 2 groups (got "t.$3.${nope}")`,
+			`outbox.route.topic: unknown placeholder ${nope}: outbox.route.topic_regex has no group of that name (got "t.$3.${nope}")`,
+			`outbox.tracing.span_context: not with outbox.tracing.traceparent: one column carries the trace context (got "sc")`,
+		}},
+		{"a capture group without a regex and a bad regex are reported", func(c *Config) {
+			c.Outbox.Route.Topic = "t.$1"
+			c.Outbox.Tracing = Tracing{TraceState: "ts"}
+		}, []string{
+			`outbox.route.topic: capture group $1 needs outbox.route.topic_regex (got "t.$1")`,
+			`outbox.tracing.tracestate: needs outbox.tracing.traceparent (got "ts")`,
+		}},
+		{"a regex RE2 does not support is reported", func(c *Config) {
+			c.Outbox.Route.TopicRegex = `(?=x)(.*)`
+			c.Outbox.Route.Topic = "t.$1"
+		}, []string{
+			"outbox.route.topic_regex: not a valid regular expression (RE2 syntax; no lookaround or backreferences): invalid or unsupported Perl syntax: `(?=` (got \"(?=x)(.*)\")",
+		}},
+		{"headers of the schema version and tracing are reserved", func(c *Config) {
+			c.Outbox.Fields.SchemaVersion = "v"
+			c.Outbox.Tracing = Tracing{TraceParent: "tp"}
+			c.Outbox.Additional = []Additional{
+				{Column: "sv", Placement: "header", As: "schemaVersion"},
+				{Column: "tp2", Placement: "header", As: "traceparent"},
+			}
+		}, []string{
+			`outbox.additional[0].as: is the header of outbox.fields.schema_version (got "schemaVersion")`,
+			`outbox.additional[1].as: is a header of outbox.tracing (got "traceparent")`,
+		}},
 		{"an empty topic is rejected", func(c *Config) { c.Outbox.Route.Topic = "" },
 			[]string{"outbox.route.topic: required"}},
 		{"a topic of . is rejected", func(c *Config) { c.Outbox.Route.Topic = "." },
-			[]string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional ${routedByValue} (got ".")`}},
+			[]string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional placeholders ${routedByValue}, ${table}, ${schema}, $1, ${name} (got ".")`}},
 		{"a template too long for a topic is rejected", func(c *Config) { c.Outbox.Route.Topic = strings.Repeat("t", 249) + "${routedByValue}" },
-			[]string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional ${routedByValue} (got "` + strings.Repeat("t", 249) + `${routedByValue}")`}},
+			[]string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional placeholders ${routedByValue}, ${table}, ${schema}, $1, ${name} (got "` + strings.Repeat("t", 249) + `${routedByValue}")`}},
 		{"a misspelt placeholder is rejected", func(c *Config) { c.Outbox.Route.Topic = "outbox.${routedbyvalue}" },
-			[]string{`outbox.route.topic: unknown placeholder ${routedbyvalue}; only ${routedByValue} is replaced (got "outbox.${routedbyvalue}")`}},
+			[]string{`outbox.route.topic: unknown placeholder ${routedbyvalue}; use ${routedByValue}, ${table}, ${schema} or a group of outbox.route.topic_regex (got "outbox.${routedbyvalue}")`}},
 		{"an unterminated placeholder is rejected", func(c *Config) { c.Outbox.Route.Topic = "outbox.${routedByValue" },
-			[]string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional ${routedByValue} (got "outbox.${routedByValue")`}},
+			[]string{`outbox.route.topic: must be a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-') with optional placeholders ${routedByValue}, ${table}, ${schema}, $1, ${name} (got "outbox.${routedByValue")`}},
 		{"outbox enums are checked", func(c *Config) {
 			c.Outbox.Format, c.Outbox.PayloadType, c.Outbox.OnUpdate, c.Outbox.OnError = "avro", "text", "skip", "retry"
 		},

@@ -126,9 +126,11 @@ func outboxOptions(cfg *config.Config) (outbox.Options, error) {
 		ConnectorName: cfg.Name,
 		Fields: outbox.Fields{
 			ID: o.Fields.ID, Key: o.Fields.Key, Type: o.Fields.Type, Payload: o.Fields.Payload,
-			RouteBy: o.Fields.RouteBy, Timestamp: o.Fields.Timestamp,
+			RouteBy: o.Fields.RouteBy, Timestamp: o.Fields.Timestamp, SchemaVersion: o.Fields.SchemaVersion,
 		},
 		TopicTemplate:           o.Route.Topic,
+		TopicRegex:              o.Route.TopicRegex,
+		Tracing:                 outbox.Tracing{TraceParent: o.Tracing.TraceParent, TraceState: o.Tracing.TraceState, SpanContext: o.Tracing.SpanContext},
 		Format:                  format,
 		PayloadType:             pt,
 		TimestampZone:           zone,

@@ -184,7 +184,8 @@ func (r *records) of(ev *outbox.Event) *outRecord {
 	}
 	o := &r.free[0]
 	r.free = r.free[1:]
-	o.Record = kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}
+	o.Record = kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp,
+		ExplicitPartition: ev.ExplicitPartition, Partition: ev.Partition}
 	o.Meta = &o.meta
 	if len(ev.Headers) > 0 {
 		hs := o.hdrs[:0]
@@ -215,6 +216,7 @@ func (s *session) deadLetter(rec *kafka.Record, reason error) *outRecord {
 	o.Meta = &o.meta
 	dl := &o.Record
 	dl.Topic = s.cfg.DeadLetterTopic
+	dl.ExplicitPartition, dl.Partition = false, 0 // a partition of the original topic
 	dl.Headers = append(append([]kafka.Header(nil), rec.Headers...),
 		kafka.Header{Key: headerError, Value: []byte(reason.Error())},
 		kafka.Header{Key: headerOriginalTopic, Value: []byte(rec.Topic)})
