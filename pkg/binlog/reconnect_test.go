@@ -241,7 +241,7 @@ func TestReaderGivesUpAfterMaxReconnects(t *testing.T) {
 		var e struct {
 			Msg     string  `json:"message"`
 			Attempt int     `json:"attempt"`
-			Backoff float64 `json:"backoff"`
+			Backoff float64 `json:"backoff_ms"`
 		}
 		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "binlog connection lost, reconnecting from last transaction end" {
 			got = append(got, fmt.Sprintf("attempt %d after %gms", e.Attempt, e.Backoff))
