@@ -16,8 +16,11 @@ import (
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
 )
 
-// drainTimeout bounds waiting for outstanding acknowledgements on stop.
-const drainTimeout = 30 * time.Second
+// DrainTimeout bounds waiting for outstanding acknowledgements on stop
+// (SIGINT/SIGTERM): a supervisor's stop timeout (systemd TimeoutStopSec,
+// Kubernetes terminationGracePeriodSeconds) must be longer, with room for
+// writing the checkpoint and closing the connections.
+const DrainTimeout = 30 * time.Second
 
 // drainProgressEvery is how often a drain that still waits logs how many
 // events are in flight and how long it has waited.
@@ -221,7 +224,7 @@ func (s *session) drain() {
 	if s.prod == nil {
 		return
 	}
-	dctx, dcancel := context.WithTimeout(s.failed, drainTimeout)
+	dctx, dcancel := context.WithTimeout(s.failed, DrainTimeout)
 	defer dcancel()
 	stop := s.reportDrain(time.Now())
 	err := s.prod.Close(dctx)
@@ -233,7 +236,7 @@ func (s *session) drain() {
 
 // reportDrain logs, every drainProgressEvery until the returned function
 // is called, that the drain begun at start still waits: a broker that does
-// not answer holds the stop for up to drainTimeout, which the operator
+// not answer holds the stop for up to DrainTimeout, which the operator
 // sees happen instead of a silent process.
 func (s *session) reportDrain(start time.Time) (stop func()) {
 	done := make(chan struct{})
@@ -247,7 +250,7 @@ func (s *session) reportDrain(start time.Time) (stop func()) {
 				return
 			case now := <-t.C:
 				s.log.Info().Int("in_flight", s.tr.InFlight()).Dur("waited_ms", now.Sub(start)).
-					Dur("timeout_ms", drainTimeout).Msg("draining: waiting for kafka to acknowledge the events in flight")
+					Dur("timeout_ms", DrainTimeout).Msg("draining: waiting for kafka to acknowledge the events in flight")
 			}
 		}
 	})
