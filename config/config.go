@@ -183,6 +183,31 @@ type Outbox struct {
 	// when the payload column is NULL, instead of an event whose payload is null.
 	// Only meaningful with the debezium format. Default false.
 	TombstoneOnEmptyPayload bool `yaml:"tombstone_on_empty_payload"`
+	// Cleanup deletes published rows from the outbox tables once the
+	// checkpoint that covers their events is durable. Off by default.
+	Cleanup Cleanup `yaml:"cleanup"`
+}
+
+// Cleanup is outbox.cleanup: tailbox deletes the rows of published events
+// by outbox.fields.id (the tables' primary key), in batches, only once the
+// checkpoint covering their events is durable (the file fsynced, the Kafka
+// record acknowledged or the Kafka transaction committed).
+type Cleanup struct {
+	// Enabled turns cleanup on. Default false: tailbox never writes to
+	// the source.
+	Enabled bool `yaml:"enabled"`
+	// Retention keeps a published row at least this long after its
+	// transaction committed before deleting it, so the table can still be
+	// re-read. Default 0: deleted as soon as its checkpoint is durable.
+	Retention Duration `yaml:"retention"`
+	// BatchSize is the most rows one DELETE statement removes. Default 500.
+	BatchSize int `yaml:"batch_size"`
+	// Rate is the most rows deleted per second. Default 5000.
+	Rate int `yaml:"rate"`
+	// MaxPending is the most published rows remembered for deletion; rows
+	// published while it is reached are deleted after the next restart
+	// (which reads their keys back from the binlog). Default 1000000.
+	MaxPending int `yaml:"max_pending"`
 }
 
 // Fields maps the outbox roles to column names. Defaults follow Debezium's

@@ -42,6 +42,7 @@ func Default() Config {
 			TimestampZone: "UTC",
 			OnUpdate:      "warn",
 			OnError:       OnErrorFail,
+			Cleanup:       Cleanup{BatchSize: 500, Rate: 5000, MaxPending: 1000000},
 		},
 		Kafka: Kafka{
 			Acks:            AcksAll,

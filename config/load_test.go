@@ -547,6 +547,7 @@ func TestParseFillsDefaults(t *testing.T) {
 			TimestampZone: "UTC",
 			OnUpdate:      "warn",
 			OnError:       "fail",
+			Cleanup:       Cleanup{BatchSize: 500, Rate: 5000, MaxPending: 1000000},
 		},
 		Kafka: Kafka{
 			Brokers:         []string{"127.0.0.1:9092"},

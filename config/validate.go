@@ -284,6 +284,19 @@ func (c *Config) validateOutbox(v *validator) {
 		ps.add("outbox.dead_letter_topic", "required with on_error dead_letter", "")
 	}
 	v.topic("outbox.dead_letter_topic", o.DeadLetterTopic)
+	cl := o.Cleanup
+	if cl.Retention < 0 {
+		ps.add("outbox.cleanup.retention", "must not be negative", cl.Retention.String())
+	}
+	if cl.BatchSize < 1 || cl.BatchSize > 10000 {
+		ps.add("outbox.cleanup.batch_size", "must be 1 to 10000", strconv.Itoa(cl.BatchSize))
+	}
+	if cl.Rate < 1 {
+		ps.add("outbox.cleanup.rate", "must be at least 1 (rows per second)", strconv.Itoa(cl.Rate))
+	}
+	if cl.MaxPending < 1 {
+		ps.add("outbox.cleanup.max_pending", "must be at least 1", strconv.Itoa(cl.MaxPending))
+	}
 }
 
 // validator holds the checks Validate repeats, each adding to ps.

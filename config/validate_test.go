@@ -170,6 +170,17 @@ func TestValidate(t *testing.T) {
 		{"dead_letter with a topic is accepted", func(c *Config) { c.Outbox.OnError, c.Outbox.DeadLetterTopic = "dead_letter", "outbox.dlq" }, nil},
 		{"an illegal dead letter topic is rejected", func(c *Config) { c.Outbox.OnError, c.Outbox.DeadLetterTopic = "dead_letter", "outbox/dlq" },
 			[]string{`outbox.dead_letter_topic: must be a Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-', not . or .. (got "outbox/dlq")`}},
+		{"cleanup with a retention is valid", func(c *Config) {
+			c.Outbox.Cleanup.Enabled, c.Outbox.Cleanup.Retention = true, Duration(time.Hour)
+		}, nil},
+		{"cleanup bounds out of range are rejected, every one", func(c *Config) {
+			c.Outbox.Cleanup = Cleanup{Enabled: true, Retention: Duration(-time.Second), BatchSize: 10001, Rate: 0, MaxPending: 0}
+		}, []string{
+			"outbox.cleanup.retention: must not be negative (got -1s)",
+			"outbox.cleanup.batch_size: must be 1 to 10000 (got 10001)",
+			"outbox.cleanup.rate: must be at least 1 (rows per second) (got 0)",
+			"outbox.cleanup.max_pending: must be at least 1 (got 0)",
+		}},
 		{"no brokers is rejected", func(c *Config) { c.Kafka.Brokers = []string{} },
 			[]string{"kafka.brokers: at least one host:port required"}},
 		{"kafka enums are checked", func(c *Config) { c.Kafka.Acks, c.Kafka.Compression = "2", "brotli" },
