@@ -32,6 +32,7 @@ func (c *Connector) checker() *preflight.Checker {
 		Tables:               c.cfg.Outbox.Tables,
 		Columns:              c.mappedColumns(),
 		Store:                c.storeName(),
+		DeleteBy:             c.deleteBy(),
 		Dial:                 c.inspect,
 		ReadCheckpoint:       c.readCheckpoint,
 		StartPoint: func(ctx context.Context, insp *binlog.Inspector, cp *checkpoint.Checkpoint) (binlog.Point, string, error) {
@@ -39,6 +40,14 @@ func (c *Connector) checker() *preflight.Checker {
 		},
 		ProducerConfig: c.producerConfig,
 	}
+}
+
+// deleteBy is the column outbox.cleanup deletes by, "" when it is off.
+func (c *Connector) deleteBy() string {
+	if !c.cfg.Outbox.Cleanup.Enabled {
+		return ""
+	}
+	return c.cfg.Outbox.Fields.ID
 }
 
 // mappedColumns lists the columns every outbox table must have, in the

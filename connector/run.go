@@ -86,7 +86,17 @@ func (c *Connector) runActive(ctx context.Context, opts RunOptions) error {
 		Int("skip", start.Skip).Str("from", source).Str("server_version", srv.Version).Str("flavor", srv.Flavor.String()).
 		Bool("dry_run", opts.DryRun).Msg("starting")
 
-	cpr := c.checkpointer(ld.store, reader, start, cp != nil && opts.From == "", cp == nil)
+	var cl *pipeline.Cleanup
+	if c.cleanupOn(opts) {
+		var del *sourceDeleter
+		cl, del = c.newCleanup(start)
+		if opts.From == "" {
+			// Only a stored checkpoint is durable: never one --from names.
+			c.recoverCleanup(ctx, cl, reader, cp)
+		}
+		defer startCleanup(ctx, cl, del)()
+	}
+	cpr := c.checkpointer(ld.store, reader, start, cp != nil && opts.From == "", cp == nil, cl)
 	defer func() {
 		// --from has taken effect once the point it resolved to is
 		// stored; until then a later takeover must resolve it again.
@@ -215,8 +225,9 @@ func (c *Connector) loaded(cp *checkpoint.Checkpoint, err error, opts RunOptions
 }
 
 // checkpointer returns the run's checkpointer for a stream from start read
-// by reader; stored: the store holds start; none: the store held no checkpoint.
-func (c *Connector) checkpointer(store checkpoint.Store, reader *binlog.Reader, start binlog.Point, stored, none bool) *pipeline.Checkpointer {
+// by reader; stored: the store holds start; none: the store held no
+// checkpoint; cl: the run's Cleanup (nil without outbox.cleanup).
+func (c *Connector) checkpointer(store checkpoint.Store, reader *binlog.Reader, start binlog.Point, stored, none bool, cl *pipeline.Cleanup) *pipeline.Checkpointer {
 	return pipeline.NewCheckpointer(pipeline.CheckpointerConfig{
 		Name:          c.cfg.Name,
 		TablesHash:    c.cfg.TablesHash(),
@@ -224,6 +235,7 @@ func (c *Connector) checkpointer(store checkpoint.Store, reader *binlog.Reader, 
 		Server:        func() checkpoint.Server { return serverIdentity(reader.Server()) },
 		FileStartTime: c.fileStartTime,
 		Transactional: c.exactlyOnce(),
+		Cleanup:       cl,
 		Hooks:         c.m,
 		Log:           c.log,
 	}, start, stored, none)

@@ -198,6 +198,11 @@ type Metrics struct {
 	retries      atomic.Uint64
 	restarts     atomic.Uint64
 
+	// outbox.cleanup: whether it is on, rows deleted, rows waiting.
+	cleanup     bool
+	rowsDeleted atomic.Uint64
+	rowsWaiting atomic.Int64
+
 	// The last transaction end read.
 	readFile  atomic.Pointer[string]
 	readIndex atomic.Int64
@@ -247,6 +252,7 @@ func New(cfg *config.Config) *Metrics {
 		name:       cfg.Name,
 		version:    buildVersion(),
 		stallAfter: stallBound(cfg.Source.Heartbeat.D()),
+		cleanup:    cfg.Outbox.Cleanup.Enabled,
 	}
 	flavor := cfg.Source.Flavor
 	m.flavor.Store(&flavor)
@@ -476,6 +482,13 @@ func (m *Metrics) Acked(topic string, commitNanos int64, err error, now int64) {
 		m.latency.observe(time.Duration(now - commitNanos))
 	}
 }
+
+// RowsDeleted counts n outbox rows deleted by outbox.cleanup.
+func (m *Metrics) RowsDeleted(n int64) { m.rowsDeleted.Add(uint64(n)) }
+
+// RowsWaiting records how many published rows outbox.cleanup remembers
+// and has not deleted yet.
+func (m *Metrics) RowsWaiting(n int) { m.rowsWaiting.Store(int64(n)) }
 
 // DeadLettered counts an event sent to the dead-letter topic instead
 // of topic because of err. The count is by reason only: the log line and

@@ -67,6 +67,12 @@ var (
 	descHAActive = prometheus.NewDesc("tailbox_ha_active",
 		"With ha.enabled: 1 while this replica holds the lease and streams, 0 while it stands by.",
 		nil, nil)
+	descRowsDeleted = prometheus.NewDesc("tailbox_outbox_rows_deleted_total",
+		"With outbox.cleanup: outbox rows deleted after the checkpoint covering their events became durable.",
+		nil, nil)
+	descRowsWaiting = prometheus.NewDesc("tailbox_outbox_rows_waiting",
+		"With outbox.cleanup: published outbox rows remembered for deletion and not deleted yet (waiting for a durable checkpoint, the retention or the rate).",
+		nil, nil)
 	descInfo = prometheus.NewDesc("tailbox_build_info",
 		"Constant 1, labeled with the tailbox version, the source flavor and the connector name.",
 		[]string{"version", "flavor", "name"}, nil)
@@ -92,7 +98,7 @@ func (exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descRowsRead, descPublished, descFailed, descDeadLettered, descFileIndex, descPosition, descLag, descLagBytes,
 		descLatency, descCheckpointAge, descCheckpointFileIndex, descCheckpointPosition, descInFlight,
-		descRetries, descReconnects, descRestarts, descReady, descHAActive, descInfo,
+		descRetries, descReconnects, descRestarts, descReady, descHAActive, descRowsDeleted, descRowsWaiting, descInfo,
 	} {
 		ch <- d
 	}
@@ -154,6 +160,10 @@ func (e exporter) Collect(ch chan<- prometheus.Metric) {
 			active = 1
 		}
 		gauge(descHAActive, active)
+	}
+	if m.cleanup {
+		counter(descRowsDeleted, m.rowsDeleted.Load())
+		gauge(descRowsWaiting, float64(m.rowsWaiting.Load()))
 	}
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, m.version, *m.flavor.Load(), m.name)
 }

@@ -30,8 +30,11 @@ type CheckpointerConfig struct {
 	// write the checkpoints (see txnBatcher) and the Checkpointer only
 	// knows whether the start point is stored.
 	Transactional bool
-	Hooks         Hooks
-	Log           zerolog.Logger
+	// Cleanup, when not nil (outbox.cleanup), learns of every checkpoint
+	// once it is durable, and its Cleaned point goes into every checkpoint.
+	Cleanup *Cleanup
+	Hooks   Hooks
+	Log     zerolog.Logger
 }
 
 // A Checkpointer writes the checkpoints of one run, over all its sessions.
@@ -90,9 +93,11 @@ func (s *Checkpointer) Resolved() bool {
 	return s.stored()
 }
 
-// save writes the checkpoint of p unless it is the one last written, or
-// the stream has not started; it reports whether it wrote.
-func (s *Checkpointer) save(p binlog.Point) (bool, error) {
+// save writes the checkpoint of p, which covers the slots below the global
+// sequence number cover (see Cleanup), unless it is the one last written,
+// or the stream has not started; it reports whether it wrote. Once the
+// store holds p the Cleanup learns that it is durable.
+func (s *Checkpointer) save(p binlog.Point, cover uint64) (bool, error) {
 	if s.cfg.Store == nil || s.cfg.Transactional || !s.started.Load() {
 		return false, nil
 	}
@@ -100,12 +105,14 @@ func (s *Checkpointer) save(p binlog.Point) (bool, error) {
 	defer s.mu.Unlock()
 	if s.saved && s.last == p {
 		s.cfg.Hooks.CheckpointUnchanged()
+		s.cfg.Cleanup.durableAt(p, cover)
 		return false, nil
 	}
 	cp := s.checkpoint(p)
 	if err := s.cfg.Store.Save(cp); err != nil {
 		return false, fmt.Errorf("write checkpoint: %w", err)
 	}
+	s.cfg.Cleanup.durableAt(p, cover)
 	s.last, s.saved = p, true
 	s.cfg.Hooks.Checkpointed(p)
 	s.cfg.Log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint written")
@@ -120,9 +127,14 @@ func (s *Checkpointer) stored() bool {
 	return s.saved
 }
 
-// checkpoint is the checkpoint of p.
+// checkpoint is the checkpoint of p, with the Cleanup's Cleaned point.
 func (s *Checkpointer) checkpoint(p binlog.Point) *checkpoint.Checkpoint {
-	return checkpoint.New(s.cfg.Name, s.cfg.TablesHash, p, s.server(p.Pos.File))
+	cp := checkpoint.New(s.cfg.Name, s.cfg.TablesHash, p, s.server(p.Pos.File))
+	if s.cfg.Cleanup != nil {
+		c := s.cfg.Cleanup.Cleaned()
+		cp.Cleaned = &checkpoint.Cleaned{Position: c.Pos, Skip: c.Skip, NextTxn: c.NextTxn}
+	}
+	return cp
 }
 
 // server is what the checkpoint records about the server for a position
@@ -157,7 +169,9 @@ func (s *Checkpointer) Final(p binlog.Point, clean bool) error {
 		s.cfg.Log.Info().Msg("stopped before the stream started: writing the start point, where the next run resumes")
 		s.started.Store(true)
 	}
-	if _, err := s.save(p); err != nil {
+	// p is the point the session ended at: it covers every row the
+	// Cleanup still remembers (endSession forgot those after it).
+	if _, err := s.save(p, all); err != nil {
 		return err
 	}
 	s.cfg.Log.Info().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("checkpoint saved")
@@ -263,8 +277,8 @@ func (cd *cadence) save(why string) {
 		return
 	}
 	cd.poll = nil
-	p, _ := s.tr.Committed()
-	wrote, err := s.cp.save(p)
+	p, seq := s.tr.CommittedMark()
+	wrote, err := s.cp.save(p, s.cp.cfg.Cleanup.global(seq))
 	if err != nil {
 		s.log.Error().Err(err).Msg(why)
 	}

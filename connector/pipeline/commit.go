@@ -157,6 +157,22 @@ func (t *Tracker) Committed() (binlog.Point, uint64) {
 	return t.commit, t.version
 }
 
+// CommittedMark returns the committed point and the sequence number below
+// which it covers every slot.
+func (t *Tracker) CommittedMark() (binlog.Point, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.commit, t.base
+}
+
+// ReadMark returns the read point and the sequence number below which it
+// covers every slot: every slot pushed.
+func (t *Tracker) ReadMark() (binlog.Point, uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.read, t.next
+}
+
 // Streamed reports whether anything was pushed: the stream delivered an
 // item after the start point.
 func (t *Tracker) Streamed() bool {

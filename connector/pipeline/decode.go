@@ -25,6 +25,10 @@ type step struct {
 	index  int             // slot: captured row index in its transaction
 	txn    string          // slot: transaction identity
 	out    *outRecord      // slot: the record; nil when nothing is sent
+	// key is, with outbox.cleanup, the id of a published row of table,
+	// to delete once its checkpoint is durable; nil otherwise.
+	key   any
+	table *binlog.Table
 }
 
 // sendMeta is what the acknowledgement of a record the session hands to
@@ -140,6 +144,9 @@ func (d *decoder) item(it *binlog.Item) (step, error) {
 	}
 	out := d.recs.of(&res.Event)
 	rec := &out.Record
+	if s.clean != nil && poison == nil {
+		st.key, st.table = s.clean.key(ch), ch.Table
+	}
 	if poison == nil && s.prod != nil {
 		poison = s.prod.Fits(rec)
 	}
@@ -151,6 +158,7 @@ func (d *decoder) item(it *binlog.Item) (step, error) {
 		}
 		s.hooks.DeadLettered(rec.Topic, poison)
 		out = s.deadLetter(rec, poison)
+		st.key = nil // the row stays, for the operator
 		rec = &out.Record
 		s.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
 			Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")

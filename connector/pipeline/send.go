@@ -100,6 +100,9 @@ func (snd *sender) step(ctx context.Context, st *step) error {
 		}
 	}
 	st.out.meta.seq = tr.PushSlot(st.index, st.txn, false)
+	if st.key != nil {
+		s.clean.track(st.out.meta.seq, st.table, st.key, st.out.meta.commit)
+	}
 	err := s.prod.Send(ctx, &st.out.Record)
 	if s.batch != nil {
 		if cerr := s.batch.unlock(ctx, size, err == nil); err == nil {

@@ -71,6 +71,7 @@ type session struct {
 	tr    *Tracker
 	prod  *kafka.Producer // nil in a dry run
 	batch *txnBatcher     // exactly_once
+	clean *Cleanup        // outbox.cleanup; nil when off
 	sem   *inFlight
 
 	ackMu  sync.Mutex
@@ -103,6 +104,12 @@ func (ss *Session) Run(ctx context.Context, start binlog.Point) (binlog.Point, e
 		}
 	}
 	s.tr = NewTracker(start)
+	if !ss.deps.DryRun {
+		s.clean = s.cp.cfg.Cleanup
+	}
+	if s.clean != nil {
+		s.clean.beginSession()
+	}
 	s.hooks.Tracking(s.tr, start)
 	if s.cp.cfg.Store != nil && !s.cp.cfg.Transactional {
 		s.tr.caughtUp = make(chan struct{}, 1) // see the cadence
@@ -138,10 +145,14 @@ func (ss *Session) Run(ctx context.Context, start binlog.Point) (binlog.Point, e
 	close(stop)
 	wg.Wait()
 	s.streaming() // for the caller's final checkpoint
-	p, _ := s.tr.Committed()
+	p, seq := s.tr.CommittedMark()
+	end := s.clean.global(seq)
 	if s.batch != nil {
-		p = s.batch.last()
+		p, end = s.batch.last()
 		s.cp.unsaved = s.cp.unsaved && !s.batch.stored()
+	}
+	if s.clean != nil {
+		s.clean.endSession(end)
 	}
 	return p, s.outcome(ctx, readErr, txnErr)
 }

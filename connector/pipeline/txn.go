@@ -66,6 +66,7 @@ type txnBatcher struct {
 	records    int
 	bytes      int
 	committed  binlog.Point // last committed checkpoint
+	cover      uint64       // global sequence number below which committed covers every slot
 	lastCommit time.Time
 	unsaved    bool  // committed is not stored yet (first start, --from)
 	err        error // the first commit failure: the batcher is done
@@ -76,7 +77,7 @@ type txnBatcher struct {
 // unsaved: start is not stored yet. An unsaved start point is committed
 // once the stream flows from it (see session.streaming).
 func newTxnBatcher(s *session, start binlog.Point, unsaved bool) *txnBatcher {
-	return &txnBatcher{s: s, prod: s.prod, tr: s.tr, streaming: s.streaming, committed: start, unsaved: unsaved, lastCommit: time.Now()}
+	return &txnBatcher{s: s, prod: s.prod, tr: s.tr, streaming: s.streaming, committed: start, cover: s.cp.cfg.Cleanup.global(0), unsaved: unsaved, lastCommit: time.Now()}
 }
 
 // lock is called by the pump before it pushes a slot whose record it
@@ -204,11 +205,12 @@ func (b *txnBatcher) stored() bool {
 	return !b.unsaved
 }
 
-// last returns the last committed point.
-func (b *txnBatcher) last() binlog.Point {
+// last returns the last committed point and the global sequence number
+// below which it covers every slot.
+func (b *txnBatcher) last() (binlog.Point, uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.committed
+	return b.committed, b.cover
 }
 
 // commitLocked appends the checkpoint record of the read point to the
@@ -223,7 +225,8 @@ func (b *txnBatcher) commitLocked(ctx context.Context) error {
 		}
 		b.open, b.began = true, time.Now()
 	}
-	p := b.tr.ReadPoint()
+	p, seq := b.tr.ReadMark()
+	cover := b.s.cp.cfg.Cleanup.global(seq)
 	cp := b.s.cp.checkpoint(p)
 	cp.Version = checkpoint.Version
 	cp.UpdatedAt = time.Now().UTC()
@@ -246,7 +249,8 @@ func (b *txnBatcher) commitLocked(ctx context.Context) error {
 		b.fail(fmt.Errorf("commit at %s: %w", p.Pos, err))
 		return b.err
 	}
-	b.committed, b.lastCommit, b.unsaved = p, time.Now(), false
+	b.committed, b.cover, b.lastCommit, b.unsaved = p, cover, time.Now(), false
+	b.s.cp.cfg.Cleanup.durableAt(p, cover)
 	b.s.hooks.Checkpointed(p)
 	b.s.log.Debug().Str("binlog_file", p.Pos.File).Uint32("binlog_pos", p.Pos.Pos).Str("gtid", p.Pos.GTID).Int("skip", p.Skip).Msg("transaction committed")
 	return nil

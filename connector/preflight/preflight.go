@@ -118,6 +118,10 @@ type Checker struct {
 	Columns []Column
 	// Store names the checkpoint store in details.
 	Store string
+	// DeleteBy is, with outbox.cleanup, outbox.fields.id: the account
+	// must be allowed to DELETE from each outbox table by it. "" when
+	// cleanup is off: nothing is checked.
+	DeleteBy string
 
 	// Dial connects to the source once, without retrying, as Run's reader
 	// does, to inspect it (binlog.Inspect); an error matching

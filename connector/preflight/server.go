@@ -172,11 +172,39 @@ func (k *Checker) tableChecks(ctx context.Context, insp *binlog.Inspector, srv b
 			table.Fix = "run `tailbox check` again"
 		}
 		grants = append(grants, grant)
+		if k.DeleteBy != "" && grant.Status == StatusOK {
+			grants = append(grants, deleteCheck(ctx, insp, t, quoted, k.DeleteBy, acct))
+		}
 		if table.Name != "" {
 			tables = append(tables, table)
 		}
 	}
 	return append(grants, tables...)
+}
+
+// deleteCheck checks, for outbox.cleanup, that the account may delete
+// from the outbox table t (quoted) by column: it prepares the DELETE and
+// never executes it.
+func deleteCheck(ctx context.Context, insp *binlog.Inspector, t, quoted, column, acct string) Result {
+	r := Result{Name: "grant DELETE on " + t, Status: StatusOK, Detail: "granted (outbox.cleanup deletes published rows)"}
+	schema, name, _ := strings.Cut(t, ".")
+	err := insp.CheckDelete(ctx, schema, name, column)
+	switch {
+	case err == nil:
+	case binlog.IsAccessDenied(err):
+		r.Status = StatusFail
+		r.Detail = fmt.Sprintf("DELETE is refused (%s): outbox.cleanup cannot delete published rows", serverMessage(err))
+		r.Fix = "GRANT DELETE ON " + quoted + " TO " + acct + "; or set outbox.cleanup.enabled: false"
+	case binlog.IsTableMissing(err):
+		r.Status = StatusWarn
+		r.Detail = "cannot check: the table does not exist"
+		r.Fix = "create the table (see its check), then run `tailbox check` again"
+	default:
+		r.Status = StatusFail
+		r.Detail = fmt.Sprintf("a DELETE by %s cannot be prepared: %s", column, serverMessage(err))
+		r.Fix = "set outbox.fields.id to the table's primary key column"
+	}
+	return r
 }
 
 // missingTable is the result for the outbox table schema.name that the

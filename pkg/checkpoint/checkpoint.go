@@ -103,6 +103,23 @@ type Checkpoint struct {
 	TablesHash string `json:"tables_hash,omitempty"`
 	// UpdatedAt is when the checkpoint was saved; Save sets it.
 	UpdatedAt time.Time `json:"updated_at"`
+	// Cleaned, with outbox.cleanup, is a point at or before Position
+	// before which the connector deleted every published outbox row it
+	// knows of: a restart reads the binlog from Cleaned to Position for
+	// the keys of the rows left to delete. nil (omitted) without cleanup.
+	Cleaned *Cleaned `json:"cleaned,omitempty"`
+}
+
+// Cleaned is Checkpoint.Cleaned: a binlog.Point.
+type Cleaned struct {
+	Position binlog.Position `json:"position"`
+	Skip     int             `json:"skip"`
+	NextTxn  string          `json:"next_txn,omitempty"`
+}
+
+// Point returns c as a binlog.Point.
+func (c *Cleaned) Point() binlog.Point {
+	return binlog.Point{Pos: c.Position, Skip: c.Skip, NextTxn: c.NextTxn}
 }
 
 // Validate reports every problem that makes cp unusable, each as
