@@ -135,6 +135,10 @@ type loadOptions struct {
 	MaxRows int
 	// Pause bounds a worker's random pause between transactions.
 	Pause time.Duration
+	// IDsFrom, when set, is the table (in the load's database) that
+	// committed reads the ids from instead of the outbox table: a copy
+	// the outbox's own cleanup does not touch.
+	IDsFrom string
 }
 
 // txnOutcome is what the generator knows about one transaction.
@@ -323,7 +327,11 @@ func (l *load) committed(t *testing.T) map[string]bool {
 	for _, p := range l.problems {
 		t.Errorf("load generator: %s", p)
 	}
-	res := l.db.Exec(t, fmt.Sprintf("SELECT id FROM %s.outbox WHERE aggregatetype = 'load'", l.dbn))
+	from := "outbox"
+	if l.opts.IDsFrom != "" {
+		from = l.opts.IDsFrom
+	}
+	res := l.db.Exec(t, fmt.Sprintf("SELECT id FROM %s.%s WHERE aggregatetype = 'load'", l.dbn, from))
 	in := map[string]bool{}
 	for i := range res.RowNumber() {
 		id, _ := res.GetString(i, 0)
