@@ -61,6 +61,8 @@ var scenarioNames = []string{"backlog", "mixed", "live", "live-eo", "bigtxn", "s
 
 // options are the command-line flags.
 type options struct {
+	// cleanup runs tailbox with outbox.cleanup on.
+	cleanup   bool
 	scenarios map[string]bool
 
 	rows, txnRows, aggregates, payload int
@@ -112,6 +114,7 @@ func main() {
 	flag.StringVar(&o.brokers, "brokers", "", "Kafka bootstrap host:port (devkafka)")
 	flag.StringVar(&o.tailbox, "tailbox", "bin/tailbox", "tailbox binary")
 	flag.StringVar(&o.compare, "compare", "", "backlog: another tailbox `binary` (e.g. built from an older commit) run in every round next to -tailbox, in alternating order, for a paired comparison")
+	flag.BoolVar(&o.cleanup, "cleanup", false, "backlog, mixed, bigtxn, startup: run tailbox with outbox.cleanup on (rate unbounded), deleting the rows it published; in backlog's later rounds the rows are gone already and the DELETEs find none: use -repeat 1 for the cost of deleting")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database and the work directory")
 	flag.BoolVar(&o.ownServer, "own-server", false, "the server is the benchmark's own (make bench's): purge its old binary logs first and rotate the binlog before each scenario")
 	flag.Parse()

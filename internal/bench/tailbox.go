@@ -62,16 +62,20 @@ func (e *env) tailboxConfigDelivery(name, table, prefix string, interval time.Du
 	if eo {
 		cpLine = fmt.Sprintf("checkpoint: {store: kafka, topic: %q, interval: %s}\ndelivery: exactly_once\n", prefix+".checkpoints", interval)
 	}
+	cleanup := ""
+	if e.o.cleanup {
+		cleanup = "  cleanup: {enabled: true, rate: 100000000, batch_size: 1000}\n"
+	}
 	cfg := fmt.Sprintf(`name: bench-%s
 source: {addr: %q, user: %q, password: %q, server_id: %d}
 outbox:
   tables: [%s]
   route: {topic: %q}
-kafka: {brokers: [%q], acks: all}
+%skafka: {brokers: [%q], acks: all}
 %shttp: {listen: ""}
 log: {level: info, format: json}
 `, name, e.o.mysqlAddr, e.o.user, e.o.password, tailboxServerID, table, prefix+".${routedByValue}",
-		e.o.brokers, cpLine)
+		cleanup, e.o.brokers, cpLine)
 	cfgPath = filepath.Join(dir, "tailbox.yaml")
 	return cfgPath, cpFile, os.WriteFile(cfgPath, []byte(cfg), 0o600)
 }
