@@ -50,3 +50,8 @@ GRANT REPLICATION SLAVE, REPLICATION CLIENT /*M!100502 , REPLICATION MASTER ADMI
 -- SELECT on the outbox schema: table checks, and column names from
 -- information_schema when source.allow_minimal_metadata is true.
 GRANT SELECT ON shop.* TO 'cdc'@'%';
+
+-- DELETE on the outbox table: only with outbox.cleanup.enabled: true, which
+-- deletes published rows once the checkpoint covering their events is
+-- durable (`tailbox check` verifies it then).
+-- GRANT DELETE ON shop.outbox TO 'cdc'@'%';
