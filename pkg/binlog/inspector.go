@@ -29,6 +29,9 @@ type Inspector struct {
 	log zerolog.Logger
 	// meta is the metadata connection; metaConn replaces it when it broke.
 	meta *conn
+	// unbind ends the binding of meta to the context of the last metaConn
+	// call (see metaConn).
+	unbind func() bool
 	// srv is the identity of the server the answers are about; a Reader
 	// replaces it when another server answers at the address on a
 	// reconnect (Reader.checkServer). Written under srvMu, which Server
@@ -108,8 +111,13 @@ func (in *Inspector) identify(ctx context.Context) (Server, error) {
 // metaConn returns the metadata connection, connecting a new one when
 // there is none or the open one does not answer a ping.
 func (in *Inspector) metaConn(ctx context.Context) (*conn, error) {
+	if in.unbind != nil {
+		in.unbind()
+		in.unbind = nil
+	}
 	if in.meta != nil && in.meta.c != nil {
 		if err := in.meta.c.Ping(); err == nil {
+			in.bind(ctx)
 			return in.meta, nil
 		}
 		in.meta.close()
@@ -119,7 +127,24 @@ func (in *Inspector) metaConn(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	in.meta = &conn{cfg: &in.cfg, c: c}
+	in.bind(ctx)
 	return in.meta, nil
+}
+
+// bind makes the end of ctx, the context of the call that uses the
+// metadata connection, close its network connection: go-mysql's queries
+// take no context, and one that a stalled server never answers then fails
+// at once instead of holding its caller (a stop, or a sampling with a
+// timeout) for good. The binding lasts until the next metaConn; a
+// connection closed by it fails the next Ping and is dialled again.
+func (in *Inspector) bind(ctx context.Context) {
+	if ctx.Done() == nil {
+		return
+	}
+	// The network connection itself: closing it is safe while another
+	// goroutine reads or writes it, unlike go-mysql's Close.
+	nc := in.meta.c.Conn.Conn
+	in.unbind = context.AfterFunc(ctx, func() { _ = nc.Close() })
 }
 
 // Close closes the metadata connection; CheckGTID, CheckFile and AtTime
@@ -127,6 +152,10 @@ func (in *Inspector) metaConn(ctx context.Context) (*conn, error) {
 // closed by the Reader's Close.
 func (in *Inspector) Close() error {
 	in.closed = true
+	if in.unbind != nil {
+		in.unbind()
+		in.unbind = nil
+	}
 	in.meta.close()
 	return nil
 }
