@@ -111,7 +111,7 @@ func TestBacklogProgress(t *testing.T) {
 			vals = append(vals, fmt.Sprintf("('10000000-0000-0000-0000-%012d','member','m-1','Later','{\"pad\":\"%s\"}')", i, pad))
 		}
 		e.tx(fmt.Sprintf("INSERT INTO %s.outbox (id, aggregatetype, aggregateid, type, payload) VALUES %s", e.dbn, strings.Join(vals, ",")))
-		out, errOut, code := e.runCmd("offsets", "show", "-c", e.cfg)
+		out, errOut, code := e.runCmd("offsets", "show", "-c", e.cfg, "-o", "json")
 		if code != 0 || !strings.Contains(out, `"position"`) {
 			t.Fatalf("offsets show: exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -126,7 +126,7 @@ func TestBacklogProgress(t *testing.T) {
 	})
 	t.Run("offsets show prints the checkpoint when the source is down", func(t *testing.T) {
 		db.Stop(t)
-		out, errOut, code := e.runCmd("offsets", "show", "-c", e.cfg)
+		out, errOut, code := e.runCmd("offsets", "show", "-c", e.cfg, "-o", "json")
 		if code != 0 || !strings.Contains(out, `"position"`) {
 			t.Fatalf("offsets show: exit %d\n%s\n%s", code, out, errOut)
 		}

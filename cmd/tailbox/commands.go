@@ -156,7 +156,17 @@ password (source.password or kafka.sasl.password may be unset).
 		return err
 	}
 	// stdout stays the checkpoint; how far it is behind is for the reader,
-	// on stderr, and the command succeeds without it.
+	// on stderr, and the command succeeds without it. Measuring it logs in
+	// to the source: with the file store only when the configuration's
+	// password is at hand.
+	if cfg != nil && cfg.Checkpoint.Store == config.StoreFile {
+		if _, _, full, ferr := load(f.config, io.Discard); ferr == nil {
+			conn = full
+		} else {
+			fmt.Fprintf(stderr, "behind the source: unknown (the source's password is not at hand: %v)\n", ferr)
+			return nil
+		}
+	}
 	bctx, bcancel := context.WithTimeout(ctx, 15*time.Second)
 	defer bcancel()
 	b, err := conn.OffsetBehind(bctx, cp)
