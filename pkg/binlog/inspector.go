@@ -116,9 +116,13 @@ func (in *Inspector) metaConn(ctx context.Context) (*conn, error) {
 		in.unbind = nil
 	}
 	if in.meta != nil && in.meta.c != nil {
+		in.bind(ctx) // the Ping too may meet a stalled server
 		if err := in.meta.c.Ping(); err == nil {
-			in.bind(ctx)
 			return in.meta, nil
+		}
+		if in.unbind != nil {
+			in.unbind()
+			in.unbind = nil
 		}
 		in.meta.close()
 	}
