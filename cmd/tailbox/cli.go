@@ -78,10 +78,17 @@ type flags struct {
 // with -c FILE. The flag package prints nothing: parse turns its errors
 // into one usage error, and -h into a help request.
 func newFlags(name, synopsis, about string) *flags {
-	f := &flags{fs: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, about: about}
-	f.fs.SetOutput(io.Discard)
+	f := newFlagsWithoutConfig(name, synopsis, about)
 	f.fs.StringVar(&f.config, "c", "", "configuration `FILE` (YAML)")
 	f.fs.StringVar(&f.config, "config", "", "configuration `FILE` (YAML), as -c")
+	return f
+}
+
+// newFlagsWithoutConfig is newFlags without -c, for a command that reads
+// no configuration; parse it with optionalConfig.
+func newFlagsWithoutConfig(name, synopsis, about string) *flags {
+	f := &flags{fs: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, about: about}
+	f.fs.SetOutput(io.Discard)
 	return f
 }
 

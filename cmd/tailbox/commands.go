@@ -14,6 +14,7 @@ import (
 	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/connector"
 	"github.com/tailbox-cdc/tailbox/connector/preflight"
+	"github.com/tailbox-cdc/tailbox/internal/buildinfo"
 	"github.com/tailbox-cdc/tailbox/internal/knobs"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
 )
@@ -39,6 +40,7 @@ exit 0. A second signal exits at once (1).
 	knobs.SetGCPercent()
 	ctx, stop := signalContext(logger)
 	defer stop()
+	version := buildinfo.Version()
 	logger.Info().Str("version", version).Msg("tailbox starting")
 	if err := conn.Run(ctx, connector.RunOptions{From: *from, DryRun: *dry, DryRunOut: stdout, Version: version}); err != nil {
 		logger.Error().Err(err).Msg("stopped on error")
@@ -250,6 +252,26 @@ func printJSON(w io.Writer, v any) error {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// cmdVersion prints buildinfo.Get(): one line, or its JSON with -o json.
+func cmdVersion(args []string, stdout io.Writer) error {
+	f := newFlagsWithoutConfig("version", "tailbox version [-o text|json]",
+		`Print tailbox's version, the commit it was built from, the build date
+(the commit's time), the Go version and the platform. -o json prints
+{"version","commit","go","date","platform"}. A release's version is its
+git tag (v1.2.3); a build past the latest tag is v1.2.3-N-gHASH, before
+the first tag v0.0.0-N-gHASH, with -dirty for uncommitted changes.
+`).withOutput()
+	if err := f.parse(args, true); err != nil {
+		return err
+	}
+	info := buildinfo.Get()
+	if f.output == "json" {
+		return printJSON(stdout, info)
+	}
+	_, err := fmt.Fprintln(stdout, info)
 	return err
 }
 

@@ -6,7 +6,7 @@
 //	tailbox offsets show -c FILE [-o text|json]
 //	tailbox offsets set  -c FILE --from SPEC [-o text|json]
 //	tailbox health  [-c FILE | -url URL] [-timeout D]
-//	tailbox version
+//	tailbox version [-o text|json]
 //	tailbox help [COMMAND]
 //
 // Every command answers -h or --help with its usage on stdout (exit 0).
@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -36,9 +35,6 @@ import (
 	"github.com/tailbox-cdc/tailbox/config"
 	"github.com/tailbox-cdc/tailbox/connector"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 // Exit statuses.
 const (
@@ -55,7 +51,7 @@ Usage:
   tailbox offsets show -c FILE [-o text|json]
   tailbox offsets set  -c FILE --from SPEC [-o text|json]
   tailbox health  [-c FILE | -url URL] [-timeout D]
-  tailbox version
+  tailbox version [-o text|json]
   tailbox help [COMMAND]
 
 run      stream outbox events to Kafka, checkpointing the binlog position
@@ -66,6 +62,7 @@ offsets  show or replace the stored checkpoint
 health   probe a running tailbox's /healthz (for container healthchecks;
          the port from -c FILE's http.listen, or -url, default
          http://127.0.0.1:7391/healthz): exit 0 when it answers 2xx
+version  print the version, commit, build date, Go version and platform
 
 SPEC is latest, earliest, FILE:POS, gtid:SET or time:RFC3339.
 ` + "`tailbox COMMAND -h`" + ` shows a command's flags.
@@ -100,11 +97,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	case "health":
 		return cmdHealth(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		if len(args) > 1 && slices.Contains([]string{"-h", "-help", "--help"}, args[1]) {
-			return helpRequest{"Usage:\n  tailbox version\n\nPrint tailbox's version, the Go version and the platform.\n"}
-		}
-		fmt.Fprintf(stdout, "tailbox %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return nil
+		return cmdVersion(args[1:], stdout)
 	case "help":
 		return help(args[1:])
 	case "-h", "-help", "--help":

@@ -9,8 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tailbox-cdc/tailbox/internal/buildinfo"
 )
 
 // runCLI runs the command line args in process and returns its exit
@@ -225,5 +228,29 @@ func TestHealthFindsThePortInTheConfiguration(t *testing.T) {
 				t.Fatalf("exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", code, tc.code, tc.want, out, errOut)
 			}
 		})
+	}
+}
+
+func TestVersionPrintsTheBuildInText(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"version", "-o", "text"}} {
+		code, out, errOut := runCLI(args...)
+		if want := buildinfo.Get().String() + "\n"; code != 0 || out != want || errOut != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 0, %q", args, code, out, errOut, want)
+		}
+	}
+}
+
+func TestVersionPrintsTheBuildInJSON(t *testing.T) {
+	code, out, errOut := runCLI("version", "-o", "json")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errOut)
+	}
+	var got map[string]string
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("version -o json: %v\n%s", err, out)
+	}
+	want := map[string]string{"version": "dev", "commit": "", "go": runtime.Version(), "date": "", "platform": runtime.GOOS + "/" + runtime.GOARCH}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("version -o json = %v, want %v (a test binary is not stamped)", got, want)
 	}
 }

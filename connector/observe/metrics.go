@@ -9,13 +9,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
+
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tailbox-cdc/tailbox/config"
+	"github.com/tailbox-cdc/tailbox/internal/buildinfo"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
@@ -250,7 +251,7 @@ type Metrics struct {
 func New(cfg *config.Config) *Metrics {
 	m := &Metrics{
 		name:       cfg.Name,
-		version:    buildVersion(),
+		version:    buildinfo.Version(),
 		stallAfter: stallBound(cfg.Source.Heartbeat.D()),
 		cleanup:    cfg.Outbox.Cleanup.Enabled,
 	}
@@ -275,37 +276,6 @@ func stallBound(heartbeat time.Duration) time.Duration {
 		heartbeat = 10 * time.Second
 	}
 	return 4 * heartbeat
-}
-
-// buildVersion is the module version of the binary, or its VCS revision
-// for a development build, or "dev".
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	rev, dirty := "", false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "dev"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return "dev-" + rev
 }
 
 // Hooks of the lobby: the lifecycle of Run.
