@@ -135,7 +135,7 @@ sql -e "SELECT CONCAT('    ', VERSION(), ', binlog_format=', @@binlog_format, ',
 
 # --- build -----------------------------------------------------------------
 step "Building tailbox and devkafka"
-version=$(git describe --always --dirty 2>/dev/null || echo dev)
+version=$(scripts/version.sh version)
 mkdir -p bin
 run_step "downloading the Go modules" "about 30 s the first time" go mod download ||
   die "cannot download the Go modules"
@@ -146,7 +146,7 @@ if [ -n "${TAILBOX_BIN:-}" ]; then
   note "using TAILBOX_BIN=$tailbox_bin"
 else
   run_step "building bin/tailbox" "about 1 min the first time" \
-    go build -trimpath -ldflags "-X main.version=$version" -o bin/tailbox ./cmd/tailbox ||
+    go build -trimpath -ldflags "$(scripts/version.sh ldflags)" -o bin/tailbox ./cmd/tailbox ||
     die "cannot build cmd/tailbox"
   tailbox_bin=$repo/bin/tailbox
 fi
