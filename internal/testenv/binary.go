@@ -36,30 +36,45 @@ type build struct {
 // with the compiler's output.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
+	return binary(t, "cmd", pkg)
+}
+
+// ExampleBinary builds github.com/tailbox-cdc/tailbox/examples/<name> (e.g.
+// "member", "board") as [Binary] builds a command.
+func ExampleBinary(t testing.TB, name string) string {
+	t.Helper()
+	return binary(t, "examples", name)
+}
+
+// binary builds ./<parent>/<pkg> once per test process.
+func binary(t testing.TB, parent, pkg string) string {
+	t.Helper()
 	if pkg == "" || strings.ContainsAny(pkg, `/\. `) {
-		t.Fatalf("testenv.Binary: want a directory name under cmd/ (got %q)", pkg)
+		t.Fatalf("testenv: want a directory name under %s/ (got %q)", parent, pkg)
 	}
+	key := parent + "/" + pkg
 	built.mu.Lock()
 	if built.builds == nil {
 		built.builds = map[string]*build{}
 		removeStaleBinDirs()
 	}
-	b := built.builds[pkg]
+	b := built.builds[key]
 	if b == nil {
 		b = &build{}
-		built.builds[pkg] = b
+		built.builds[key] = b
 	}
 	built.mu.Unlock()
 
-	b.once.Do(func() { b.path, b.err = buildCommand(pkg) })
+	b.once.Do(func() { b.path, b.err = buildPackage(parent, pkg) })
 	if b.err != nil {
-		t.Fatalf("build cmd/%s: %v", pkg, b.err)
+		t.Fatalf("build %s: %v", key, b.err)
 	}
 	return b.path
 }
 
-// buildCommand runs go build for cmd/<pkg> into the process's build dir.
-func buildCommand(pkg string) (string, error) {
+// buildPackage runs go build for ./<parent>/<pkg> into the process's build
+// dir: the executable is named pkg for a command, <parent>-<pkg> otherwise.
+func buildPackage(parent, pkg string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", fmt.Errorf("find the module root: %w", err)
@@ -68,11 +83,16 @@ func buildCommand(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, pkg)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+pkg)
+	name := pkg
+	if parent != "cmd" {
+		name = parent + "-" + pkg
+	}
+	out := filepath.Join(dir, name)
+	src := "./" + parent + "/" + pkg
+	cmd := exec.Command("go", "build", "-o", out, src)
 	cmd.Dir = root
 	if output, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/%s: %w\n%s", pkg, err, output)
+		return "", fmt.Errorf("go build %s: %w\n%s", src, err, output)
 	}
 	return out, nil
 }
