@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — `make demo`: the transactional outbox end to end on one
-# machine, without Docker.
+# machine, without Docker: the seed's scenario with real services.
 #
-#   member service DB (MariaDB) --binlog--> tailbox --> devkafka --> kcat
+#   member service --(one transaction)--> member DB --binlog--> tailbox
+#       --> devkafka --> board service --(inbox, one transaction)--> board DB
 #
 # It starts a private MariaDB for the demo (its own directory and port, apart
-# from the test instance), builds and starts devkafka (a Kafka-protocol broker)
-# and tailbox, then plays the member service: a member joins, and later
-# withdraws — each time the business row and its outbox row are written in ONE
-# transaction. A third transaction is rolled back: its event must never
-# appear. kcat, an independent Kafka client, reads the events back; the demo
-# checks that exactly the two committed events arrived, in order, stops
-# tailbox with SIGTERM (expecting exit 0), shows the checkpoint it wrote, and
-# stops everything it started. Exit status 0 means the whole path works.
+# from the test instance) holding the member and board databases, builds and
+# starts devkafka (a Kafka-protocol broker), tailbox and the two example
+# services (examples/member, examples/board). The member service withdraws
+# members, each withdrawal one transaction that updates the member's row and
+# writes a MemberWithdrawn event with pkg/outboxwriter (every 10th fails and
+# is rolled back: its event must never appear). The board service consumes
+# the events with franz-go and, through pkg/inbox, hides each withdrawn
+# member's posts in its own database. Mid-stream the demo kills tailbox with
+# -9 and restarts it: tailbox publishes again what it had sent since its last
+# checkpoint, and the board shows those redelivered events were no-ops.
+#
+# The demo checks the outcome and exits non-zero when it is wrong: exactly
+# the posts of the members whose withdrawal committed are hidden, each event
+# was applied once (the inbox holds one row per committed event), every
+# record after an event's first was a no-op, and there were redeliveries.
+# It stops tailbox with SIGTERM (expecting exit 0), shows the checkpoint it
+# wrote, and stops everything it started. Exit status 0 means the whole path
+# works.
 #
 # Installs mariadb-server and kcat with apt when they are missing. Installing,
 # downloading modules, building and starting MariaDB print one line each
@@ -27,6 +38,7 @@
 #   TAILBOX_DEMO_INSTALL_LOG  the log of those steps (default: <repo>/.tmp/demo-install.log,
 #                             emptied at start)
 #   TAILBOX_BIN               a tailbox binary to use instead of building bin/tailbox
+#   TAILBOX_DEMO_MEMBERS      members of the demo (default: 200; 3/4 of them withdraw)
 #   TAILBOX_KEEP_SERVERS=1    leave the demo MariaDB running afterwards
 set -euo pipefail
 
@@ -41,7 +53,10 @@ mysql_port=${TAILBOX_DEMO_MYSQL_PORT:-33307}
 topic=outbox.event.member
 export TAILBOX_STEP_LOG=${TAILBOX_DEMO_INSTALL_LOG:-$repo/.tmp/demo-install.log}
 TAILBOX_STEP_PREFIX="    "
-expected_events=2
+members=${TAILBOX_DEMO_MEMBERS:-200}
+withdrawing=$((members * 3 / 4)) # members 1..withdrawing withdraw; the others stay
+posts_per_member=3
+fail_every=10 # every 10th withdrawal is rolled back
 
 # The password reaches tailbox through the environment: the config says
 # ${TAILBOX_MYSQL_PASSWORD}, never the secret itself.
@@ -62,6 +77,8 @@ die() {
 # --- cleanup: stop everything this script started --------------------------
 tailbox_pid=
 devkafka_pid=
+member_pid=
+board_pid=
 mariadb_started=false
 
 # stop_process PID NAME sends SIGTERM and waits up to 15s, then SIGKILL.
@@ -84,6 +101,16 @@ cleanup() {
     if [ "$rc" -ne 0 ] && [ -f "$demo_dir/tailbox.log" ]; then
       echo "--- last lines of $demo_dir/tailbox.log ---" >&2
       tail -n 40 "$demo_dir/tailbox.log" >&2
+    fi
+  fi
+  if [ -n "$member_pid" ]; then
+    stop_process "$member_pid" "member service"
+  fi
+  if [ -n "$board_pid" ]; then
+    stop_process "$board_pid" "board service"
+    if [ "$rc" -ne 0 ] && [ -f "$demo_dir/board.log" ]; then
+      echo "--- last lines of $demo_dir/board.log ---" >&2
+      tail -n 20 "$demo_dir/board.log" >&2
     fi
   fi
   if [ -n "$devkafka_pid" ]; then
@@ -110,7 +137,7 @@ sql() {
 
 # --- prerequisites ---------------------------------------------------------
 step "Checking prerequisites"
-command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build tailbox and devkafka)"
+command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build tailbox, devkafka and the services)"
 mkdir -p "$(dirname "$TAILBOX_STEP_LOG")"
 : >"$TAILBOX_STEP_LOG"
 note "the output of installing, building and starting MariaDB goes to ${TAILBOX_STEP_LOG#"$repo"/}"
@@ -126,7 +153,7 @@ rm -rf "$demo_dir"
 mkdir -p "$demo_dir"
 
 # --- MariaDB ---------------------------------------------------------------
-step "Starting the member service's MariaDB on 127.0.0.1:$mysql_port"
+step "Starting the demo's MariaDB (the member and board databases) on 127.0.0.1:$mysql_port"
 mariadb_started=true # the demo instance is the demo's own: stopped at exit
 run_step "starting MariaDB in ${mariadb_dir#"$repo"/}" "about 10 s" \
   env TAILBOX_MARIADB_DIR="$mariadb_dir" TAILBOX_MARIADB_PORT="$mysql_port" scripts/mariadb.sh start ||
@@ -134,7 +161,7 @@ run_step "starting MariaDB in ${mariadb_dir#"$repo"/}" "about 10 s" \
 sql -e "SELECT CONCAT('    ', VERSION(), ', binlog_format=', @@binlog_format, ', binlog_row_image=', @@binlog_row_image, ', binlog_row_metadata=', @@binlog_row_metadata)"
 
 # --- build -----------------------------------------------------------------
-step "Building tailbox and devkafka"
+step "Building tailbox, devkafka and the example services"
 version=$(scripts/version.sh version)
 mkdir -p bin
 run_step "downloading the Go modules" "about 30 s the first time" go mod download ||
@@ -150,7 +177,9 @@ else
     die "cannot build cmd/tailbox"
   tailbox_bin=$repo/bin/tailbox
 fi
-note "bin/devkafka, $tailbox_bin ($version)"
+run_step "building bin/member and bin/board (examples/)" "about 20 s the first time" \
+  go build -trimpath -o bin/ ./examples/member ./examples/board || die "cannot build examples/member and examples/board"
+note "bin/devkafka, bin/member, bin/board, $tailbox_bin ($version)"
 
 # --- Kafka -----------------------------------------------------------------
 step "Starting devkafka (a local Kafka-protocol broker)"
@@ -167,44 +196,25 @@ done
 kafka=$(cat "$ready")
 note "bootstrap: $kafka (pid $devkafka_pid)"
 
-# --- schema ----------------------------------------------------------------
-step "Creating the member service's schema: member.members and member.outbox"
-sql <<'SQL'
-DROP DATABASE IF EXISTS member;
-CREATE DATABASE member;
+# --- the services' databases -------------------------------------------------
+step "Setting up the member and board services' databases"
+sql -e "DROP DATABASE IF EXISTS member; CREATE DATABASE member; DROP DATABASE IF EXISTS board; CREATE DATABASE board"
+# The services read their DSN from the environment: the password stays off
+# the process list.
+export MEMBER_DSN="tailbox:$TAILBOX_MYSQL_PASSWORD@tcp(127.0.0.1:$mysql_port)/member"
+export BOARD_DSN="tailbox:$TAILBOX_MYSQL_PASSWORD@tcp(127.0.0.1:$mysql_port)/board"
+bin/member setup -members "$members" 2>&1 | sed 's/^/    /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "member setup failed"
+bin/board setup -members "$members" -posts "$posts_per_member" 2>&1 | sed 's/^/    /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "board setup failed"
 
-CREATE TABLE member.members (
-  id           BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  email        VARCHAR(255)    NOT NULL UNIQUE,
-  display_name VARCHAR(100)    NOT NULL,
-  status       VARCHAR(20)     NOT NULL DEFAULT 'ACTIVE',
-  joined_at    TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-  withdrawn_at TIMESTAMP(6)    NULL
-);
-
--- The outbox table, as in DESIGN.md (Debezium's Outbox Event Router names).
-CREATE TABLE member.outbox (
-  id            CHAR(36)     NOT NULL PRIMARY KEY,
-  aggregatetype VARCHAR(255) NOT NULL,
-  aggregateid   VARCHAR(255) NOT NULL,
-  type          VARCHAR(255) NOT NULL,
-  payload       JSON,
-  created_at    TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-);
-
--- Members who joined before tailbox was set up: no events for them.
-INSERT INTO member.members (email, display_name) VALUES
-  ('lee@example.com', 'Lee'), ('park@example.com', 'Park');
-SQL
-note "member.members: 2 existing members; member.outbox: empty"
-
-# Start from the binlog position right after the schema: every later commit is
-# captured, however long tailbox takes to connect.
+# Start from the binlog position right after the setup: every later commit
+# is captured, however long tailbox takes to connect.
 start_gtid=$(sql -e "SELECT @@gtid_binlog_pos")
 start_from=earliest
 [ -n "$start_gtid" ] && start_from=gtid:$start_gtid
 
-# --- tailbox ---------------------------------------------------------------
+# --- tailbox -----------------------------------------------------------------
 step "Starting tailbox"
 config=$demo_dir/tailbox.yaml
 checkpoint=$demo_dir/demo.checkpoint.json
@@ -224,7 +234,10 @@ kafka:
   brokers: [$kafka]
 checkpoint:
   file: $checkpoint
-  interval: 1s
+  # Long on purpose (default 1s): the kill -9 below comes before the next
+  # periodic checkpoint, so most of what was published before it (all after
+  # the start point) is sent again.
+  interval: 10m
 http:
   listen: ""
 log:
@@ -235,111 +248,87 @@ sed 's/^/    /' "$config"
 note "tailbox check: the preflight of server settings, grants, table and Kafka"
 "$tailbox_bin" check -c "$config" 2>&1 | sed 's/^/    /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "tailbox check found a problem"
-"$tailbox_bin" run -c "$config" >"$demo_dir/tailbox.log" 2>&1 &
-tailbox_pid=$!
-sleep 1
-kill -0 "$tailbox_pid" 2>/dev/null || {
-  wait "$tailbox_pid" && rc=0 || rc=$?
-  tailbox_pid=
-  cat "$demo_dir/tailbox.log" >&2
-  die "tailbox exited at start (status $rc)"
+
+# start_tailbox RUN starts tailbox in the background, its log appended to
+# tailbox.log, and waits until this (the RUN-th) run has logged that it
+# starts: its start position is then fixed.
+start_tailbox() {
+  local run=$1 i
+  "$tailbox_bin" run -c "$config" >>"$demo_dir/tailbox.log" 2>&1 &
+  tailbox_pid=$!
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$tailbox_pid" 2>/dev/null || {
+      wait "$tailbox_pid" && rc=0 || rc=$?
+      tailbox_pid=
+      tail -n 40 "$demo_dir/tailbox.log" >&2
+      die "tailbox exited at start (status $rc)"
+    }
+    [ "$(grep -c ' INF starting ' "$demo_dir/tailbox.log")" -ge "$run" ] && return 0
+    sleep 0.1
+  done
+  die "tailbox did not start within 30s"
 }
+start_tailbox 1
 note "tailbox runs (pid $tailbox_pid), log in $demo_dir/tailbox.log"
 
-# --- the member service at work ---------------------------------------------
-step "Member service: Kim joins (member row + MemberJoined outbox row, one transaction)"
-member_id=$(
-  sql <<'SQL'
-START TRANSACTION;
-INSERT INTO member.members (email, display_name) VALUES ('kim@example.com', 'Kim');
-SET @member_id = LAST_INSERT_ID();
-INSERT INTO member.outbox (id, aggregatetype, aggregateid, type, payload)
-VALUES (UUID(), 'member', @member_id, 'MemberJoined',
-        JSON_OBJECT('memberId', CAST(@member_id AS UNSIGNED), 'email', 'kim@example.com', 'displayName', 'Kim',
-                    'joinedAt', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')));
-COMMIT;
-SELECT @member_id;
-SQL
-)
-note "member $member_id joined"
+# board_stat NAME prints one of the board service's counters (-stats).
+board_stat() {
+  local v
+  v=$(sed -n "s/.*\\b$1=\\([0-9]*\\).*/\\1/p" "$demo_dir/board.stats" 2>/dev/null)
+  echo "${v:-0}"
+}
+board_stats() {
+  note "board: consumed $(board_stat consumed) records, applied $(board_stat applied), no-ops $(board_stat noops), posts hidden $(board_stat hidden)"
+}
 
-step "Member service: a suspension that is rolled back (must never be published)"
-sql <<SQL
-START TRANSACTION;
-UPDATE member.members SET status = 'SUSPENDED' WHERE id = $member_id;
-INSERT INTO member.outbox (id, aggregatetype, aggregateid, type, payload)
-VALUES (UUID(), 'member', '$member_id', 'MemberSuspended', JSON_OBJECT('memberId', $member_id));
-ROLLBACK;
-SQL
-note "rolled back: a rolled-back transaction never reaches the binlog"
+# --- the services at work ----------------------------------------------------
+step "Starting the board service (franz-go consumer group \"board\", inbox table board.inbox)"
+bin/board run -brokers "$kafka" -topic "$topic" -stats "$demo_dir/board.stats" >"$demo_dir/board.log" 2>&1 &
+board_pid=$!
+note "bin/board (pid $board_pid), log in $demo_dir/board.log"
 
-step "Member service: Kim withdraws (status WITHDRAWN + MemberWithdrawn outbox row, one transaction)"
-sql <<SQL
-START TRANSACTION;
-UPDATE member.members SET status = 'WITHDRAWN', withdrawn_at = UTC_TIMESTAMP(6) WHERE id = $member_id;
-INSERT INTO member.outbox (id, aggregatetype, aggregateid, type, payload)
-VALUES (UUID(), 'member', '$member_id', 'MemberWithdrawn',
-        JSON_OBJECT('memberId', $member_id, 'reason', 'moved abroad',
-                    'withdrawnAt', DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')));
-COMMIT;
-SQL
-sql -e "SELECT CONCAT('    members: ', id, ' ', display_name, ' ', status) FROM member.members ORDER BY id"
+step "Member service: members 1-$withdrawing withdraw, one transaction each (row + MemberWithdrawn event)"
+note "every ${fail_every}th withdrawal fails after writing its event and is rolled back: no event, posts stay"
+bin/member withdraw -every 10ms -fail-every "$fail_every" "1-$withdrawing" >"$demo_dir/member.log" 2>&1 &
+member_pid=$!
 
-# --- consume -----------------------------------------------------------------
-step "Reading $topic with kcat (an independent Kafka client)"
-count=0
-for ((i = 0; i < 60; i++)); do
-  count=$(kcat -b "$kafka" -C -t "$topic" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l) || count=0
-  [ "$count" -ge "$expected_events" ] && break
-  kill -0 "$tailbox_pid" 2>/dev/null || die "tailbox exited while the demo waited for events"
-  sleep 0.5
-done
-kcat -b "$kafka" -C -t "$topic" -o beginning -e -q -J >"$demo_dir/events.jsonl" 2>/dev/null || true
-if [ "$have_python" = true ]; then
-  python3 - "$demo_dir/events.jsonl" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    rec = json.loads(line)
-    h = rec.get("headers") or []
-    headers = ", ".join(f"{h[i]}={h[i + 1]}" for i in range(0, len(h) - 1, 2))
-    print(f"  {rec['topic']} partition {rec['partition']} offset {rec['offset']}  key={rec['key']}  headers: {headers}")
-    try:
-        value = json.dumps(json.loads(rec["payload"]), indent=2)
-    except (TypeError, ValueError):
-        value = str(rec["payload"])
-    print("\n".join("    " + l for l in value.splitlines()))
-PY
-else
-  sed 's/^/  /' "$demo_dir/events.jsonl"
-fi
+# wait_until SECONDS WHAT COMMAND... polls COMMAND every 0.1s.
+wait_until() {
+  local limit=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < limit * 10; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  board_stats >&2
+  die "timed out after ${limit}s waiting until $what"
+}
+applied_at_least() { [ "$(board_stat applied)" -ge "$1" ]; }
+consumed_at_least() { [ "$(board_stat consumed)" -ge "$1" ]; }
 
-[ "$count" -eq "$expected_events" ] ||
-  die "expected $expected_events events on $topic, got $count (see $demo_dir/tailbox.log)"
-# The envelope format puts the event type in the "type" header.
-types=$(kcat -b "$kafka" -C -t "$topic" -o beginning -e -q -f '%h\n' 2>/dev/null |
-  sed -n 's/.*type=\([A-Za-z]*\).*/\1/p' | tr '\n' ' ')
-[ "$types" = "MemberJoined MemberWithdrawn " ] ||
-  die "expected MemberJoined then MemberWithdrawn, got: ${types:-nothing}"
-keys=$(kcat -b "$kafka" -C -t "$topic" -o beginning -e -q -f '%k\n' 2>/dev/null | sort -u)
-[ "$keys" = "$member_id" ] || die "expected every event keyed by member id $member_id, got: $keys"
-note "$count events, in commit order, both keyed by member id $member_id (one partition, so ordered)"
+wait_until 60 "the board applied 40 events" applied_at_least 40
 
-cat <<EOF
+# --- kill -9 -----------------------------------------------------------------
+step "kill -9 tailbox mid-stream (its last checkpoint is from its first seconds)"
+kill -KILL "$tailbox_pid"
+wait "$tailbox_pid" 2>/dev/null || true
+tailbox_pid=
+applied_at_kill=$(board_stat applied)
+board_stats
+note "the member service keeps committing; its events wait in the binlog"
+sleep 1
 
-    What the board service (a consumer of $topic) does with them:
-      - It de-duplicates by the "id" header: delivery is at-least-once, so an
-        event may arrive twice after a crash; the id makes the second a no-op.
-      - MemberJoined: creates the member's board profile ("Kim") so posts can
-        show an author.
-      - MemberWithdrawn: hides Kim's profile, anonymises her posts to
-        "withdrawn member" and closes her open threads — without ever calling
-        the member service, and without a lost or phantom event: the event
-        exists exactly when the WITHDRAWN status was committed.
-      - The rolled-back suspension produced nothing, so nobody acts on a
-        change that never happened.
-EOF
+step "Restarting tailbox: it resumes from its checkpoint and publishes again what it had sent since"
+start_tailbox 2
+note "tailbox runs again (pid $tailbox_pid)"
+wait "$member_pid" || die "the member service failed: $(cat "$demo_dir/member.log")"
+member_pid=
+sed 's/^/    /' "$demo_dir/member.log"
+committed=$(sql -e "SELECT COUNT(*) FROM member.outbox")
+wait_until 60 "the board applied all $committed committed events" applied_at_least "$committed"
+board_stats
 
-# --- stop --------------------------------------------------------------------
+# --- stop tailbox ------------------------------------------------------------
 step "Stopping tailbox with SIGTERM (it drains, writes its checkpoint, exits 0)"
 kill -TERM "$tailbox_pid"
 rc=0
@@ -351,8 +340,62 @@ kill -0 "$tailbox_pid" 2>/dev/null && die "tailbox still running 30s after SIGTE
 wait "$tailbox_pid" || rc=$?
 tailbox_pid=
 [ "$rc" -eq 0 ] || { tail -n 40 "$demo_dir/tailbox.log" >&2; die "tailbox exited with status $rc after SIGTERM, want 0"; }
-note "tailbox exited 0; its log:"
-sed 's/^/      /' "$demo_dir/tailbox.log"
+note "tailbox exited 0; the last lines of its log:"
+tail -n 4 "$demo_dir/tailbox.log" | cut -c 1-150 | sed 's/^/      /'
+
+# --- the board's result ------------------------------------------------------
+step "The board service's result"
+records=$(kcat -b "$kafka" -C -t "$topic" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l)
+wait_until 60 "the board consumed all $records records of $topic" consumed_at_least "$records"
+kill -TERM "$board_pid"
+wait "$board_pid" || die "the board service exited with status $? after SIGTERM, want 0"
+board_pid=
+consumed=$(board_stat consumed) applied=$(board_stat applied) noops=$(board_stat noops)
+hidden=$(board_stat hidden) skipped=$(board_stat skipped)
+withdrawn=$(sql -e "SELECT COUNT(*) FROM member.members WHERE status = 'WITHDRAWN'")
+note "$topic holds $records records for $committed committed events (kcat)"
+note "board consumed $consumed: applied $applied (once per event), no-ops $noops (sent again after the kill -9)"
+note "posts hidden: $hidden = $posts_per_member for each of the $withdrawn withdrawn members"
+sql -e "SELECT CONCAT('    posts of members who stayed, or whose withdrawal was rolled back: ', COUNT(*), ', hidden: ', COALESCE(SUM(p.hidden), 0))
+        FROM board.posts p JOIN member.members m ON m.id = p.author_id WHERE m.status <> 'WITHDRAWN'"
+
+# The outside checks: the services' databases against each other.
+wrong=$(sql -e "SELECT COUNT(*) FROM board.posts p JOIN member.members m ON m.id = p.author_id
+                WHERE p.hidden <> (m.status = 'WITHDRAWN')")
+inbox_rows=$(sql -e "SELECT COUNT(*) FROM board.inbox")
+rolled_back=$((withdrawing / fail_every))
+[ "$withdrawn" -eq $((withdrawing - rolled_back)) ] && [ "$committed" -eq "$withdrawn" ] ||
+  die "$withdrawn members withdrawn and $committed events committed, want $((withdrawing - rolled_back)) of each"
+[ "$wrong" -eq 0 ] || die "$wrong posts are hidden although their author did not withdraw, or visible although they did"
+[ "$hidden" -eq $((posts_per_member * withdrawn)) ] ||
+  die "the board counted $hidden posts hidden, want $((posts_per_member * withdrawn))"
+[ "$applied" -eq "$committed" ] && [ "$inbox_rows" -eq "$committed" ] ||
+  die "the board applied $applied events and its inbox holds $inbox_rows, want each of the $committed events once"
+[ "$consumed" -eq "$records" ] && [ "$noops" -eq $((records - committed)) ] && [ "$skipped" -eq 0 ] ||
+  die "the board consumed $consumed records ($noops no-ops, $skipped passed over), want all $records, $((records - committed)) no-ops"
+[ "$noops" -gt 0 ] ||
+  die "no event was sent again after the kill -9 ($applied_at_kill had been applied before it): nothing shown"
+note "checked: exactly the withdrawn members' posts are hidden; each event applied once, every redelivery a no-op"
+
+step "One of the events, as the board received it (kcat)"
+kcat -b "$kafka" -C -t "$topic" -o beginning -c 1 -e -q -J >"$demo_dir/event.json" 2>/dev/null || true
+if [ "$have_python" = true ]; then
+  python3 - "$demo_dir/event.json" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    rec = json.loads(line)
+    h = rec.get("headers") or []
+    headers = ", ".join(f"{h[i]}={h[i + 1]}" for i in range(0, len(h) - 1, 2))
+    print(f"    {rec['topic']} partition {rec['partition']} offset {rec['offset']}  key={rec['key']}  headers: {headers}")
+    value = json.loads(rec["payload"])
+    source = value.pop("source", None)
+    print("    " + json.dumps(value))
+    if source is not None:
+        print("    source: " + json.dumps(source))
+PY
+else
+  sed 's/^/    /' "$demo_dir/event.json"
+fi
 
 step "The checkpoint tailbox wrote ($checkpoint)"
 [ -s "$checkpoint" ] || die "no checkpoint file at $checkpoint"
