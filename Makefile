@@ -64,7 +64,7 @@ soak: ## long fault runs: 200 kill -9 of tailbox under load (100 with exactly_on
 bench: ## benchmarks vs the read/produce ceilings (scripts/bench.sh; ARGS="-scenario backlog -rows 200000 -profile .tmp/bench/profile")
 	scripts/bench.sh $(ARGS)
 
-demo: ## end-to-end demo: MariaDB + devkafka + tailbox + kcat (scripts/demo.sh)
+demo: ## end-to-end demo: MariaDB + devkafka + tailbox + the member and board services (examples/), tailbox killed with -9 mid-stream (scripts/demo.sh)
 	scripts/demo.sh
 
 mariadb-start: ## start the shared test MariaDB on 127.0.0.1:33306 (scripts/mariadb.sh)
