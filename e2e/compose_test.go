@@ -261,6 +261,19 @@ func TestDockerfile(t *testing.T) {
 		if strings.Contains(line, "CGO_ENABLED=0") {
 			static = true
 		}
+		if strings.Contains(line, "make binary") {
+			// The release build: static when the Makefile's one release
+			// build command sets CGO_ENABLED=0.
+			mk, err := os.ReadFile(filepath.Join("..", "Makefile"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range strings.Split(string(mk), "\n") {
+				if strings.HasPrefix(l, "release_build =") && strings.Contains(l, "CGO_ENABLED=0") {
+					static = true
+				}
+			}
+		}
 	}
 	if !strings.Contains(from, "gcr.io/distroless/static") || !strings.HasSuffix(strings.TrimSpace(from), ":nonroot") {
 		t.Errorf("final stage %q: want gcr.io/distroless/static...:nonroot", from)
