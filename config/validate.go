@@ -297,6 +297,12 @@ func (c *Config) validateOutbox(v *validator) {
 	if cl.MaxPending < 1 {
 		ps.add("outbox.cleanup.max_pending", "must be at least 1", strconv.Itoa(cl.MaxPending))
 	}
+	if cl.Enabled && c.Kafka.Acks != AcksAll && c.Kafka.Acks != acksKafkaAll {
+		// A row is deleted once its event is acknowledged: with acks 1 or
+		// 0 an acknowledged event may still be lost with its leader (or
+		// never written), and the row with it.
+		ps.add("outbox.cleanup.enabled", "needs kafka.acks all (with acks 1 or 0 an acknowledged event can still be lost, and its deleted row with it)", string(c.Kafka.Acks))
+	}
 }
 
 // validator holds the checks Validate repeats, each adding to ps.

@@ -181,6 +181,9 @@ func TestValidate(t *testing.T) {
 			"outbox.cleanup.rate: must be at least 1 (rows per second) (got 0)",
 			"outbox.cleanup.max_pending: must be at least 1 (got 0)",
 		}},
+		{"cleanup with acks 1 is rejected: an acknowledged event may still be lost, and its deleted row", func(c *Config) {
+			c.Outbox.Cleanup.Enabled, c.Kafka.Acks = true, AcksLeader
+		}, []string{`outbox.cleanup.enabled: needs kafka.acks all (with acks 1 or 0 an acknowledged event can still be lost, and its deleted row with it) (got 1)`}},
 		{"no brokers is rejected", func(c *Config) { c.Kafka.Brokers = []string{} },
 			[]string{"kafka.brokers: at least one host:port required"}},
 		{"kafka enums are checked", func(c *Config) { c.Kafka.Acks, c.Kafka.Compression = "2", "brotli" },

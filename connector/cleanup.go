@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"github.com/tailbox-cdc/tailbox/connector/pipeline"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 	"github.com/tailbox-cdc/tailbox/pkg/checkpoint"
+	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 )
 
 // cleanupOn reports whether outbox.cleanup deletes published rows in a
@@ -22,14 +24,15 @@ func (c *Connector) newCleanup(start binlog.Point) (*pipeline.Cleanup, *sourceDe
 	cl := c.cfg.Outbox.Cleanup
 	del := &sourceDeleter{c: c}
 	return pipeline.NewCleanup(pipeline.CleanupConfig{
-		IDColumn:   c.cfg.Outbox.Fields.ID,
-		Retention:  cl.Retention.D(),
-		BatchSize:  cl.BatchSize,
-		Rate:       cl.Rate,
-		MaxPending: cl.MaxPending,
-		Delete:     del.delete,
-		Hooks:      c.m,
-		Log:        c.log.With().Str("component", "cleanup").Logger(),
+		IDColumn:        c.cfg.Outbox.Fields.ID,
+		Retention:       cl.Retention.D(),
+		BatchSize:       cl.BatchSize,
+		Rate:            cl.Rate,
+		MaxPending:      cl.MaxPending,
+		MaxMessageBytes: cmp.Or(c.cfg.Kafka.MaxMessageBytes, kafka.DefaultMaxMessageBytes),
+		Delete:          del.delete,
+		Hooks:           c.m,
+		Log:             c.log.With().Str("component", "cleanup").Logger(),
 	}, start), del
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/internal/retry"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
 )
 
@@ -28,6 +29,10 @@ type CleanupConfig struct {
 	Rate int
 	// MaxPending is the most rows remembered for deletion.
 	MaxPending int
+	// MaxMessageBytes is the producer's record size limit: Recover keeps
+	// a row whose record is larger, which the stream dead-lettered (maybe
+	// without its value) rather than published.
+	MaxMessageBytes int
 	// Delete deletes the rows of schema.table whose IDColumn is one of
 	// keys, on a connection of its own, and returns how many it deleted.
 	// Called from Run's goroutine only.
@@ -328,6 +333,40 @@ func (c *Cleanup) Run(ctx context.Context) {
 	}
 }
 
+// leaveOut records that rows between Cleaned and the durable checkpoint
+// were left out (not remembered): Cleaned stays before them for the run.
+func (c *Cleanup) leaveOut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leaveOutLocked()
+}
+
+// leaveOutLocked is leaveOut with mu held. The left-out rows get a
+// sequence number of their own, below every later mark, so that no
+// durable checkpoint covers them.
+func (c *Cleanup) leaveOutLocked() {
+	if !c.hasDropped {
+		c.dropped, c.hasDropped = c.hi, true
+		c.hi++
+	}
+}
+
+// publishable reports whether the stream can have published ev rather
+// than dead-lettered it, as the producer's Fits decides: a record over
+// MaxMessageBytes is dead-lettered, and a record for an explicit
+// partition may be (a partition the topic lacks), which Recover, without a
+// producer to ask, cannot tell: its row is kept.
+func (c *Cleanup) publishable(ev *outbox.Event) bool {
+	if ev.ExplicitPartition {
+		return false
+	}
+	rec := kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}
+	for _, h := range ev.Headers {
+		rec.Headers = append(rec.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+	}
+	return c.cfg.MaxMessageBytes <= 0 || rec.Size() <= c.cfg.MaxMessageBytes
+}
+
 // sleep waits until woken, ctx ends, or wait passes (a second at most).
 func (c *Cleanup) sleep(ctx context.Context, wait time.Duration) {
 	if wait <= 0 || wait > time.Second {
@@ -351,7 +390,13 @@ func (c *Cleanup) sleep(ctx context.Context, wait time.Duration) {
 // rows of the transaction after to. It returns how many rows it
 // remembered; the caller restarts the reader for the stream.
 func (c *Cleanup) Recover(ctx context.Context, reader *binlog.Reader, xform *outbox.Transformer, from, to binlog.Point) (int, error) {
+	// Until the rows found are deleted, no checkpoint may say they are:
+	// Cleaned stays at from (also when the reading fails).
+	c.mu.Lock()
+	c.cleaned = from
+	c.mu.Unlock()
 	if err := reader.Start(ctx, from.Pos, from.Skip, from.NextTxn); err != nil {
+		c.leaveOut()
 		return 0, err
 	}
 	var txn []pending // rows of the transaction being read
@@ -360,9 +405,7 @@ func (c *Cleanup) Recover(ctx context.Context, reader *binlog.Reader, xform *out
 		c.mu.Lock()
 		for _, r := range txn {
 			if len(c.q)-c.head >= c.cfg.MaxPending {
-				if !c.hasDropped {
-					c.dropped, c.hasDropped = c.hi, true
-				}
+				c.leaveOutLocked()
 				break
 			}
 			r.seq = c.hi
@@ -377,6 +420,7 @@ func (c *Cleanup) Recover(ctx context.Context, reader *binlog.Reader, xform *out
 	for {
 		it, err := reader.Next(ctx)
 		if err != nil {
+			c.leaveOut()
 			return found, err
 		}
 		if it.Kind == binlog.ItemMarker {
@@ -404,7 +448,7 @@ func (c *Cleanup) Recover(ctx context.Context, reader *binlog.Reader, xform *out
 			continue
 		}
 		res, err := xform.Transform(ch)
-		if err != nil || res.Action != outbox.Publish {
+		if err != nil || res.Action != outbox.Publish || !c.publishable(&res.Event) {
 			continue // dead-lettered or skipped: kept, as in the stream
 		}
 		if k := c.key(ch); k != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
+	"github.com/tailbox-cdc/tailbox/pkg/outbox"
 )
 
 type countHooks struct{ deleted, waiting int }
@@ -107,4 +108,61 @@ func TestCleanupDeletesOnlyWhatADurableCheckpointCovers(t *testing.T) {
 			t.Errorf("cleaned %v, want the start: row b was left out", got)
 		}
 	})
+}
+
+// Rows Recover left out (max_pending reached, or the reading failed) keep
+// Cleaned before them for the run, also once a checkpoint at the
+// recovered range's end is durable and a session started after it.
+func TestCleanupRecoveredRowsLeftOutKeepCleanedBeforeThem(t *testing.T) {
+	tbl := &binlog.Table{Schema: "s", Name: "outbox"}
+	c := NewCleanup(CleanupConfig{IDColumn: "id", BatchSize: 10, Rate: 1000, MaxPending: 1,
+		Hooks: &countHooks{}, Log: zerolog.Nop()}, pointAt(500))
+	from, to := pointAt(100), pointAt(500)
+	// What Recover does: Cleaned goes back to from, one row is remembered,
+	// the next is left out (max_pending 1), the range's end is durable.
+	c.mu.Lock()
+	c.cleaned = from
+	c.q = append(c.q, pending{seq: c.hi, table: tbl, key: 1, commit: time.Now().UnixNano()})
+	c.hi++
+	c.leaveOutLocked()
+	c.mu.Unlock()
+	c.durableAt(to, all)
+	if got := c.Cleaned(); got != from {
+		t.Fatalf("cleaned %v with a recovered row not deleted, want from %v", got, from)
+	}
+	_, keys, _ := c.batch(time.Now(), nil)
+	if len(keys) != 1 {
+		t.Fatalf("batch %v, want the recovered row", keys)
+	}
+	c.deleted(1)
+	if got := c.Cleaned(); got != from {
+		t.Errorf("cleaned %v with a row left out, want from %v: the next start must read the range again", got, from)
+	}
+	// A session that makes no progress ends where it began: the left-out
+	// row is not one it reads again.
+	c.beginSession()
+	c.endSession(c.global(0))
+	c.durableAt(pointAt(600), all)
+	if got := c.Cleaned(); got != from {
+		t.Errorf("cleaned %v after an empty session, want from %v", got, from)
+	}
+}
+
+// Recover keeps the rows the stream may have dead-lettered rather than
+// published: a record over max_message_bytes, or one for an explicit
+// partition (which only a producer could check).
+func TestCleanupRecoverKeepsRowsTheStreamMayHaveDeadLettered(t *testing.T) {
+	c := NewCleanup(CleanupConfig{MaxMessageBytes: 100}, pointAt(4))
+	small := &outbox.Event{Topic: "t", Key: []byte("k"), Value: []byte("v")}
+	if !c.publishable(small) {
+		t.Error("a small record is not publishable")
+	}
+	large := &outbox.Event{Topic: "t", Key: []byte("k"), Value: make([]byte, 200)}
+	if c.publishable(large) {
+		t.Error("a record over max_message_bytes is publishable: its row would be deleted though the stream dead-lettered it")
+	}
+	placed := &outbox.Event{Topic: "t", Key: []byte("k"), Value: []byte("v"), ExplicitPartition: true, Partition: 3}
+	if c.publishable(placed) {
+		t.Error("a record for an explicit partition is publishable: Recover cannot tell whether the topic has it")
+	}
 }

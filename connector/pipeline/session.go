@@ -204,8 +204,11 @@ func (s *session) streaming() bool {
 		return true
 	}
 	if s.tr.Streamed() || !s.reader.Stats().LastHeartbeat.IsZero() {
-		s.cp.started.Store(true)
-		s.hooks.Streaming()
+		// The cadence and the transaction ticker may both get here: the
+		// hook hears of the start once.
+		if s.cp.started.CompareAndSwap(false, true) {
+			s.hooks.Streaming()
+		}
 		return true
 	}
 	return false
