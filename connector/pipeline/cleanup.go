@@ -336,6 +336,9 @@ func (c *Cleanup) Run(ctx context.Context) {
 // leaveOut records that rows between Cleaned and the durable checkpoint
 // were left out (not remembered): Cleaned stays before them for the run.
 func (c *Cleanup) leaveOut() {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.leaveOutLocked()
