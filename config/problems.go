@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tailbox-cdc/tailbox/internal/spell"
 )
 
 // Sentinel errors of the config package.
@@ -119,7 +121,7 @@ func under(path, p string) bool {
 func Closest(word string, candidates []string) string {
 	best, bestDist := "", -1
 	for _, c := range slices.Sorted(slices.Values(candidates)) {
-		d := editDistance(strings.ToLower(word), strings.ToLower(c))
+		d := spell.Distance(strings.ToLower(word), strings.ToLower(c))
 		if d > max(len(word), len(c))/3 {
 			continue
 		}
@@ -128,31 +130,4 @@ func Closest(word string, candidates []string) string {
 		}
 	}
 	return best
-}
-
-// editDistance is the optimal string alignment distance of a and b, by
-// bytes.
-func editDistance(a, b string) int {
-	// d[i][j] is the distance of a[:i] and b[:j].
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }

@@ -329,20 +329,3 @@ func TestClosestNames(t *testing.T) {
 		})
 	}
 }
-
-func TestEditDistance(t *testing.T) {
-	for _, tt := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0}, {"outbox", "outbox", 0}, {"outbox", "outbx", 1}, {"outbox", "otubox", 1},
-		{"outbox", "outboxes", 2}, {"outbox", "orders", 5}, {"", "abc", 3}, {"grüße", "grüsse", 2},
-	} {
-		if got := editDistance(tt.a, tt.b); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
-		}
-		if got := editDistance(tt.b, tt.a); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.b, tt.a, got, tt.want)
-		}
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tailbox-cdc/tailbox/internal/spell"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
 )
 
@@ -268,7 +269,7 @@ func closestNames(want string, names []string, n int) []string {
 		if l == w {
 			continue
 		}
-		d := editDistance(w, l)
+		d := spell.Distance(w, l)
 		if _, table, _ := strings.Cut(l, "."); d <= limit || !schemaKnown && table == wantTable {
 			found = append(found, candidate{name, d})
 		}
@@ -279,34 +280,6 @@ func closestNames(want string, names []string, n int) []string {
 		out = append(out, c.name)
 	}
 	return out
-}
-
-// editDistance is the optimal string alignment distance of a and b:
-// insertions, deletions, substitutions and swaps of neighbouring runes.
-func editDistance(a, b string) int {
-	x, y := []rune(a), []rune(b)
-	// d[i][j] is the distance of x[:i] and y[:j].
-	d := make([][]int, len(x)+1)
-	for i := range d {
-		d[i] = make([]int, len(y)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(x); i++ {
-		for j := 1; j <= len(y); j++ {
-			cost := 1
-			if x[i-1] == y[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(x)][len(y)]
 }
 
 // Column is a column every outbox table must have because the
