@@ -12,7 +12,6 @@ import (
 
 	"github.com/tailbox-cdc/tailbox/internal/retry"
 	"github.com/tailbox-cdc/tailbox/pkg/binlog"
-	"github.com/tailbox-cdc/tailbox/pkg/kafka"
 	"github.com/tailbox-cdc/tailbox/pkg/outbox"
 )
 
@@ -359,15 +358,11 @@ func (c *Cleanup) leaveOutLocked() {
 // MaxMessageBytes is dead-lettered, and a record for an explicit
 // partition may be (a partition the topic lacks), which Recover, without a
 // producer to ask, cannot tell: its row is kept.
-func (c *Cleanup) publishable(ev *outbox.Event) bool {
+func (c *Cleanup) publishable(ev *outbox.Event, recs *records) bool {
 	if ev.ExplicitPartition {
 		return false
 	}
-	rec := kafka.Record{Topic: ev.Topic, Key: ev.Key, Value: ev.Value, Timestamp: ev.Timestamp}
-	for _, h := range ev.Headers {
-		rec.Headers = append(rec.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-	}
-	return c.cfg.MaxMessageBytes <= 0 || rec.Size() <= c.cfg.MaxMessageBytes
+	return c.cfg.MaxMessageBytes <= 0 || recs.of(ev).Size() <= c.cfg.MaxMessageBytes
 }
 
 // sleep waits until woken, ctx ends, or wait passes (a second at most).
@@ -403,6 +398,7 @@ func (c *Cleanup) Recover(ctx context.Context, reader *binlog.Reader, xform *out
 		return 0, err
 	}
 	var txn []pending // rows of the transaction being read
+	var recs records  // the records the stream would send, for their size
 	found := 0
 	keep := func() {
 		c.mu.Lock()
@@ -451,7 +447,7 @@ func (c *Cleanup) Recover(ctx context.Context, reader *binlog.Reader, xform *out
 			continue
 		}
 		res, err := xform.Transform(ch)
-		if err != nil || res.Action != outbox.Publish || !c.publishable(&res.Event) {
+		if err != nil || res.Action != outbox.Publish || !c.publishable(&res.Event, &recs) {
 			continue // dead-lettered or skipped: kept, as in the stream
 		}
 		if k := c.key(ch); k != nil {

@@ -154,15 +154,15 @@ func TestCleanupRecoveredRowsLeftOutKeepCleanedBeforeThem(t *testing.T) {
 func TestCleanupRecoverKeepsRowsTheStreamMayHaveDeadLettered(t *testing.T) {
 	c := NewCleanup(CleanupConfig{MaxMessageBytes: 100}, pointAt(4))
 	small := &outbox.Event{Topic: "t", Key: []byte("k"), Value: []byte("v")}
-	if !c.publishable(small) {
+	if !c.publishable(small, &records{}) {
 		t.Error("a small record is not publishable")
 	}
 	large := &outbox.Event{Topic: "t", Key: []byte("k"), Value: make([]byte, 200)}
-	if c.publishable(large) {
+	if c.publishable(large, &records{}) {
 		t.Error("a record over max_message_bytes is publishable: its row would be deleted though the stream dead-lettered it")
 	}
 	placed := &outbox.Event{Topic: "t", Key: []byte("k"), Value: []byte("v"), ExplicitPartition: true, Partition: 3}
-	if c.publishable(placed) {
+	if c.publishable(placed, &records{}) {
 		t.Error("a record for an explicit partition is publishable: Recover cannot tell whether the topic has it")
 	}
 }

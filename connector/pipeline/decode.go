@@ -144,9 +144,6 @@ func (d *decoder) item(it *binlog.Item) (step, error) {
 	}
 	out := d.recs.of(&res.Event)
 	rec := &out.Record
-	if s.clean != nil && poison == nil {
-		st.key, st.table = s.clean.key(ch), ch.Table
-	}
 	if poison == nil && s.prod != nil {
 		poison = s.prod.Fits(rec)
 	}
@@ -158,10 +155,14 @@ func (d *decoder) item(it *binlog.Item) (step, error) {
 		}
 		s.hooks.DeadLettered(rec.Topic, poison)
 		out = s.deadLetter(rec, poison)
-		st.key = nil // the row stays, for the operator
 		rec = &out.Record
 		s.log.Warn().Err(poison).Str("event_id", res.Event.ID).Str("topic", rec.Topic).Str("table", ch.Table.String()).
 			Str("binlog_file", ch.File).Uint32("binlog_pos", ch.Pos).Msg("event sent to the dead-letter topic")
+	}
+	if s.clean != nil && poison == nil {
+		// A published row, which the cleanup deletes once a durable
+		// checkpoint covers it; a dead-lettered one stays for the operator.
+		st.key, st.table = s.clean.key(ch), ch.Table
 	}
 	out.meta = sendMeta{commit: commitNanos(ch.Txn), size: rec.Size()}
 	st.out = out
