@@ -22,7 +22,7 @@ func (c *Connector) cleanupOn(opts RunOptions) bool {
 // which every remembered row is deleted.
 func (c *Connector) newCleanup(start binlog.Point) (*pipeline.Cleanup, *sourceDeleter) {
 	cl := c.cfg.Outbox.Cleanup
-	del := &sourceDeleter{c: c}
+	del := &sourceDeleter{ownInspector{c: c}}
 	return pipeline.NewCleanup(pipeline.CleanupConfig{
 		IDColumn:        c.cfg.Outbox.Fields.ID,
 		Retention:       cl.Retention.D(),
@@ -90,34 +90,15 @@ func startCleanup(ctx context.Context, cl *pipeline.Cleanup, del *sourceDeleter)
 	}
 }
 
-// sourceDeleter deletes outbox rows on a source connection of its own
-// (opened at the first delete, and again after one fails), never the
-// stream's. Used by the cleanup goroutine only.
-type sourceDeleter struct {
-	c  *Connector
-	in *binlog.Inspector
-}
+// sourceDeleter deletes outbox rows on a source connection of its own,
+// never the stream's. Used by the cleanup goroutine only.
+type sourceDeleter struct{ ownInspector }
 
 // delete deletes the rows of schema.table whose id is one of keys.
-func (d *sourceDeleter) delete(ctx context.Context, schema, table string, keys []any) (int64, error) {
-	if d.in == nil {
-		in, err := d.c.inspect(ctx)
-		if err != nil {
-			return 0, err
-		}
-		d.in = in
-	}
-	n, err := d.in.DeleteRows(ctx, schema, table, d.c.cfg.Outbox.Fields.ID, keys)
-	if err != nil {
-		d.close()
-	}
+func (d *sourceDeleter) delete(ctx context.Context, schema, table string, keys []any) (n int64, err error) {
+	err = d.do(ctx, func(in *binlog.Inspector) error {
+		n, err = in.DeleteRows(ctx, schema, table, d.c.cfg.Outbox.Fields.ID, keys)
+		return err
+	})
 	return n, err
-}
-
-// close closes the connection, if open; it is idempotent.
-func (d *sourceDeleter) close() {
-	if d.in != nil {
-		_ = d.in.Close()
-		d.in = nil
-	}
 }

@@ -29,7 +29,7 @@ const healthySession = time.Minute
 func (c *Connector) Run(ctx context.Context, opts RunOptions) error {
 	c.m.RunStarted(opts.DryRun, opts.Version)
 	defer c.m.RunEnded()
-	logs := &sourceLogs{c: c}
+	logs := &sourceLogs{ownInspector{c: c}}
 	defer logs.close() // after obs.Close: the observer lists no more
 	obs, err := observe.Start(ctx, c.m, observe.Options{
 		Listen: c.cfg.HTTP.Listen, StatusInterval: c.cfg.Log.StatusInterval.D(), Log: c.log,
